@@ -1,0 +1,163 @@
+"""Reading, resampling and writing audio.
+
+Audio is held as float32 numpy arrays shaped (channels, frames). Reading goes through soundfile
+(libsndfile: WAV, FLAC, OGG, MP3, ...), ``-`` reads standard input; resampling uses soxr; writing is
+atomic so a stem appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ugosa_cli.errors import InputError, RunError
+from ugosa_cli.fsutil import atomic_path
+
+STDIN = "-"
+ClipMode = Literal["rescale", "clamp", "none"]
+CLIP_MODES: tuple[str, ...] = ("rescale", "clamp", "none")
+FORMATS: tuple[str, ...] = ("wav", "flac")
+BIT_DEPTHS: tuple[int, ...] = (16, 24, 32)
+_SUBTYPES = {
+    ("wav", 16): "PCM_16",
+    ("wav", 24): "PCM_24",
+    ("wav", 32): "FLOAT",
+    ("flac", 16): "PCM_16",
+    ("flac", 24): "PCM_24",
+}
+
+
+@dataclass
+class Audio:
+    """Samples (channels, frames) as float32 in [-1, 1] for integer sources, and their rate."""
+
+    samples: np.ndarray
+    samplerate: int
+    source: str
+
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate
+
+
+def read_audio(path: str | Path, stdin: BinaryIO | None = None) -> Audio:
+    """Read a whole audio file (or standard input for ``-``), checking it holds usable samples."""
+    name = str(path)
+    if name == STDIN:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        data = stream.read()
+        if not data:
+            raise InputError("standard input is empty: pipe an audio file into ugosa, e.g. `cat song.wav | ugosa separate -`")
+        handle: str | io.BytesIO = io.BytesIO(data)
+        label = "<stdin>"
+    else:
+        file = Path(path)
+        if not file.exists():
+            raise InputError(f"{file}: no such file")
+        if file.is_dir():
+            raise InputError(f"{file}: is a folder, expected an audio file")
+        if file.stat().st_size == 0:
+            raise InputError(f"{file}: the file is empty (0 bytes)")
+        handle = str(file)
+        label = str(file)
+    try:
+        samples, samplerate = sf.read(handle, dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        raise InputError(f"{label}: cannot read audio ({_libsndfile_reason(exc)}); use WAV, FLAC, OGG or MP3") from exc
+    except (RuntimeError, ValueError, EOFError) as exc:
+        raise InputError(f"{label}: cannot read audio ({exc}); use WAV, FLAC, OGG or MP3") from exc
+    samples = np.ascontiguousarray(samples.T)
+    if samples.shape[1] == 0:
+        raise InputError(f"{label}: the audio has no samples")
+    if not np.isfinite(samples).all():
+        raise InputError(f"{label}: the audio contains NaN or infinite samples; fix or re-export the file")
+    return Audio(samples=samples, samplerate=int(samplerate), source=label)
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[-1] if ": " in text else text
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample (channels, frames) with soxr's high-quality filter; a no-op at equal rates."""
+    if from_rate == to_rate:
+        return samples
+    out = soxr.resample(np.ascontiguousarray(samples.T), from_rate, to_rate, quality="HQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def fit_length(samples: np.ndarray, frames: int) -> np.ndarray:
+    """Trim or zero-pad the last axis to exactly ``frames``."""
+    current = samples.shape[-1]
+    if current >= frames:
+        return samples[..., :frames]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, frames - current)]
+    return np.pad(samples, pad)
+
+
+def match_channels(samples: np.ndarray, channels: int, *, downmix: bool = False, label: str = "input") -> np.ndarray:
+    """Convert (c, frames) to ``channels``: mono is duplicated; more than 2 needs ``downmix``."""
+    have = samples.shape[0]
+    if have == channels:
+        return samples
+    if have == 1:
+        return np.repeat(samples, channels, axis=0)
+    if have > 2 and not downmix:
+        raise InputError(
+            f"{label}: has {have} channels; ugosa separates mono or stereo audio (add --downmix to mix it down to stereo)"
+        )
+    if channels == 1:
+        return samples.mean(axis=0, keepdims=True)
+    if have > 2:
+        mono = samples.mean(axis=0, keepdims=True)
+        return np.repeat(mono, channels, axis=0)
+    raise InputError(f"{label}: cannot map {have} channels onto a {channels}-channel model")
+
+
+def prepare_clip(stems: np.ndarray, mode: ClipMode) -> np.ndarray:
+    """Keep samples within [-1, 1] for fixed-point output.
+
+    ``rescale`` divides all stems of a track by one common factor when any would clip, so the stems
+    still sum to the mixture; ``clamp`` clips each sample; ``none`` leaves the values untouched.
+    """
+    if mode == "none":
+        return stems
+    if mode == "clamp":
+        return np.clip(stems, -1.0, 1.0)
+    peak = float(np.abs(stems).max(initial=0.0))
+    return stems / max(1.0, peak * 1.01) if peak > 1.0 else stems
+
+
+def subtype_for(fmt: str, bits: int) -> str:
+    try:
+        return _SUBTYPES[(fmt, bits)]
+    except KeyError:
+        raise InputError(f"--bits {bits} is not available for {fmt} (FLAC stores 16 or 24 bits)") from None
+
+
+def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16) -> None:
+    """Write (channels, frames) atomically; refuses to write over ``protect`` paths is the caller's job."""
+    subtype = subtype_for(fmt, bits)
+    with atomic_path(Path(path)) as tmp:
+        try:
+            sf.write(str(tmp), np.ascontiguousarray(samples.T), samplerate, subtype=subtype, format=fmt.upper())
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise RunError(f"{path}: cannot write audio: {exc}") from exc
+        except OSError as exc:
+            raise RunError(f"{path}: cannot write audio: {exc.strerror or exc}") from exc

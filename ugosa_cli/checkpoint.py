@@ -1,0 +1,107 @@
+"""Model files: our checkpoint format and bare demucs-style state dicts, loaded without unpickling code.
+
+Our format is one ``torch.save`` file of plain containers and tensors, so ``torch.load(weights_only=True)``
+reads it::
+
+    {"format": "ugosa-checkpoint", "version": 1, "config": {...}, "sources": [...],
+     "samplerate": 44100, "state_dict": {...}, "provenance": {...}}
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import atomic_path, sha256_file
+from ugosa_cli.model import ConvTasNet, ModelConfig, build_model, config_from_state_dict
+
+CHECKPOINT_FORMAT = "ugosa-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with where it came from."""
+
+    model: ConvTasNet
+    name: str
+    sha256: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: Path, model: ConvTasNet, provenance: Mapping[str, Any] | None = None) -> None:
+    """Write ``model`` in our checkpoint format, atomically."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.config.to_dict(),
+        "sources": list(model.sources),
+        "samplerate": model.samplerate,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "provenance": dict(provenance or {}),
+    }
+    with atomic_path(Path(path)) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a model file's content with ``weights_only=True``; refuse anything else with a clear error."""
+    path = Path(path)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such model file") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a folder, not a model file") from exc
+    except pickle.UnpicklingError as exc:
+        raise InputError(
+            f"{path}: refused: the file holds Python objects other than tensors (it could run code); "
+            "only plain state dicts and ugosa checkpoints are loaded"
+        ) from exc
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable model file (corrupt or truncated?): {_first_line(exc)}") from exc
+    if not isinstance(content, dict):
+        raise InputError(f"{path}: not a model file: holds a {type(content).__name__}, expected a state dict")
+    return content
+
+
+def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[ConvTasNet, dict[str, Any]]:
+    """Build the model held by a loaded file: our checkpoint or a bare demucs-style state dict."""
+    if content.get("format") == CHECKPOINT_FORMAT:
+        if content.get("version") != CHECKPOINT_VERSION:
+            raise InputError(f"{origin}: checkpoint version {content.get('version')} is not supported by this ugosa")
+        try:
+            config = ModelConfig.from_dict(content["config"])
+            state = content["state_dict"]
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{origin}: incomplete ugosa checkpoint ({exc})") from exc
+        provenance = dict(content.get("provenance") or {})
+    elif content and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()):
+        config = config_from_state_dict(content)
+        state = content
+        provenance = {}
+    else:
+        raise InputError(f"{origin}: not a ConvTasNet state dict or ugosa checkpoint")
+    try:
+        model = build_model(config, state)
+    except InputError as exc:
+        raise InputError(f"{origin}: {exc.message}") from exc
+    return model, provenance
+
+
+def load_model_file(path: Path, name: str | None = None) -> LoadedModel:
+    """Load a model file from disk (either format) and hash it."""
+    path = Path(path)
+    model, provenance = model_from_content(read_checkpoint(path), str(path))
+    return LoadedModel(model=model, name=name or path.stem, sha256=sha256_file(path), provenance=provenance)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,97 @@
+"""The root Typer app, the subcommands it gathers, and the process entry point with its exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from ugosa_cli import __version__
+from ugosa_cli.cli import common
+from ugosa_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, UgosaError
+
+app = typer.Typer(
+    name="ugosa",
+    help=(
+        "Separate music into stems, and adapt the separator to your song from where each instrument plays.\n\n"
+        "Results go to stdout (paths, or JSON with --json); progress and messages go to stderr.\n\n"
+        "Exit codes: 0 ok, 1 failure at run time, 2 bad usage or bad input, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        common.emit(f"ugosa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Separate music into stems, and adapt the separator to your song."""
+
+
+def _register() -> None:
+    from ugosa_cli.cli import separate_cmd
+
+    app.command("separate", no_args_is_help=True)(separate_cmd.separate)
+
+
+_register()
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    if os.environ.get("UGOSA_DEBUG", "") not in ("", "0"):
+        return True
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    return "--debug" in head
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the app; map every outcome to one line on stderr and a documented exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    common.STATE.debug = _debug_requested(args)
+    try:
+        app(args=args, prog_name="ugosa", standalone_mode=False)
+    except UgosaError as exc:
+        if common.STATE.debug:
+            raise
+        common.stderr().print(f"ugosa: error: {exc.message}", markup=False, highlight=False, style="red")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        common.stderr().print("ugosa: interrupted", markup=False, highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, like other Unix tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_FAILURE)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if common.STATE.debug:
+            raise
+        common.stderr().print(
+            f"ugosa: error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+            style="red",
+        )
+        sys.exit(EXIT_FAILURE)
+    sys.exit(0)

@@ -1,0 +1,158 @@
+"""What every command shares: the streams, shared options, and progress reporting.
+
+stdout carries results only (paths, or JSON with ``--json``); stderr carries progress, logs, warnings
+and errors. Rich bars are drawn only when stderr is a terminal; otherwise progress becomes a plain line
+every few seconds. ``--quiet`` silences all but warnings and errors; ``NO_COLOR`` is respected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from ugosa_cli.errors import InputError
+
+
+@dataclass
+class OutputState:
+    quiet: bool = False
+    debug: bool = False
+
+
+STATE = OutputState()
+_stderr_console: Console | None = None
+
+
+def configure(*, quiet: bool = False, debug: bool = False) -> None:
+    """Set the process-wide output options of the running command."""
+    global _stderr_console
+    STATE.quiet = quiet
+    STATE.debug = debug or STATE.debug
+    _stderr_console = None
+
+
+def stderr() -> Console:
+    """The console for everything that is not a result."""
+    global _stderr_console
+    if _stderr_console is None:
+        _stderr_console = Console(stderr=True, highlight=False, no_color="NO_COLOR" in os.environ or None)
+    return _stderr_console
+
+
+def info(message: str) -> None:
+    """A log line on stderr (hidden by --quiet)."""
+    if not STATE.quiet:
+        stderr().print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr (always shown)."""
+    stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow")
+
+
+def emit(line: str) -> None:
+    """A result line on stdout."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(value: Any) -> None:
+    """A result as one JSON document on one line of stdout."""
+    emit(json.dumps(value, ensure_ascii=False, allow_nan=False))
+
+
+class Reporter:
+    """Progress for long tasks: rich bars on a terminal, periodic plain lines otherwise, nothing when quiet."""
+
+    def __init__(self, *, transfer: bool = False, interval: float = 5.0) -> None:
+        self._interval = interval
+        self._rich: Progress | None = None
+        self._plain: dict[int, tuple[str, float, float, float]] = {}
+        self._next_id = 0
+        if STATE.quiet:
+            self._mode = "off"
+        elif stderr().is_terminal:
+            self._mode = "rich"
+            columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+            if transfer:
+                columns += [DownloadColumn(), TransferSpeedColumn()]
+            else:
+                columns += [TaskProgressColumn(), MofNCompleteColumn()]
+            columns += [TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+            self._rich = Progress(*columns, console=stderr(), transient=False)
+        else:
+            self._mode = "plain"
+
+    def __enter__(self) -> "Reporter":
+        if self._rich is not None:
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+    def add(self, description: str, total: float | None) -> int:
+        if self._rich is not None:
+            return self._rich.add_task(description, total=total, status="")
+        task = self._next_id
+        self._next_id += 1
+        self._plain[task] = (description, total or 0.0, 0.0, 0.0)
+        return task
+
+    def update(self, task: int, completed: float, total: float | None = None, status: str = "") -> None:
+        if self._mode == "rich" and self._rich is not None:
+            self._rich.update(task, completed=completed, total=total, status=status)
+        elif self._mode == "plain":
+            description, old_total, _, last = self._plain[task]
+            total = total if total is not None else old_total
+            now = time.monotonic()
+            done = total and completed >= total
+            if now - last >= self._interval or done:
+                percent = f"{100 * completed / total:5.1f}%" if total else f"{completed:g}"
+                stderr().print(f"{description}: {percent} {status}".rstrip(), markup=False, highlight=False)
+                last = now
+            self._plain[task] = (description, total, completed, last)
+
+    def callback(self, task: int) -> Callable[[float, float], None]:
+        """A ``(done, total)`` callback for library functions."""
+        return lambda done, total: self.update(task, done, total)
+
+
+# Shared option types: one definition each, so help texts and names stay consistent.
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results, warnings and errors.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
+Offline = Annotated[
+    bool,
+    typer.Option("--offline", envvar="UGOSA_OFFLINE", help="Never use the network; use only cached or local models."),
+]
+
+
+def parse_pairs(values: list[str], option: str) -> dict[str, str]:
+    """``["a=b", ...]`` -> ``{"a": "b"}`` with a clear error naming the bad value."""
+    pairs = {}
+    for value in values:
+        key, sep, target = value.partition("=")
+        if not sep or not key.strip() or not target.strip():
+            raise InputError(f"{option} {value!r}: expected WORD=SOURCE, e.g. {option} guitar=other")
+        pairs[key.strip()] = target.strip()
+    return pairs

@@ -1,0 +1,34 @@
+"""Errors the library raises for the user to read.
+
+Every error carries a message meant to be shown as one line, and the process exit code the command
+line should use: 2 for bad input or usage (the user can fix the call), 1 for failures at run time.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UgosaError(Exception):
+    """Base class: an error with a user-facing one-line message and an exit code."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(UgosaError):
+    """The input (a file, a value, a name) is wrong; the user must change the call."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class RunError(UgosaError):
+    """Something failed while running (disk, network, device)."""
+
+    exit_code = EXIT_FAILURE

@@ -1,0 +1,330 @@
+"""ConvTasNet for music source separation, compatible with the demucs v2 ``tasnet`` weights.
+
+The module tree reproduces the parameter names of demucs 2.0.3's ConvTasNet so that its state dicts
+load unchanged; the configuration is a dataclass of plain values so smaller models (tests, the demo
+model) are built the same way and saved with their configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ugosa_cli.errors import InputError
+
+DEFAULT_SOURCES = ("drums", "bass", "other", "vocals")
+EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of a ConvTasNet (names as in Luo & Mesgarani and demucs v2)."""
+
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    N: int = 256  # encoder filters
+    L: int = 20  # encoder filter length (samples); hop is L // 2
+    B: int = 256  # bottleneck channels
+    H: int = 512  # channels inside each block
+    P: int = 3  # depthwise kernel size
+    X: int = 10  # blocks per repeat
+    R: int = 4  # repeats
+    audio_channels: int = 2
+    samplerate: int = 44100
+    segment: int = 44100 * 8  # samples per segment when separating long inputs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(self.sources))
+        for name in ("N", "L", "B", "H", "P", "X", "R", "audio_channels", "samplerate", "segment"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"model config: {name} must be a positive integer, got {value!r}")
+        if self.L % 2:
+            raise InputError(f"model config: L must be even, got {self.L}")
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise InputError(f"model config: sources must be distinct names, got {list(self.sources)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (lists, ints, strs), safe for ``torch.load(weights_only=True)``."""
+        values = dataclasses.asdict(self)
+        values["sources"] = list(self.sources)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"model config: unknown keys {unknown}")
+        return cls(**dict(values))
+
+
+class ChannelNorm(nn.Module):
+    """Normalises each frame over channels (cLN)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, keepdim=True, unbiased=False)
+        return self.gamma * (x - mean) / torch.sqrt(var + EPS) + self.beta
+
+
+class GlobalNorm(nn.Module):
+    """Normalises each example over channels and time together (gLN)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(1, 2), keepdim=True)
+        var = (x - mean).pow(2).mean(dim=(1, 2), keepdim=True)
+        return self.gamma * (x - mean) / torch.sqrt(var + EPS) + self.beta
+
+
+class Encoder(nn.Module):
+    """Learned analysis filterbank: strided 1-D convolution followed by ReLU."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.conv1d_U = nn.Conv1d(
+            config.audio_channels, config.N, kernel_size=config.L, stride=config.L // 2, bias=False
+        )
+
+    def forward(self, mix: Tensor) -> Tensor:
+        return F.relu(self.conv1d_U(mix))
+
+
+class Decoder(nn.Module):
+    """Learned synthesis: one basis vector per frame and channel, overlap-added with hop L/2."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.audio_channels = config.audio_channels
+        self.L = config.L
+        self.basis_signals = nn.Linear(config.N, config.audio_channels * config.L, bias=False)
+
+    def forward(self, mixture_w: Tensor, mask: Tensor) -> Tensor:
+        """``mixture_w`` (batch, N, frames), ``mask`` (batch, sources, N, frames) -> waveforms."""
+        batch, sources, _, frames = mask.shape
+        source_w = (mixture_w.unsqueeze(1) * mask).transpose(2, 3)  # (b, s, frames, N)
+        frames_out = self.basis_signals(source_w)  # (b, s, frames, channels * L)
+        frames_out = frames_out.view(batch * sources, frames, self.audio_channels * self.L)
+        hop = self.L // 2
+        length = hop * (frames - 1) + self.L
+        # Overlap-add as a fold over (frames, channels * L) columns.
+        wave = F.fold(
+            frames_out.transpose(1, 2),
+            output_size=(1, length),
+            kernel_size=(1, self.L),
+            stride=(1, hop),
+        )
+        return wave.view(batch, sources, self.audio_channels, length)
+
+
+class TemporalBlock(nn.Module):
+    """Residual block: 1x1 conv, PReLU, gLN, then a dilated depthwise-separable conv."""
+
+    def __init__(self, config: ModelConfig, dilation: int) -> None:
+        super().__init__()
+        B, H, P = config.B, config.H, config.P
+        self.net = nn.Sequential(
+            nn.Conv1d(B, H, 1, bias=False),
+            nn.PReLU(),
+            GlobalNorm(H),
+            DepthwiseSeparableConv(H, B, P, dilation),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.net(x)
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """Dilated depthwise conv, PReLU, gLN and a pointwise conv back to the bottleneck width."""
+
+    def __init__(self, channels: int, out_channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        padding = (kernel_size - 1) * dilation // 2
+        self.net = nn.Sequential(
+            nn.Conv1d(
+                channels,
+                channels,
+                kernel_size,
+                padding=padding,
+                dilation=dilation,
+                groups=channels,
+                bias=False,
+            ),
+            nn.PReLU(),
+            GlobalNorm(channels),
+            nn.Conv1d(channels, out_channels, 1, bias=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Separator(nn.Module):
+    """Temporal convolutional network estimating one mask per source over the encoder output."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        repeats = nn.Sequential(
+            *(
+                nn.Sequential(*(TemporalBlock(config, 2**x) for x in range(config.X)))
+                for _ in range(config.R)
+            )
+        )
+        self.network = nn.Sequential(
+            ChannelNorm(config.N),
+            nn.Conv1d(config.N, config.B, 1, bias=False),
+            repeats,
+            nn.Conv1d(config.B, len(config.sources) * config.N, 1, bias=False),
+        )
+
+
+class ConvTasNet(nn.Module):
+    """ConvTasNet mapping a normalised mixture (batch, channels, time) to stems (batch, sources, channels, time).
+
+    The forward pass is split in named stages so adaptation can run a frozen prefix once and train the rest:
+    :meth:`encode`, :meth:`bottleneck`, the repeats in ``separator.network[2]``, then :meth:`decode_from`.
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.encoder = Encoder(self.config)
+        self.separator = Separator(self.config)
+        self.decoder = Decoder(self.config)
+        for parameter in self.parameters():
+            if parameter.dim() > 1:
+                nn.init.xavier_normal_(parameter)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.config.sources
+
+    @property
+    def samplerate(self) -> int:
+        return self.config.samplerate
+
+    @property
+    def audio_channels(self) -> int:
+        return self.config.audio_channels
+
+    @property
+    def repeats(self) -> nn.Sequential:
+        return self.separator.network[2]
+
+    def encode(self, mix: Tensor) -> Tensor:
+        """Encoder output (batch, N, frames)."""
+        return self.encoder(mix)
+
+    def bottleneck(self, mixture_w: Tensor) -> Tensor:
+        """Normalised bottleneck features (batch, B, frames), the input of the first repeat."""
+        return self.separator.network[1](self.separator.network[0](mixture_w))
+
+    def decode_from(self, mixture_w: Tensor, features: Tensor, length: int) -> Tensor:
+        """Masks from the last repeat's output ``features``, applied and decoded to ``length`` samples."""
+        batch, n_filters, frames = mixture_w.shape
+        scores = self.separator.network[3](features)
+        mask = F.relu(scores.view(batch, len(self.sources), n_filters, frames))
+        wave = self.decoder(mixture_w, mask)
+        return F.pad(wave, (0, length - wave.shape[-1]))
+
+    def forward(self, mix: Tensor) -> Tensor:
+        if mix.shape[-1] < self.config.L:
+            raise InputError(
+                f"input of {mix.shape[-1]} samples is shorter than the model's filter length {self.config.L}"
+            )
+        mixture_w = self.encode(mix)
+        features = self.repeats(self.bottleneck(mixture_w))
+        return self.decode_from(mixture_w, features, mix.shape[-1])
+
+
+def config_from_state_dict(
+    state: Mapping[str, Tensor],
+    *,
+    sources: tuple[str, ...] | None = None,
+    samplerate: int = 44100,
+    segment: int | None = None,
+) -> ModelConfig:
+    """Infer a :class:`ModelConfig` from the tensor shapes of a demucs-style ConvTasNet state dict."""
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in state:
+            raise InputError(f"not a ConvTasNet state dict: key {key!r} is missing")
+        return tuple(state[key].shape)
+
+    n_filters, audio_channels, filter_length = shape("encoder.conv1d_U.weight")
+    bottleneck, _, _ = shape("separator.network.1.weight")
+    hidden, _, _ = shape("separator.network.2.0.0.net.0.weight")
+    _, _, kernel = shape("separator.network.2.0.0.net.3.net.0.weight")
+    mask_out, _, _ = shape("separator.network.3.weight")
+    repeats = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("separator.network.2."))
+    blocks = 1 + max(int(k.split(".")[4]) for k in state if k.startswith("separator.network.2.0."))
+    n_sources, remainder = divmod(mask_out, n_filters)
+    if remainder:
+        raise InputError(f"not a ConvTasNet state dict: mask conv has {mask_out} outputs for N={n_filters}")
+    if sources is None:
+        if n_sources != len(DEFAULT_SOURCES):
+            raise InputError(
+                f"the state dict has {n_sources} sources; give their names (only 4-source models are named by default)"
+            )
+        sources = DEFAULT_SOURCES
+    return ModelConfig(
+        sources=tuple(sources),
+        N=n_filters,
+        L=filter_length,
+        B=bottleneck,
+        H=hidden,
+        P=kernel,
+        X=blocks,
+        R=repeats,
+        audio_channels=audio_channels,
+        samplerate=samplerate,
+        segment=segment or samplerate * 8,
+    )
+
+
+def build_model(config: ModelConfig, state: Mapping[str, Tensor] | None = None) -> ConvTasNet:
+    """A model in eval mode, with ``state`` loaded strictly (clear error on any mismatch)."""
+    model = ConvTasNet(config)
+    if state is not None:
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+            raise InputError(f"state dict does not match the model configuration: {detail}")
+        for key, tensor in state.items():
+            if tuple(tensor.shape) != tuple(expected[key].shape):
+                raise InputError(
+                    f"state dict does not match the model configuration: {key} has shape "
+                    f"{tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
+                )
+        model.load_state_dict(state)
+    return model.eval()
+
+
+def parameter_count(module: nn.Module, *, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = [
+    "DEFAULT_SOURCES",
+    "ConvTasNet",
+    "ModelConfig",
+    "build_model",
+    "config_from_state_dict",
+    "parameter_count",
+]
