@@ -152,7 +152,7 @@ def subtype_for(fmt: str, bits: int) -> str:
 
 
 def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16) -> None:
-    """Write (channels, frames) atomically; refuses to write over ``protect`` paths is the caller's job."""
+    """Write (channels, frames) atomically in the given container and bit depth (32 = float)."""
     subtype = subtype_for(fmt, bits)
     with atomic_path(Path(path)) as tmp:
         try:

@@ -6,12 +6,11 @@ import os
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from ugosa_cli import __version__
 from ugosa_cli.cli import common
-from ugosa_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, UgosaError
+from ugosa_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UgosaError
 
 app = typer.Typer(
     name="ugosa",
@@ -61,37 +60,26 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the app; map every outcome to one line on stderr and a documented exit code."""
+    """Run the app; map every outcome to one line on stderr and a documented exit code.
+
+    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130; errors raised by the
+    library arrive here as :class:`UgosaError` and are printed as one line, without a traceback
+    unless ``--debug`` (or ``UGOSA_DEBUG=1``) is given.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     common.STATE.debug = _debug_requested(args)
     try:
-        app(args=args, prog_name="ugosa", standalone_mode=False)
+        app(args=args, prog_name="ugosa")
     except UgosaError as exc:
         if common.STATE.debug:
             raise
-        common.stderr().print(f"ugosa: error: {exc.message}", markup=False, highlight=False, style="red")
+        common.error(exc.message)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except KeyboardInterrupt:
         common.stderr().print("ugosa: interrupted", markup=False, highlight=False)
         sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        # The reader of stdout went away (e.g. `| head`): stop quietly, like other Unix tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(EXIT_FAILURE)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if common.STATE.debug:
             raise
-        common.stderr().print(
-            f"ugosa: error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
-            markup=False,
-            highlight=False,
-            style="red",
-        )
+        common.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         sys.exit(EXIT_FAILURE)
-    sys.exit(0)

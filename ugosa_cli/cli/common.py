@@ -28,7 +28,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
+
+
+DEFAULT_MODEL = "tasnet"
 
 
 @dataclass
@@ -66,6 +70,11 @@ def info(message: str) -> None:
 def warn(message: str) -> None:
     """A warning line on stderr (always shown)."""
     stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow")
+
+
+def error(message: str) -> None:
+    """An error line on stderr (always shown)."""
+    stderr().print(f"ugosa: error: {message}", markup=False, style="red")
 
 
 def emit(line: str) -> None:
@@ -156,3 +165,19 @@ def parse_pairs(values: list[str], option: str) -> dict[str, str]:
             raise InputError(f"{option} {value!r}: expected WORD=SOURCE, e.g. {option} guitar=other")
         pairs[key.strip()] = target.strip()
     return pairs
+
+
+def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
+    """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched."""
+    from ugosa_cli import hub
+
+    with Reporter(transfer=True) as reporter:
+        task: int | None = None
+
+        def progress(done: int, total: int | None) -> None:
+            nonlocal task
+            if task is None:
+                task = reporter.add(f"downloading {spec}", total)
+            reporter.update(task, done, total)
+
+        return hub.resolve_model(spec, offline=offline, progress=progress)
