@@ -1,0 +1,442 @@
+"""Pretrained models: the registry, the download cache, and resolution of ``--model`` specs.
+
+Cache layout (``cache_dir()`` is ``$UGOSA_CACHE_DIR`` or platformdirs' user cache dir for ``ugosa``)::
+
+    <cache>/models/<file>                  registry models, e.g. tasnet-beb46fac.th
+    <cache>/models/imported/<name>.th      models added with ``ugosa model import FILE --name NAME``
+    <cache>/models/urls/<url-hash>/<file>  models given to ``--model`` as an http(s) URL
+
+A file whose name ends in ``-<8 to 64 hex digits>.th`` must have a SHA-256 starting with those digits
+(the ``torch.hub`` convention); every download, import and load checks it. Downloads go to a temporary
+file beside the cache entry under a file lock, and are renamed into place only once complete and verified.
+The library never prints: progress goes through a ``progress(done_bytes, total_bytes_or_None)`` callback,
+warnings through an ``on_warning(message)`` callback (``warnings.warn`` when none is given).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+import filelock
+import platformdirs
+
+from ugosa_cli import __version__
+from ugosa_cli.checkpoint import LoadedModel, model_from_content, read_checkpoint
+from ugosa_cli.errors import InputError, RunError, UgosaError
+from ugosa_cli.fsutil import atomic_path, sha256_file
+
+Progress = Callable[[int, "int | None"], None]
+Warn = Callable[[str], None]
+
+DEFAULT_MODEL = "tasnet"
+DEFAULT_ROOT = "https://dl.fbaipublicfiles.com/demucs/v3.0/"
+PACKAGED_DIR = Path(__file__).resolve().parent / "models"
+SOCKET_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_S = 30 * 60.0
+CHUNK_BYTES = 1 << 16
+
+_HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.th$")
+_IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry model: downloaded from the model root, or shipped in ``ugosa_cli/models/``."""
+
+    name: str
+    file: str
+    description: str
+    packaged: bool = False
+
+    @property
+    def url(self) -> str | None:
+        return None if self.packaged else model_root() + self.file
+
+    @property
+    def path(self) -> Path:
+        """Where the file lives (packaged) or will live once downloaded (remote)."""
+        return PACKAGED_DIR / self.file if self.packaged else models_dir() / self.file
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry("tasnet", "tasnet-beb46fac.th", "ConvTasNet (demucs v2) trained on MUSDB18 train (default)"),
+        ModelEntry("tasnet_extra", "tasnet_extra-df3777b2.th", "ConvTasNet (demucs v2), MUSDB18 + 150 extra songs"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``ugosa model list`` shows for one model."""
+
+    name: str
+    description: str
+    kind: str  # "remote", "packaged" or "imported"
+    url: str | None
+    path: Path
+    available: bool
+    size: int | None
+    default: bool
+
+
+# --- locations -------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """The ugosa cache root: ``$UGOSA_CACHE_DIR`` or the platform's user cache dir for ``ugosa``."""
+    override = os.environ.get("UGOSA_CACHE_DIR", "").strip()
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("ugosa"))
+
+
+def models_dir() -> Path:
+    """Where downloaded and imported models are kept: ``cache_dir() / "models"``."""
+    return cache_dir() / "models"
+
+
+def model_root() -> str:
+    """The download root for registry models: ``$UGOSA_MODEL_ROOT`` or the demucs v3.0 root, ending in ``/``."""
+    root = os.environ.get("UGOSA_MODEL_ROOT", "").strip() or DEFAULT_ROOT
+    if urllib.parse.urlparse(root).scheme not in ("http", "https"):
+        raise InputError(f"UGOSA_MODEL_ROOT={root!r}: must be an http(s) URL")
+    return root if root.endswith("/") else root + "/"
+
+
+def offline_mode(offline: bool = False) -> bool:
+    """True when ``offline`` is set or ``UGOSA_OFFLINE`` holds a true value."""
+    return offline or os.environ.get("UGOSA_OFFLINE", "").strip().lower() not in _FALSE_WORDS
+
+
+def imported_path(name: str) -> Path:
+    return models_dir() / "imported" / f"{name}.th"
+
+
+def url_cache_path(url: str) -> Path:
+    """Where the model at ``url`` is cached: a folder named after the URL's hash, then the URL's file name."""
+    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
+    if not name:
+        raise InputError(f"{url}: the URL names no file (expected .../NAME.th)")
+    return models_dir() / "urls" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
+def expected_prefix(file_name: str) -> str | None:
+    """The SHA-256 prefix a file name promises (``name-<hex>.th``), or None."""
+    match = _HASH_SUFFIX.search(file_name)
+    return match.group(1) if match else None
+
+
+def is_url(spec: str) -> bool:
+    return spec.startswith(("http://", "https://"))
+
+
+# --- the registry and the cache --------------------------------------------------------------------------
+
+
+def imported_names() -> list[str]:
+    folder = models_dir() / "imported"
+    return sorted(p.stem for p in folder.glob("*.th")) if folder.is_dir() else []
+
+
+def known_names() -> list[str]:
+    return list(REGISTRY) + [n for n in imported_names() if n not in REGISTRY]
+
+
+def unknown_model_error(name: str) -> InputError:
+    return InputError(
+        f"unknown model {name!r}; known models: {', '.join(known_names())} "
+        "(a path to a model file or an http(s) URL also works)"
+    )
+
+
+def cached_path(name: str) -> Path | None:
+    """The local file of a registry or imported model, or None if it is not cached (unknown names raise)."""
+    entry = REGISTRY.get(name)
+    if entry is not None:
+        return entry.path if entry.path.is_file() else None
+    path = imported_path(name)
+    if path.is_file():
+        return path
+    raise unknown_model_error(name)
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registry model, then every imported one, with whether it is on disk."""
+    rows = []
+    for entry in REGISTRY.values():
+        rows.append(_info(entry.name, entry.description, "packaged" if entry.packaged else "remote", entry.url,
+                          entry.path))
+    for name in imported_names():
+        if name not in REGISTRY:
+            rows.append(_info(name, "imported with `ugosa model import`", "imported", None, imported_path(name)))
+    return rows
+
+
+def _info(name: str, description: str, kind: str, url: str | None, path: Path) -> ModelInfo:
+    available = path.is_file()
+    return ModelInfo(
+        name=name,
+        description=description,
+        kind=kind,
+        url=url,
+        path=path,
+        available=available,
+        size=path.stat().st_size if available else None,
+        default=name == DEFAULT_MODEL,
+    )
+
+
+# --- getting models onto disk ----------------------------------------------------------------------------
+
+
+def ensure_model(name: str, *, offline: bool = False, progress: Progress | None = None) -> Path:
+    """The local file of a registry or imported model, downloading a remote one into the cache if needed."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        path = imported_path(name)
+        if not path.is_file():
+            raise unknown_model_error(name)
+        return path
+    if entry.packaged:
+        if not entry.path.is_file():
+            raise RunError(f"packaged model {name!r} is missing from this installation ({entry.path}); reinstall ugosa")
+        return entry.path
+    url = model_root() + entry.file
+    hint = f"on a connected machine download {url}, then run `ugosa model import {entry.file}` here"
+    return fetch(url, entry.path, offline=offline, progress=progress, offline_hint=hint)
+
+
+def ensure_url(
+    url: str, *, offline: bool = False, progress: Progress | None = None, on_warning: Warn | None = None
+) -> Path:
+    """The cached copy of the model at ``url``, downloading it if needed (verified if its name has a hash)."""
+    target = url_cache_path(url)
+    if not target.is_file() and not offline_mode(offline) and expected_prefix(target.name) is None:
+        _warn(
+            on_warning,
+            f"{url}: the file name has no -<sha256 prefix>.th suffix, so the download cannot be verified",
+        )
+    hint = f"on a connected machine download {url}, then give the file's path to --model"
+    return fetch(url, target, offline=offline, progress=progress, offline_hint=hint)
+
+
+def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, offline_hint: str) -> Path:
+    """``target``, downloaded from ``url`` unless already there; safe against concurrent processes."""
+    if target.is_file():
+        return target
+    if offline_mode(offline):
+        raise RunError(f"{target.name} is not in the model cache and offline mode is on (UGOSA_OFFLINE / --offline): "
+                       f"{offline_hint}")
+    with _CacheLock(target):
+        if not target.is_file():  # another process may have finished it while we waited
+            download(url, target, progress=progress)
+    return target
+
+
+def download(url: str, target: Path, *, progress: Progress | None = None) -> None:
+    """Stream ``url`` to a temporary file beside ``target``, check its length and hash prefix, then rename."""
+    expected = expected_prefix(target.name)
+    request = urllib.request.Request(url, headers={"User-Agent": f"ugosa/{__version__}"})
+    opener = urllib.request.build_opener(NoDowngradeRedirect())
+    done = 0
+    with atomic_path(target) as tmp:
+        try:
+            with opener.open(request, timeout=SOCKET_TIMEOUT_S) as response, open(tmp, "wb") as out:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                digest = hashlib.sha256()
+                if progress:
+                    progress(0, total)
+                for chunk in _chunks(response):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+        except urllib.error.HTTPError as exc:
+            raise RunError(f"download failed: HTTP {exc.code} {exc.reason} for {url}") from exc
+        except urllib.error.URLError as exc:
+            raise RunError(f"download failed: cannot reach {url}: {exc.reason}; check the network or use "
+                           "`ugosa model import`") from exc
+        except (OSError, HTTPException) as exc:
+            raise RunError(f"download of {url} was interrupted after {done} bytes ({exc or type(exc).__name__}); "
+                           "run the command again") from exc
+        if total is not None and done != total:
+            raise RunError(f"download of {url} was interrupted: got {done} of {total} bytes; run the command again")
+        actual = digest.hexdigest()
+        if expected is not None and not actual.startswith(expected):
+            raise RunError(
+                f"download of {url} is corrupt: SHA-256 starts with {actual[:len(expected)]}, expected {expected}; "
+                "the file was deleted, run the command again"
+            )
+
+
+def _chunks(response: object) -> Iterator[bytes]:
+    while chunk := response.read(CHUNK_BYTES):  # type: ignore[attr-defined]
+        yield chunk
+
+
+class NoDowngradeRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, except from https to plain http (which would expose the download to tampering)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new_scheme = urllib.parse.urlparse(urllib.parse.urljoin(req.full_url, newurl)).scheme
+        if urllib.parse.urlparse(req.full_url).scheme == "https" and new_scheme != "https":
+            fp.close()
+            raise RunError(f"download refused: {req.full_url} redirects to insecure {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _CacheLock:
+    """The ``<file>.lock`` beside a cache entry, with errors a user can act on."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._lock = filelock.FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT_S)
+
+    def __enter__(self) -> None:
+        try:
+            self._target.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except filelock.Timeout as exc:
+            raise RunError(f"another ugosa process has been writing {self._target} for over "
+                           f"{LOCK_TIMEOUT_S / 60:.0f} minutes; wait for it or stop it") from exc
+        except OSError as exc:
+            raise RunError(f"cannot write to the model cache {self._target.parent}: {exc.strerror or exc}; "
+                           "set UGOSA_CACHE_DIR to a writable folder") from exc
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+# --- import and remove -----------------------------------------------------------------------------------
+
+
+def import_model(file: Path, name: str | None = None) -> tuple[str, Path]:
+    """Copy a model file into the cache (checked to load, and against its hash prefix); return (name, path).
+
+    A file named like a registry file, or imported with ``name`` = a registry name, becomes that registry
+    model; any other file becomes an imported model called ``name`` (default: the file's stem).
+    """
+    file = Path(file).expanduser()
+    if not file.is_file():
+        raise InputError(f"{file}: no such file" if not file.exists() else f"{file}: not a file")
+    by_file = next((e for e in REGISTRY.values() if e.file == file.name), None)
+    entry = REGISTRY.get(name) if name is not None else by_file
+    if entry is not None and entry.packaged:
+        raise InputError(f"{entry.name!r} is packaged with ugosa; there is nothing to import")
+    if entry is None:
+        name = name or file.stem
+        if not _IMPORT_NAME.match(name):
+            raise InputError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (up to 100), starting with a "
+                             "letter or digit")
+        target, expected = imported_path(name), expected_prefix(file.name)
+    else:
+        name, target, expected = entry.name, entry.path, expected_prefix(entry.file)
+    model_from_content(read_checkpoint(file), str(file))
+    with _CacheLock(target), atomic_path(target) as tmp:
+        shutil.copyfile(file, tmp)
+        _check_hash(tmp, expected, f"{file}: not the {name!r} model file")
+    return name, target
+
+
+def remove_model(spec: str) -> Path:
+    """Delete the cached file of a registry or imported model, or of a URL; return its path."""
+    if is_url(spec):
+        path: Path | None = url_cache_path(spec)
+        path = path if path.is_file() else None
+    else:
+        entry = REGISTRY.get(spec)
+        if entry is not None and entry.packaged:
+            raise InputError(f"{spec!r} is packaged with ugosa and cannot be removed")
+        path = cached_path(spec)
+    if path is None:
+        raise InputError(f"{spec} is not in the model cache; nothing to remove")
+    with _CacheLock(path):
+        path.unlink(missing_ok=True)
+    return path
+
+
+# --- resolving --model -----------------------------------------------------------------------------------
+
+
+def resolve_model(
+    spec: str,
+    *,
+    offline: bool = False,
+    progress: Progress | None = None,
+    on_warning: Warn | None = None,
+) -> LoadedModel:
+    """Load the model ``--model spec`` names: a registry or imported name, a local file, or an http(s) URL.
+
+    Registry names win over same-named files in the current folder (write ``./NAME`` for those). Any file
+    whose name ends in ``-<hex>.th`` is checked against that SHA-256 prefix before it is loaded.
+    """
+    if is_url(spec):
+        path = ensure_url(spec, offline=offline, progress=progress, on_warning=on_warning)
+        return load_verified(path, path.stem, fix=_removal_fix(spec))
+    if spec in REGISTRY or (spec and spec in imported_names()):
+        path = ensure_model(spec, offline=offline, progress=progress)
+        packaged = spec in REGISTRY and REGISTRY[spec].packaged
+        return load_verified(path, spec, fix="reinstall ugosa" if packaged else _removal_fix(spec))
+    if "://" in spec:
+        raise InputError(f"--model {spec!r}: only http:// and https:// URLs are supported")
+    path = Path(spec).expanduser()
+    if path.exists():
+        return load_verified(path, path.stem)
+    if _looks_like_path(spec):
+        raise InputError(f"{spec}: no such file")
+    raise unknown_model_error(spec)
+
+
+def load_verified(path: Path, name: str, *, fix: str | None = None) -> LoadedModel:
+    """Hash ``path``, check the prefix its name promises, then load it with ``weights_only=True``.
+
+    ``fix``: for a file ugosa manages (cache entry, packaged model), how to repair it; a bad hash is then a
+    run-time failure rather than bad input.
+    """
+    if fix is None:
+        digest = _check_hash(path, expected_prefix(path.name), f"{path}: corrupt or not the file its name says")
+    else:
+        digest = _check_hash(path, expected_prefix(path.name), f"{path} is corrupt; {fix}", RunError)
+    model, provenance = model_from_content(read_checkpoint(path), str(path))
+    return LoadedModel(model=model, name=name, sha256=digest, provenance=provenance)
+
+
+def _check_hash(path: Path, expected: str | None, problem: str, error: type[UgosaError] = InputError) -> str:
+    digest = sha256_file(path)
+    if expected is not None and not digest.startswith(expected):
+        raise error(f"{problem} (SHA-256 starts with {digest[:len(expected)]}, expected {expected})")
+    return digest
+
+
+def _removal_fix(spec: str) -> str:
+    return f"remove it with `ugosa model remove {spec}` and run again"
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (
+        "/" in spec
+        or os.sep in spec
+        or spec.startswith(("~", "."))
+        or PurePosixPath(spec).suffix.lower() in (".th", ".pt", ".pth", ".ckpt")
+    )
+
+
+def _warn(on_warning: Warn | None, message: str) -> None:
+    if on_warning is not None:
+        on_warning(message)
+    else:
+        warnings.warn(message, stacklevel=3)
