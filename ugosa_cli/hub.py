@@ -73,7 +73,7 @@ class ModelEntry:
 REGISTRY: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
-        ModelEntry("tasnet", "tasnet-beb46fac.th", "ConvTasNet (demucs v2) trained on MUSDB18 train (default)"),
+        ModelEntry("tasnet", "tasnet-beb46fac.th", "ConvTasNet (demucs v2) trained on MUSDB18 train"),
         ModelEntry("tasnet_extra", "tasnet_extra-df3777b2.th", "ConvTasNet (demucs v2), MUSDB18 + 150 extra songs"),
     )
 }
@@ -352,16 +352,20 @@ def import_model(file: Path, name: str | None = None) -> tuple[str, Path]:
     return name, target
 
 
+def locate(spec: str) -> Path | None:
+    """The local file of a registry or imported model name, or of a cached URL; None if not on disk."""
+    if is_url(spec):
+        path = url_cache_path(spec)
+        return path if path.is_file() else None
+    return cached_path(spec)
+
+
 def remove_model(spec: str) -> Path:
     """Delete the cached file of a registry or imported model, or of a URL; return its path."""
-    if is_url(spec):
-        path: Path | None = url_cache_path(spec)
-        path = path if path.is_file() else None
-    else:
-        entry = REGISTRY.get(spec)
-        if entry is not None and entry.packaged:
-            raise InputError(f"{spec!r} is packaged with ugosa and cannot be removed")
-        path = cached_path(spec)
+    entry = REGISTRY.get(spec)
+    if entry is not None and entry.packaged:
+        raise InputError(f"{spec!r} is packaged with ugosa and cannot be removed")
+    path = locate(spec)
     if path is None:
         raise InputError(f"{spec} is not in the model cache; nothing to remove")
     with _CacheLock(path):

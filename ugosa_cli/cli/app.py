@@ -44,9 +44,10 @@ def root(
 
 
 def _register() -> None:
-    from ugosa_cli.cli import separate_cmd
+    from ugosa_cli.cli import model_cmd, separate_cmd
 
     app.command("separate", no_args_is_help=True)(separate_cmd.separate)
+    app.add_typer(model_cmd.app, name="model")
 
 
 _register()

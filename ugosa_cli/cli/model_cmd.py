@@ -1,0 +1,141 @@
+"""``ugosa model``: list, download, locate, import and remove pretrained models in the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ugosa_cli import hub
+from ugosa_cli.cli import common
+from ugosa_cli.errors import InputError
+
+app = typer.Typer(
+    help=(
+        "Manage pretrained models and the model cache.\n\n"
+        "The cache is $UGOSA_CACHE_DIR/models (default: the user cache folder for ugosa); registry models "
+        "download from $UGOSA_MODEL_ROOT. With no network, fetch the file elsewhere and `ugosa model import` it."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+def _status(row: hub.ModelInfo) -> str:
+    if row.kind == "remote":
+        return "cached" if row.available else "not cached"
+    return row.kind if row.available else "missing"
+
+
+def _row_json(row: hub.ModelInfo) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "description": row.description,
+        "kind": row.kind,
+        "default": row.default,
+        "available": row.available,
+        "size": row.size,
+        "path": str(row.path) if row.available else None,
+        "url": row.url,
+    }
+
+
+@app.command("list")
+def list_models(json_out: common.JsonOut = False, quiet: common.Quiet = False, debug: common.Debug = False) -> None:
+    """Show every known model: name, whether it is on disk, size, description and path."""
+    common.configure(quiet=quiet, debug=debug)
+    rows = hub.list_models()
+    if json_out:
+        common.emit_json({"cache": str(hub.models_dir()), "models": [_row_json(row) for row in rows]})
+        return
+    table = [("NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH")]
+    for row in rows:
+        description = row.description + (" (default)" if row.default else "")
+        table.append((row.name, _status(row), _size(row.size), description, str(row.path) if row.available else "-"))
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    for line in table:
+        common.emit("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[4])
+    common.info(f"model cache: {hub.models_dir()}")
+
+
+@app.command("download")
+def download(
+    names: Annotated[
+        Optional[list[str]],
+        typer.Argument(help=f"Registry model names or http(s) URLs (default: {hub.DEFAULT_MODEL}).", show_default=False),
+    ] = None,
+    json_out: common.JsonOut = False,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Download models into the cache (verified against their SHA-256 prefix) and print their paths."""
+    common.configure(quiet=quiet, debug=debug)
+    for spec in names or [hub.DEFAULT_MODEL]:
+        if not hub.is_url(spec) and spec not in hub.known_names():
+            raise hub.unknown_model_error(spec)
+        loaded = common.load_model(spec)
+        path = hub.locate(spec)
+        assert path is not None, "a resolved registry model or URL is on disk"
+        if json_out:
+            common.emit_json({"name": loaded.name, "path": str(path), "sha256": loaded.sha256,
+                              "size": path.stat().st_size})
+        else:
+            common.emit(str(path))
+
+
+@app.command("path")
+def path(
+    name: Annotated[str, typer.Argument(help="A registry or imported model name, or a cached URL.")],
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Print the local file of a model; exit 2 if it is not cached."""
+    common.configure(quiet=quiet, debug=debug)
+    found = hub.locate(name)
+    if found is None:
+        raise InputError(
+            f"{name} is not in the model cache; run `ugosa model download {name}` "
+            "(offline: `ugosa model import FILE`)"
+        )
+    common.emit(str(found))
+
+
+@app.command("import")
+def import_model(
+    file: Annotated[Path, typer.Argument(help="A model file: a registry file such as tasnet-beb46fac.th, or any "
+                                              "ugosa checkpoint or ConvTasNet state dict.")],
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", help="Store it as this model (a registry name, or a new name; default: from the file "
+                                    "name)."),
+    ] = None,
+    json_out: common.JsonOut = False,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Copy a model file into the cache, after checking it loads and matches its SHA-256 prefix."""
+    common.configure(quiet=quiet, debug=debug)
+    imported, target = hub.import_model(file, name)
+    common.info(f"imported {file} as model {imported!r}; use it with --model {imported}")
+    if json_out:
+        common.emit_json({"name": imported, "path": str(target)})
+    else:
+        common.emit(str(target))
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="A registry or imported model name, or a cached URL.")],
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Delete a model from the cache and print the removed path."""
+    common.configure(quiet=quiet, debug=debug)
+    common.emit(str(hub.remove_model(name)))
