@@ -77,9 +77,11 @@ def download(
 ) -> None:
     """Download models into the cache (verified against their SHA-256 prefix) and print their paths."""
     common.configure(quiet=quiet, debug=debug)
-    for spec in names or [hub.DEFAULT_MODEL]:
-        if not hub.is_url(spec) and spec not in hub.known_names():
-            raise hub.unknown_model_error(spec)
+    specs = names or [hub.DEFAULT_MODEL]
+    unknown = [spec for spec in specs if not hub.is_url(spec) and spec not in hub.known_names()]
+    if unknown:
+        raise hub.unknown_model_error(unknown[0])
+    for spec in specs:
         loaded = common.load_model(spec)
         path = hub.locate(spec)
         assert path is not None, "a resolved registry model or URL is on disk"
