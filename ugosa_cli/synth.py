@@ -32,6 +32,8 @@ MIX_PEAK = 0.89
 
 _ARRANGEMENT_STREAM, _SOUND_STREAM, _NOISE_STREAM, _SHIFT_STREAM = range(4)
 _TABLE_SIZE = 4096
+_TIME_TOLERANCE = 1e-9  # seconds: rounding between equal grid times
+_MIN_NOTE = 0.05  # seconds
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _SCALES = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 10)}
 _PROGRESSIONS = {  # scale degrees (0 = tonic), one chord per bar
@@ -59,7 +61,7 @@ _CHORD_RHYTHMS = (
     ((0, 1.5), (1.5, 1), (2.5, 1.5)),
     ((0, 2), (2, 2)),
 )
-# Melody rhythms in beats; negative values are rests.
+# Melody rhythms in beats; negative values are rests (sung anyway where the voice enters).
 _MELODY_RHYTHMS = (
     (1, 1, 2), (2, 2), (1.5, 0.5, 2), (1, 1, 1, 1), (-1, 1, 1, 1), (3, 1), (0.5, 0.5, 1, 2), (2, -1, 1),
 )
@@ -241,16 +243,17 @@ def _arrange(seed: int, duration: float, samplerate: int) -> _Arrangement:
     bars = math.ceil(duration / (4 * beat))
     chords = [_triad(scale, progression[bar % len(progression)]) for bar in range(bars)]
 
-    sections = _sections(duration, beat, samplerate, rng)
+    sections = _sections(duration, beat, rng)
     active = _activity(len(sections), rng)
     regions = {name: _merge([sections[i] for i in np.flatnonzero(active[row])]) for row, name in enumerate(SOURCES)}
     grid = _Grid(beat, regions)
+    on_samples = {name: [(_snap(a, samplerate), _snap(b, samplerate)) for a, b in spans] for name, spans in regions.items()}
     other_style = ("piano", "arpeggio", "pad")[rng.integers(3)]
     return _Arrangement(
         tempo=tempo,
         key_root=key_root,
         minor=minor,
-        regions=regions,
+        regions=on_samples,
         drums=_drum_hits(grid, bars, rng),
         bass=_bass_line(grid, chords, key_root, bars, rng),
         other=_other_part(grid, chords, key_root, other_style, bars, rng),
@@ -264,16 +267,20 @@ def _triad(scale: tuple[int, ...], degree: int) -> tuple[int, int, int]:
     return tuple(scale[(degree + step) % 7] + 12 * ((degree + step) // 7) for step in (0, 2, 4))  # type: ignore[return-value]
 
 
-def _sections(duration: float, beat: float, samplerate: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+def _sections(duration: float, beat: float, rng: np.random.Generator) -> list[tuple[float, float]]:
     """Split the song on the beat grid into at least two sections (three or more when it is long enough)."""
     lengths = [beats * beat for beats in (16, 8, 4, 2, 1)]
     roomy = [length for length in lengths if duration / length >= 3]
     length = roomy[rng.integers(min(2, len(roomy)))] if roomy else beat
-    edges = list(np.arange(0.0, duration, length)) + [duration]
+    edges = [float(edge) for edge in np.arange(0.0, duration, length)] + [duration]
     if len(edges) > 3 and edges[-1] - edges[-2] < 0.5 * length:
         del edges[-2]
-    snapped = [round(edge * samplerate) / samplerate for edge in edges]
-    return list(zip(snapped[:-1], snapped[1:]))
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _snap(time: float, samplerate: int) -> float:
+    """The time of the sample nearest to ``time``: region borders fall on samples."""
+    return round(time * samplerate) / samplerate
 
 
 def _activity(n_sections: int, rng: np.random.Generator) -> np.ndarray:
@@ -309,7 +316,7 @@ def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 @dataclass(frozen=True)
 class _Grid:
-    """The beat grid and each source's regions, to place events where a source plays."""
+    """The beat grid and each source's regions (on the grid), to place events where a source plays."""
 
     beat: float
     regions: dict[str, list[tuple[float, float]]]
@@ -317,17 +324,25 @@ class _Grid:
     def region_end(self, source: str, time: float) -> float | None:
         """End of the region of ``source`` that contains ``time``, or None when it rests then."""
         for start, end in self.regions[source]:
-            if start <= time < end:
+            if start - _TIME_TOLERANCE <= time < end - _TIME_TOLERANCE:
                 return end
         return None
 
+    def starts_region(self, source: str, time: float) -> bool:
+        return any(abs(start - time) < _TIME_TOLERANCE for start, _ in self.regions[source])
+
     def notes(self, source: str, events: list[tuple[float, float, float, float, int]]) -> list[Note]:
-        """Keep (onset, length, pitch, velocity, vowel) events that start inside a region; end them with it."""
+        """Turn (onset, length, pitch, velocity, vowel) events into notes that sound only inside the regions.
+
+        A note that starts in a region ends with it; a note still sounding when a region starts enters there.
+        """
         kept = []
         for onset, length, pitch, velocity, vowel in events:
-            end = self.region_end(source, onset)
-            if end is not None:
-                kept.append(Note(onset, min(length, end - onset), pitch, velocity, vowel))
+            for start, end in self.regions[source]:
+                first = onset if onset >= start - _TIME_TOLERANCE else start
+                last = min(onset + length, end)
+                if first < end - _TIME_TOLERANCE and (first == onset or last - first >= _MIN_NOTE):
+                    kept.append(Note(first, last - first, pitch, velocity, vowel))
         return kept
 
 
@@ -413,7 +428,7 @@ def _melody(
         time = bar * 4 * grid.beat
         for index, beats in enumerate(_MELODY_RHYTHMS[rng.integers(len(_MELODY_RHYTHMS))]):
             length = abs(beats) * grid.beat
-            if beats > 0:
+            if beats > 0 or grid.starts_region("vocals", time):
                 if index == 0:
                     nearest = [i for i, p in enumerate(pitches) if p % 12 in chord_pcs]
                     position = min(nearest, key=lambda i: abs(i - position) + rng.random())
@@ -654,13 +669,14 @@ def _render_vocals(
 
 
 def _voice_spectrum(f0: float, vowel: int, sound: _Timbre, samplerate: int) -> np.ndarray:
-    """Harmonic amplitudes: a tilted source through cascaded formant resonances, normalised."""
+    """Harmonic amplitudes: a tilted glottal source through three parallel formant resonances, normalised."""
     count = max(1, int(min(0.45 * samplerate, 7000.0) / (f0 * 1.06)))
     freqs = f0 * np.arange(1, count + 1)
-    amplitudes = np.arange(1, count + 1) ** -sound.voice_tilt
-    for formant, bandwidth in zip(*_VOWELS[vowel]):
+    envelope = np.full(count, 0.01)
+    for gain, formant, bandwidth in zip((1.0, 0.5, 0.25), *_VOWELS[vowel]):
         centre = formant * sound.formant_scale
-        amplitudes = amplitudes * centre**2 / np.sqrt((centre**2 - freqs**2) ** 2 + (bandwidth * freqs) ** 2)
+        envelope += gain / np.sqrt(1.0 + ((freqs**2 - centre**2) / (bandwidth * freqs)) ** 2)
+    amplitudes = np.arange(1, count + 1) ** -sound.voice_tilt * envelope
     return amplitudes / np.sqrt(np.sum(amplitudes**2))
 
 
