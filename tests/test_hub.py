@@ -167,6 +167,15 @@ def test_http_error_names_the_url(server, hub_env, monkeypatch):
     assert leftovers(hub_env) == []
 
 
+def test_a_stalled_server_times_out_without_leaving_a_file(server, hub_env, publish, monkeypatch):
+    publish()
+    server.chunk_pause = 0.5
+    monkeypatch.setattr(hub, "SOCKET_TIMEOUT_S", 0.1)
+    with pytest.raises(RunError, match="interrupted"):
+        hub.ensure_model("tasnet")
+    assert leftovers(hub_env) == []
+
+
 def test_unreachable_server_is_one_clear_error(hub_env, monkeypatch):
     monkeypatch.setenv("UGOSA_MODEL_ROOT", "http://127.0.0.1:9/")  # the discard port: nothing listens
     with pytest.raises(RunError, match="cannot reach http://127.0.0.1:9/tasnet-beb46fac.th"):
@@ -321,6 +330,13 @@ def test_unknown_name_lists_known_models_and_other_forms(hub_env):
 def test_a_path_that_does_not_exist_is_no_such_file(spec, hub_env):
     with pytest.raises(InputError, match="no such file"):
         hub.resolve_model(spec)
+
+
+def test_a_folder_or_empty_spec_is_bad_input(hub_env, tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        hub.resolve_model(str(tmp_path))
+    with pytest.raises(InputError, match="unknown model ''"):
+        hub.resolve_model("")
 
 
 def test_other_url_schemes_are_refused(hub_env):

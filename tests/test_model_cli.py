@@ -91,9 +91,11 @@ def test_download_offline_names_the_import_command(cli, server, hub_env, publish
     assert server.requests == []
 
 
-def test_download_unknown_name_is_bad_input(cli, hub_env):
+def test_download_unknown_name_is_bad_input_before_any_download(cli, server, hub_env, publish):
+    publish()
     result = cli("model", "download", "tasnet", "nosuch")
     assert result.exit_code == 2
+    assert server.requests == []
     assert "unknown model 'nosuch'" in flat(result.stderr) and "tasnet_extra" in flat(result.stderr)
 
 

@@ -397,7 +397,11 @@ def resolve_model(
         return load_verified(path, spec, fix="reinstall ugosa" if packaged else _removal_fix(spec))
     if "://" in spec:
         raise InputError(f"--model {spec!r}: only http:// and https:// URLs are supported")
+    if not spec.strip():
+        raise unknown_model_error(spec)
     path = Path(spec).expanduser()
+    if path.is_dir():
+        raise InputError(f"{spec}: is a folder, not a model file")
     if path.exists():
         return load_verified(path, path.stem)
     if _looks_like_path(spec):
@@ -420,7 +424,10 @@ def load_verified(path: Path, name: str, *, fix: str | None = None) -> LoadedMod
 
 
 def _check_hash(path: Path, expected: str | None, problem: str, error: type[UgosaError] = InputError) -> str:
-    digest = sha256_file(path)
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if expected is not None and not digest.startswith(expected):
         raise error(f"{problem} (SHA-256 starts with {digest[:len(expected)]}, expected {expected})")
     return digest
