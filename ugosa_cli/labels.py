@@ -699,8 +699,12 @@ def labels_from_regions(
     *,
     sources: Sequence[str] = DEFAULT_SOURCES,
     duration: float | None = None,
+    origin: str = "regions",
 ) -> Labels:
-    """Labels from active regions per source (seconds; ``inf`` end = open); missing sources are unconstrained."""
+    """Labels from active regions per source (seconds; ``inf`` end = open); missing sources are unconstrained.
+
+    ``origin`` names where the regions came from in the warnings.
+    """
     unknown = [name for name in regions if name not in sources]
     if unknown:
         raise ValueError(f"regions for unknown sources {unknown}; the sources are {list(sources)}")
@@ -715,7 +719,7 @@ def labels_from_regions(
             marks.append(_Mark(source, start, end, False, where))
     return _build(
         marks,
-        origin="regions",
+        origin=origin,
         sources=sources,
         duration=None if duration is None else round(float(duration), TIME_DIGITS),
         margin=0.0,
