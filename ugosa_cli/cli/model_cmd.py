@@ -69,7 +69,9 @@ def list_models(json_out: common.JsonOut = False, quiet: common.Quiet = False, d
 def download(
     names: Annotated[
         Optional[list[str]],
-        typer.Argument(help=f"Registry model names or http(s) URLs (default: {hub.DEFAULT_MODEL}).", show_default=False),
+        typer.Argument(
+            help=f"Registry model names or http(s) URLs (default: {hub.DEFAULT_MODEL}).", show_default=False
+        ),
     ] = None,
     json_out: common.JsonOut = False,
     quiet: common.Quiet = False,
