@@ -11,7 +11,7 @@ import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -161,3 +161,30 @@ def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = 
             raise RunError(f"{path}: cannot write audio: {exc}") from exc
         except OSError as exc:
             raise RunError(f"{path}: cannot write audio: {exc.strerror or exc}") from exc
+
+
+def find_stem_files(paths: Sequence[str | Path], sources: Sequence[str]) -> dict[str, Path]:
+    """Map each source to its file: one folder holding ``<source>.<ext>`` files, or files named after sources."""
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        folder = Path(paths[0])
+        found = {}
+        for name in sources:
+            candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.stem == name)
+            if not candidates:
+                raise InputError(f"{folder}: no {name} stem; expected a file named {name}.wav (or .flac, ...)")
+            found[name] = candidates[0]
+        return found
+    found = {}
+    for path in map(Path, paths):
+        if path.stem not in sources:
+            raise InputError(f"{path}: the file name names no source; name stem files {', '.join(sources)}")
+        found[path.stem] = path
+    missing = [name for name in sources if name not in found]
+    if missing:
+        raise InputError(f"stems missing for {', '.join(missing)}: give one file per source ({', '.join(sources)})")
+    return found
+
+
+def read_stem_files(paths: Sequence[str | Path], sources: Sequence[str]) -> dict[str, Audio]:
+    """Read one stem per source (see :func:`find_stem_files`)."""
+    return {name: read_audio(path) for name, path in find_stem_files(paths, sources).items()}

@@ -86,3 +86,15 @@ def write_stems(
     for samples, path in zip(scaled, paths.values()):
         write_audio(path, samples, samplerate, fmt=spec.fmt, bits=spec.bits)
     return paths
+
+
+def gate_stems(stems: np.ndarray, activations: np.ndarray, samplerate: int, fade: float = 0.01) -> np.ndarray:
+    """Multiply each stem (sources, channels, frames) by its activations (sources, frames).
+
+    The 0/1 activations are smoothed by a moving average of ``fade`` seconds, so each border becomes a
+    linear fade instead of a click.
+    """
+    width = max(1, int(round(fade * samplerate)))
+    kernel = np.full(width, 1.0 / width, dtype=np.float32)
+    smooth = np.stack([np.convolve(row.astype(np.float32), kernel, mode="same") for row in activations])
+    return (stems * smooth[:, None, :]).astype(np.float32, copy=False)

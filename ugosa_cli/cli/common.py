@@ -28,11 +28,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ugosa_cli import hub
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
-
-
-DEFAULT_MODEL = "tasnet"
 
 
 @dataclass
@@ -61,20 +59,25 @@ def stderr() -> Console:
     return _stderr_console
 
 
+def result_console() -> Console:
+    """A console on stdout for results shown as tables (plain text when stdout is not a terminal)."""
+    return Console(highlight=False, no_color="NO_COLOR" in os.environ or None)
+
+
 def info(message: str) -> None:
     """A log line on stderr (hidden by --quiet)."""
     if not STATE.quiet:
-        stderr().print(message, markup=False)
+        stderr().print(message, markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning line on stderr (always shown)."""
-    stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow")
+    stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow", soft_wrap=True)
 
 
 def error(message: str) -> None:
     """An error line on stderr (always shown)."""
-    stderr().print(f"ugosa: error: {message}", markup=False, style="red")
+    stderr().print(f"ugosa: error: {message}", markup=False, style="red", soft_wrap=True)
 
 
 def emit(line: str) -> None:
@@ -150,6 +153,9 @@ class Reporter:
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results, warnings and errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
+ModelSpec = Annotated[
+    str, typer.Option("--model", "-m", help="Registry name (see `ugosa model list`), checkpoint file or http(s) URL.")
+]
 Offline = Annotated[
     bool,
     typer.Option("--offline", envvar="UGOSA_OFFLINE", help="Never use the network; use only cached or local models."),
@@ -169,8 +175,6 @@ def parse_pairs(values: list[str], option: str) -> dict[str, str]:
 
 def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
     """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched."""
-    from ugosa_cli import hub
-
     with Reporter(transfer=True) as reporter:
         task: int | None = None
 
@@ -180,4 +184,4 @@ def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
                 task = reporter.add(f"downloading {spec}", total)
             reporter.update(task, done, total)
 
-        return hub.resolve_model(spec, offline=offline, progress=progress)
+        return hub.resolve_model(spec, offline=offline, progress=progress, on_warning=warn)

@@ -7,11 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, read_audio
 from ugosa_cli.cli import common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
-from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, select_stems, write_stems
-from ugosa_cli.separation import DEVICES, SeparationOptions, pick_device, separate_audio
+from ugosa_cli.cli import adapt_cmd
+from ugosa_cli.labels import activation_matrix
+from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, gate_stems, select_stems, write_stems
+from ugosa_cli.separation import SeparationOptions, pick_device, separate_audio
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -22,11 +25,27 @@ def track_name(path: str) -> str:
     return "stdin" if path == STDIN else Path(path).stem
 
 
+def labels_for(spec: str, track: str, count: int) -> str:
+    """The labels file of one song: a template with {dir} {track}, a folder of <track>.* files, or one file."""
+    if "{" in spec:
+        folder = "." if track == STDIN else str(Path(track).parent)
+        try:
+            return spec.format(dir=folder, track=track_name(track))
+        except (KeyError, IndexError, ValueError):
+            raise InputError(f"--labels {spec!r}: a template may use {{dir}} and {{track}} only") from None
+    if Path(spec).is_dir():
+        matches = sorted(p for p in Path(spec).iterdir() if p.is_file() and p.stem == track_name(track))
+        if not matches:
+            raise InputError(f"--labels {spec}: no labels file named {track_name(track)}.* in that folder")
+        return str(matches[0])
+    if count > 1:
+        raise InputError("--labels FILE with several songs: give a folder or a template such as '{dir}/{track}.txt'")
+    return spec
+
+
 def separate(
     tracks: Annotated[list[str], typer.Argument(help="Audio files to separate; '-' reads one from stdin.", show_default=False)],
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Registry name, checkpoint file or http(s) URL.")
-    ] = common.DEFAULT_MODEL,
+    model: common.ModelSpec = hub.DEFAULT_MODEL,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.")] = Path("separated"),
     filename: Annotated[
         str, typer.Option("--filename", help="Stem path template under --out; fields {model} {track} {stem} {ext}.")
@@ -55,17 +74,41 @@ def separate(
         int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).")
     ] = 0,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the random shifts.")] = None,
-    device: Annotated[str, typer.Option("--device", "-d", help=f"One of {', '.join(DEVICES)}.")] = "auto",
+    device: adapt_cmd.DeviceOpt = "auto",
     downmix: Annotated[
         bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
     ] = False,
+    labels: adapt_cmd.LabelsOpt = None,
+    strategy: adapt_cmd.StrategyOpt = adapt_cmd.DEFAULT_STRATEGY,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Silence each stem outside its labelled regions (with short fades).")
+    ] = False,
+    epochs: adapt_cmd.Epochs = None,
+    lr: adapt_cmd.Lr = 1e-5,
+    window: adapt_cmd.Window = 10.0,
+    hop: adapt_cmd.Hop = None,
+    gamma: adapt_cmd.Gamma = 1.0,
+    batch_size: adapt_cmd.BatchSize = None,
+    optimizer: adapt_cmd.OptimizerOpt = "ranger",
+    protocol: adapt_cmd.Protocol = "auto",
+    amp: adapt_cmd.Amp = False,
+    references: adapt_cmd.References = None,
+    labels_format: adapt_cmd.LabelsFormat = None,
+    mapping: adapt_cmd.MapOpt = None,
+    ignore_unknown: adapt_cmd.IgnoreUnknown = False,
+    margin: adapt_cmd.Margin = 0.0,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    """Separate songs into stems and print the written paths (or one JSON object per track with --json)."""
+    """Separate songs into stems and print the written paths (or one JSON object per track with --json).
+
+    With --labels, the model is first adapted to each song from where its instruments play.
+    """
     common.configure(quiet=quiet, debug=debug)
+    if gate and labels is None:
+        raise InputError("--gate needs --labels: the stems are gated by the labelled regions")
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
     spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
@@ -74,19 +117,39 @@ def separate(
     torch_device = pick_device(device)
     loaded = common.load_model(model, offline=offline)
     common.info(f"model {loaded.name} on {torch_device}")
+    base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
+    adapted_name = f"{loaded.name}-adapted" if labels and adapt_cmd.parse_strategy(strategy).trains else loaded.name
     failures: list[UgosaError] = []
     with common.Reporter() as reporter:
         for track in tracks:
             name = track_name(track)
             try:
                 audio = read_audio(track)
+                report: dict[str, object] = {}
+                if labels is not None:
+                    assert base_state is not None
+                    loaded.model.load_state_dict(base_state)
+                    guidance = adapt_cmd.GuidanceOptions(
+                        labels_for(labels, track, len(tracks)), labels_format, mapping or [], ignore_unknown, margin,
+                        strategy, epochs, lr, window, hop, gamma, batch_size, optimizer, seed, protocol, amp,
+                        references or [],
+                    )
+                    result, plan, song_labels = adapt_cmd.guided_adaptation(
+                        loaded, track, audio, guidance, device, downmix=downmix
+                    )
+                    assert result is not None
+                    report = {"adaptation": adapt_cmd.result_json(result, plan)}
                 task = reporter.add(f"separating {name}", None)
                 estimates = separate_audio(
                     loaded.model, audio, options, torch_device, reporter.callback(task), downmix=downmix
                 )
+                if gate:
+                    estimates = gate_stems(
+                        estimates, activation_matrix(song_labels, audio.samplerate, audio.frames), audio.samplerate
+                    )
                 selected = select_stems(estimates, loaded.model.sources, keep=keep, two_stems=two_stems)
                 protect = () if track == STDIN else (Path(track),)
-                paths = write_stems(selected, audio.samplerate, spec, model=loaded.name, track=name, protect=protect)
+                paths = write_stems(selected, audio.samplerate, spec, model=adapted_name, track=name, protect=protect)
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise
@@ -98,11 +161,12 @@ def separate(
                     {
                         "input": track,
                         "track": name,
-                        "model": loaded.name,
+                        "model": adapted_name,
                         "samplerate": audio.samplerate,
                         "channels": audio.channels,
                         "duration": audio.duration,
                         "stems": {stem: str(path) for stem, path in paths.items()},
+                        **report,
                     }
                 )
             else:
