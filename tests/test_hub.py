@@ -441,7 +441,7 @@ def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert hub.models_dir() == tmp_path / "elsewhere" / "models"
     monkeypatch.delenv("UGOSA_CACHE_DIR")
-    assert hub.cache_dir().name == "ugosa"
+    assert "ugosa" in hub.cache_dir().parts
     monkeypatch.delenv("UGOSA_MODEL_ROOT", raising=False)
     assert hub.REGISTRY["tasnet"].url == "https://dl.fbaipublicfiles.com/demucs/v3.0/tasnet-beb46fac.th"
     monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "elsewhere"))

@@ -99,7 +99,7 @@ class ModelInfo:
 def cache_dir() -> Path:
     """The ugosa cache root: ``$UGOSA_CACHE_DIR`` or the platform's user cache dir for ``ugosa``."""
     override = os.environ.get("UGOSA_CACHE_DIR", "").strip()
-    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("ugosa"))
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("ugosa", appauthor=False))
 
 
 def models_dir() -> Path:
