@@ -183,6 +183,12 @@ def generate_song(
     )
 
 
+def drum_kit(seed: int, *, samplerate: int = 44100, timbre: float = 0.0) -> dict[str, np.ndarray]:
+    """The mono drum samples ("kick", "snare", "hat", "open_hat") that the song of ``seed`` plays."""
+    _check_settings(seed, MIN_DURATION, samplerate, 1, timbre)
+    return _drum_kit(_draw_timbre(seed, timbre, samplerate), _stream(seed, _NOISE_STREAM), samplerate)
+
+
 def write_song(song: Song, folder: Path, *, fmt: str = "wav") -> dict[str, Path]:
     """Write mixture, stems (MUSDB-style names) and ``labels.txt`` (Audacity labels) into ``folder``.
 
@@ -446,8 +452,8 @@ def _melody(
 def _draw_timbre(seed: int, timbre: float, samplerate: int) -> _Timbre:
     """Base sound parameters from the seed; ``timbre`` moves them along seeded directions."""
     rng = _stream(seed, _SOUND_STREAM)
-    sign = _stream(seed, _SHIFT_STREAM).choice((-1.0, 1.0), size=6)
-    drums_tune, drums_bright, bass_bright, keys_bright, formants, voice_bright = 2.0 ** (timbre * sign)
+    sign = _stream(seed, _SHIFT_STREAM).choice((-1.0, 1.0), size=len(SOURCES))
+    drums, bass, keys, voice = 2.0 ** (timbre * sign)  # per source: up (brighter, higher) or down
     nyquist = samplerate / 2
     hat_pan = rng.choice((-1.0, 1.0)) * rng.uniform(0.2, 0.5)
     pans = {
@@ -463,25 +469,25 @@ def _draw_timbre(seed: int, timbre: float, samplerate: int) -> _Timbre:
         tuple((float(rng.uniform(8.0, 45.0)), float(rng.uniform(0.1, 0.3))) for _ in range(3)) for _ in range(2)
     )
     return _Timbre(
-        kick_high=rng.uniform(110.0, 170.0) * drums_tune**0.4,
-        kick_low=rng.uniform(45.0, 60.0) * drums_tune**0.4,
-        kick_decay=rng.uniform(0.15, 0.3) / drums_tune**0.5,
-        snare_tone=rng.uniform(170.0, 230.0) * drums_tune**0.4,
-        snare_noise_low=rng.uniform(1200.0, 2500.0) * drums_bright**0.5,
-        snare_decay=rng.uniform(0.08, 0.16) / drums_tune**0.3,
-        hat_cutoff=min(rng.uniform(6500.0, 8500.0) * drums_bright**0.15, 0.6 * nyquist),
-        hat_decay=rng.uniform(0.03, 0.06) * drums_tune**0.5,
-        bass_cutoff=rng.uniform(350.0, 600.0) * bass_bright**1.2,
-        bass_slope=rng.uniform(1.3, 1.8) / bass_bright**0.4,
-        keys_cutoff=rng.uniform(1800.0, 3500.0) * keys_bright**1.2,
-        keys_slope=rng.uniform(0.9, 1.4) / keys_bright**0.4,
-        keys_decay=rng.uniform(0.6, 1.4) * keys_bright**0.3,
-        pad_detune=rng.uniform(4.0, 12.0) * keys_bright**0.5,
-        formant_scale=rng.uniform(0.96, 1.04) * formants**0.2,
-        voice_tilt=rng.uniform(0.9, 1.3) / voice_bright**0.5,
-        vibrato_rate=rng.uniform(4.5, 6.5) * voice_bright**0.2,
-        vibrato_cents=rng.uniform(20.0, 50.0) * voice_bright**0.5,
-        breath=rng.uniform(0.01, 0.04) * voice_bright,
+        kick_high=rng.uniform(110.0, 170.0) * drums**0.4,
+        kick_low=rng.uniform(45.0, 60.0) * drums**0.4,
+        kick_decay=rng.uniform(0.15, 0.3) / drums**0.5,
+        snare_tone=rng.uniform(170.0, 230.0) * drums**0.4,
+        snare_noise_low=rng.uniform(1200.0, 2500.0) * drums**0.5,
+        snare_decay=rng.uniform(0.08, 0.16) / drums**0.3,
+        hat_cutoff=min(rng.uniform(6500.0, 8500.0) * drums**0.15, 0.6 * nyquist),
+        hat_decay=rng.uniform(0.03, 0.06) * drums**0.5,
+        bass_cutoff=rng.uniform(350.0, 600.0) * bass**1.2,
+        bass_slope=rng.uniform(1.3, 1.8) / bass**0.4,
+        keys_cutoff=rng.uniform(1800.0, 3500.0) * keys**1.2,
+        keys_slope=rng.uniform(0.9, 1.4) / keys**0.4,
+        keys_decay=rng.uniform(0.6, 1.4) * keys**0.3,
+        pad_detune=rng.uniform(4.0, 12.0) * keys**0.5,
+        formant_scale=rng.uniform(0.96, 1.04) * voice**0.2,
+        voice_tilt=rng.uniform(0.9, 1.3) / voice**0.5,
+        vibrato_rate=rng.uniform(4.5, 6.5) * voice**0.2,
+        vibrato_cents=rng.uniform(20.0, 50.0) * voice**0.5,
+        breath=rng.uniform(0.01, 0.04) * voice,
         pans=pans,
         room=room,
         levels_db={name: level + rng.uniform(-2.0, 2.0) for name, level in _LEVELS_DB.items()},
@@ -669,13 +675,17 @@ def _render_vocals(
 
 
 def _voice_spectrum(f0: float, vowel: int, sound: _Timbre, samplerate: int) -> np.ndarray:
-    """Harmonic amplitudes: a tilted glottal source through three parallel formant resonances, normalised."""
+    """Harmonic amplitudes: a tilted glottal source through three parallel formant resonances, normalised.
+
+    Bandwidths widen with the pitch so that high notes, with harmonics far apart, keep their vowel.
+    """
     count = max(1, int(min(0.45 * samplerate, 7000.0) / (f0 * 1.06)))
     freqs = f0 * np.arange(1, count + 1)
     envelope = np.full(count, 0.01)
     for gain, formant, bandwidth in zip((1.0, 0.5, 0.25), *_VOWELS[vowel]):
         centre = formant * sound.formant_scale
-        envelope += gain / np.sqrt(1.0 + ((freqs**2 - centre**2) / (bandwidth * freqs)) ** 2)
+        width = bandwidth + 0.5 * f0
+        envelope += gain / np.sqrt(1.0 + ((freqs**2 - centre**2) / (width * freqs)) ** 2)
     amplitudes = np.arange(1, count + 1) ** -sound.voice_tilt * envelope
     return amplitudes / np.sqrt(np.sum(amplitudes**2))
 
