@@ -1,0 +1,305 @@
+"""Separation quality metrics: framewise BSSEval v4, the MDX challenge SDR, and the silent-frame PES/EPS.
+
+Signals are float arrays shaped (channels, samples); a set of stems is (sources, channels, samples).
+
+- BSSEval v4 (Vincent et al. 2006; v4 by Liutkus, Stöter and Ito, SiSEC 2018), the "images" variant that
+  museval computes: distortion filters of 512 taps are fitted once on the whole track (each estimate
+  projected onto the delayed copies of all references, and onto those of its own reference), then applied
+  inside each evaluation frame to split the frame's error into spatial distortion, interference and
+  artefacts. A frame in which any reference or any estimate is all zeros is skipped (NaN) for every source,
+  as museval does. Per source, the score of a track is the median over the frames that were not skipped.
+- MDX SDR: ``10 log10((|s|^2 + d) / (|s - ŝ|^2 + d))`` over the whole track, ``d = 1e-7``.
+- PES, "predicted energy at silence", and EPS, "energy at predicted silence" (Schulze-Forster et al.,
+  "Weakly informed audio source separation", WASPAA 2019, as used by the UGOSA authors): per channel and
+  frame, PES is ``10 log10(|ŝ|^2 + 1e-12)`` over the frames where the reference is all zeros and EPS is
+  ``10 log10(|s|^2 + 1e-12)`` over the frames where the estimate is all zeros; each is the mean over those
+  frames, then over channels. Lower is better for both. They use the same frames as BSSEval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from ugosa_cli.errors import InputError
+
+FILTER_LENGTH = 512
+MDX_DELTA = 1e-7
+SILENCE_FLOOR = 1e-12
+BSS_METRICS: tuple[str, ...] = ("SDR", "SIR", "ISR", "SAR")
+METRICS: tuple[str, ...] = BSS_METRICS + ("MDX_SDR", "PES", "EPS")
+_BLOCK_FFT = 1 << 15
+
+
+def frame_slices(length: int, window: int, hop: int) -> list[slice]:
+    """The evaluation frames of a signal: whole windows every ``hop`` samples, or one frame if it is shorter."""
+    if window <= 0 or hop <= 0:
+        raise ValueError("window and hop must be positive")
+    if window >= length:
+        return [slice(0, length)]
+    count = (length - window + hop) // hop
+    return [slice(i * hop, i * hop + window) for i in range(count)]
+
+
+def _silent(stems: np.ndarray) -> np.ndarray:
+    """For (sources, channels, samples): which sources are all zeros."""
+    return ~stems.reshape(stems.shape[0], -1).any(axis=1)
+
+
+def _lagged_correlations(x: np.ndarray, y: np.ndarray, max_lag: int) -> np.ndarray:
+    """``out[k, m, d] = sum_n x[k, n] * y[m, n + d]`` for d in 0..max_lag, blockwise through the FFT.
+
+    ``x`` is (K, T) and ``y`` is (M, T). Blocks keep memory flat for songs of any length.
+    """
+    length = x.shape[1]
+    n_fft = max(_BLOCK_FFT, 1 << math.ceil(math.log2(2 * max_lag + 2)))
+    block = n_fft - max_lag
+    spectra = np.zeros((x.shape[0], y.shape[0], n_fft // 2 + 1), dtype=np.complex128)
+    for start in range(0, length, block):
+        x_spec = np.fft.rfft(x[:, start : start + block], n=n_fft)
+        y_spec = np.fft.rfft(y[:, start : start + block + max_lag], n=n_fft)
+        spectra += np.conj(x_spec)[:, None, :] * y_spec[None, :, :]
+    return np.fft.irfft(spectra, n=n_fft)[..., : max_lag + 1]
+
+
+def _gram_matrix(auto: np.ndarray, filter_length: int) -> np.ndarray:
+    """Inner products of all delayed reference channels: ((K*L), (K*L)) from ``auto`` (K, K, L).
+
+    Row (k, t1), column (l, t2) holds ``sum_n x_k[n - t1] x_l[n - t2]``, i.e. ``auto[k, l, t1 - t2]``
+    for t1 >= t2 and ``auto[l, k, t2 - t1]`` otherwise.
+    """
+    count = auto.shape[0]
+    delays = np.arange(filter_length)
+    lag = delays[:, None] - delays[None, :]
+    forward = auto[:, :, np.maximum(lag, 0)]  # (K, K, L, L): auto[k, l, t1 - t2]
+    backward = np.swapaxes(auto, 0, 1)[:, :, np.maximum(-lag, 0)]  # auto[l, k, t2 - t1]
+    blocks = np.where(lag >= 0, forward, backward)
+    return blocks.transpose(0, 2, 1, 3).reshape(count * filter_length, count * filter_length)
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Least-squares filters: solve ``gram @ c = rhs`` with museval's tiny ridge, lstsq if singular."""
+    try:
+        return np.linalg.solve(gram + np.finfo(float).eps * np.eye(gram.shape[0]), rhs)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(gram, rhs, rcond=None)[0]
+
+
+def _db(numerator: float, denominator: float) -> float:
+    """10 log10 of an energy ratio: +inf for a zero denominator, -inf for a zero numerator."""
+    if denominator == 0:
+        return math.inf
+    if numerator == 0:
+        return -math.inf
+    return 10 * math.log10(numerator / denominator)
+
+
+def bss_eval_v4(
+    references: np.ndarray,
+    estimates: np.ndarray,
+    window: int,
+    hop: int,
+    *,
+    filter_length: int = FILTER_LENGTH,
+) -> dict[str, np.ndarray]:
+    """Framewise BSSEval v4 images metrics, museval's ``bss_eval`` with default v4 settings.
+
+    ``references`` and ``estimates`` are (sources, channels, samples); ``window`` and ``hop`` in samples.
+    Returns ``{"SDR"|"SIR"|"ISR"|"SAR": (sources, frames)}`` in dB, NaN for skipped frames. A source whose
+    reference or estimate is all zeros over the whole track gets NaN everywhere (museval refuses such input);
+    its reference still counts as interference for the others when it is not silent itself.
+    """
+    if references.shape != estimates.shape or references.ndim != 3:
+        raise ValueError(f"expected two (sources, channels, samples) arrays, got {references.shape} and {estimates.shape}")
+    refs = np.asarray(references, dtype=np.float64)
+    ests = np.asarray(estimates, dtype=np.float64)
+    n_src, n_chan, length = refs.shape
+    frames = frame_slices(length, window, hop)
+    scores = {name: np.full((n_src, len(frames)), np.nan) for name in BSS_METRICS}
+
+    basis = np.flatnonzero(~_silent(refs))  # references that span the projection space
+    scored = [j for j in basis if ests[j].any()]
+    if not scored:
+        return scores
+    own_filters, all_filters = _distortion_filters(refs[basis], ests[scored], basis, scored, filter_length)
+
+    n_fft = 1 << math.ceil(math.log2(frames[0].stop - frames[0].start + filter_length - 1))
+    own_spec = np.fft.rfft(own_filters, n=n_fft, axis=2)  # (scored, chan, freq, chan)
+    all_spec = np.fft.rfft(all_filters, n=n_fft, axis=2)  # (scored, basis*chan, freq, chan)
+    position = np.searchsorted(basis, scored)  # where each scored source sits among the basis references
+    basis_refs, scored_ests = refs[basis], ests[scored]
+    for t, frame in enumerate(frames):
+        ref_frame, est_frame = basis_refs[:, :, frame], scored_ests[:, :, frame]
+        if _silent(ref_frame).any() or _silent(est_frame).any():
+            continue
+        span = frame.stop - frame.start + filter_length - 1
+        ref_spec = np.fft.rfft(ref_frame, n=n_fft)  # (basis, chan, freq)
+        own = np.fft.irfft(np.einsum("skf,skfc->scf", ref_spec[position], own_spec), n=n_fft)[..., :span]
+        full = np.einsum("kf,skfc->scf", ref_spec.reshape(-1, ref_spec.shape[-1]), all_spec)
+        full = np.fft.irfft(full, n=n_fft)[..., :span]
+        target = _pad_to(ref_frame[position], span)
+        estimate = _pad_to(est_frame, span)
+        values = {
+            "SDR": (_energy(target), _energy(estimate - target)),
+            "ISR": (_energy(target), _energy(own - target)),
+            "SIR": (_energy(own), _energy(full - own)),
+            "SAR": (_energy(full), _energy(estimate - full)),
+        }
+        for metric, (numerator, denominator) in values.items():
+            scores[metric][scored, t] = [_db(n, d) for n, d in zip(numerator, denominator)]
+    return scores
+
+
+def _energy(stems: np.ndarray) -> np.ndarray:
+    """Energy of each stem of (stems, channels, samples)."""
+    return np.sum(stems**2, axis=(1, 2))
+
+
+def _pad_to(stems: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad the last axis to ``length``."""
+    return np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
+    return scores
+
+
+def _distortion_filters(
+    refs: np.ndarray, ests: np.ndarray, basis: np.ndarray, scored: list[int], filter_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-track least-squares filters (taps last but one, output channel last).
+
+    Returns ``own`` (scored, chan, L, chan): each estimate projected onto its own reference's delayed
+    channels, and ``full`` (scored, basis*chan, L, chan): projected onto all references' delayed channels.
+    """
+    n_basis, n_chan, length = refs.shape
+    ref_rows = refs.reshape(n_basis * n_chan, length)
+    est_rows = ests.reshape(len(scored) * n_chan, length)
+    corr = _lagged_correlations(ref_rows, np.concatenate([ref_rows, est_rows]), filter_length - 1)
+    auto, cross = corr[:, : n_basis * n_chan], corr[:, n_basis * n_chan :]
+    gram = _gram_matrix(auto, filter_length)
+    # cross[k, (j, c), t] = sum_n ref_k[n - t] est_j,c[n]: one right-hand side per estimate channel
+    rhs = cross.reshape(n_basis * n_chan, len(scored), n_chan, filter_length).transpose(0, 3, 1, 2)
+    rhs = rhs.reshape(n_basis * n_chan * filter_length, len(scored) * n_chan)
+    full = _solve(gram, rhs).reshape(n_basis * n_chan, filter_length, len(scored), n_chan).transpose(2, 0, 1, 3)
+
+    size = n_chan * filter_length
+    own = np.empty((len(scored), n_chan, filter_length, n_chan))
+    for i, j in enumerate(scored):
+        b = int(np.searchsorted(basis, j))
+        rows = slice(b * size, (b + 1) * size)
+        own[i] = _solve(gram[rows, rows], rhs[rows, i * n_chan : (i + 1) * n_chan]).reshape(
+            n_chan, filter_length, n_chan
+        )
+    return own, full
+
+
+def mdx_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """The MDX challenge SDR of one stem over the whole track, in dB (always finite)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    error = ref - np.asarray(estimate, dtype=np.float64)
+    return 10 * math.log10((float(np.sum(ref**2)) + MDX_DELTA) / (float(np.sum(error**2)) + MDX_DELTA))
+
+
+def silent_frame_metrics(reference: np.ndarray, estimate: np.ndarray, window: int, hop: int) -> tuple[float | None, float | None]:
+    """(PES, EPS) of one stem (channels, samples) in dB; None where no frame qualifies."""
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    frames = frame_slices(ref.shape[-1], window, hop)
+    ref_energy = np.stack([np.sum(ref[:, f] ** 2, axis=-1) for f in frames], axis=-1)  # (channels, frames)
+    est_energy = np.stack([np.sum(est[:, f] ** 2, axis=-1) for f in frames], axis=-1)
+    ref_silent = np.stack([~ref[:, f].any(axis=-1) for f in frames], axis=-1)
+    est_silent = np.stack([~est[:, f].any(axis=-1) for f in frames], axis=-1)
+    return _mean_db_over_frames(est_energy, ref_silent), _mean_db_over_frames(ref_energy, est_silent)
+
+
+def _mean_db_over_frames(energy: np.ndarray, selected: np.ndarray) -> float | None:
+    """Mean over selected frames of each channel, then over the channels that have any; None if none do."""
+    per_channel = [
+        float(np.mean(10 * np.log10(energy[c, selected[c]] + SILENCE_FLOOR)))
+        for c in range(energy.shape[0])
+        if selected[c].any()
+    ]
+    return float(np.mean(per_channel)) if per_channel else None
+
+
+def seconds_to_samples(seconds: float, samplerate: int) -> int:
+    """A window or hop in samples, truncated as museval does; at least one sample."""
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise InputError(f"window and hop must be positive numbers of seconds, got {seconds}")
+    return max(1, int(seconds * samplerate))
+
+
+def evaluate_stems(
+    references: Mapping[str, np.ndarray],
+    estimates: Mapping[str, np.ndarray],
+    samplerate: int,
+    *,
+    win: float = 1.0,
+    hop: float = 1.0,
+) -> dict:
+    """Score estimated stems against references: every metric of ``METRICS`` per source, JSON-ready.
+
+    Both mappings name the same sources; each array is (channels, samples), all of one shape. Returns
+    ``{"sources": {name: {metric: dB or None}}, "mean": {metric: mean over sources or None},
+    "skipped": [{"source", "metrics", "reason"}], "settings": {...}}``. BSSEval metrics are medians over
+    frames; a value that cannot be computed is None and the reason is listed under "skipped". PES and EPS
+    are None when the reference (PES) or the estimate (EPS) is never silent; that is not listed.
+    """
+    names = list(references)
+    if set(names) != set(estimates):
+        missing = sorted(set(names) - set(estimates)) or sorted(set(estimates) - set(names))
+        raise InputError(f"references and estimates name different sources (unmatched: {', '.join(missing)})")
+    if not names:
+        raise InputError("no sources to evaluate")
+    shapes = {tuple(np.shape(references[n])) for n in names} | {tuple(np.shape(estimates[n])) for n in names}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise InputError(f"every stem must be one (channels, samples) shape; got {sorted(shapes)}")
+    window = seconds_to_samples(win, samplerate)
+    step = seconds_to_samples(hop, samplerate)
+    refs = np.stack([np.asarray(references[n], dtype=np.float64) for n in names])
+    ests = np.stack([np.asarray(estimates[n], dtype=np.float64) for n in names])
+    framewise = bss_eval_v4(refs, ests, window, step)
+
+    sources: dict[str, dict[str, float | None]] = {}
+    skipped: list[dict] = []
+    ref_silent, est_silent = _silent(refs), _silent(ests)
+    for j, name in enumerate(names):
+        row: dict[str, float | None] = {}
+        if ref_silent[j] or est_silent[j]:
+            which = "reference" if ref_silent[j] else "estimate"
+            row.update(dict.fromkeys(BSS_METRICS))
+            skipped.append({"source": name, "metrics": list(BSS_METRICS), "reason": f"the {which} is silent throughout"})
+        else:
+            _median_scores(name, {m: framewise[m][j] for m in BSS_METRICS}, row, skipped)
+        row["MDX_SDR"] = mdx_sdr(refs[j], ests[j])
+        row["PES"], row["EPS"] = silent_frame_metrics(refs[j], ests[j], window, step)
+        sources[name] = row
+    mean = {}
+    for metric in METRICS:
+        values = [row[metric] for row in sources.values() if row[metric] is not None]
+        mean[metric] = float(np.mean(values)) if values else None
+    settings = {
+        "win": win,
+        "hop": hop,
+        "samplerate": samplerate,
+        "frames": len(frame_slices(refs.shape[-1], window, step)),
+        "filter_length": FILTER_LENGTH,
+        "frame_aggregate": "median",
+    }
+    return {"sources": sources, "mean": mean, "skipped": skipped, "settings": settings}
+
+
+def _median_scores(name: str, framewise: Mapping[str, np.ndarray], row: dict, skipped: list[dict]) -> None:
+    """Median over the frames that were not skipped; record why a median is missing or infinite."""
+    kept = ~np.isnan(framewise["SDR"])
+    if not kept.any():
+        row.update(dict.fromkeys(BSS_METRICS))
+        reason = "no frame where every reference and every estimate has sound (frames with a silent stem are skipped)"
+        skipped.append({"source": name, "metrics": list(BSS_METRICS), "reason": reason})
+        return
+    for metric, values in framewise.items():
+        median = float(np.median(values[kept]))
+        row[metric] = median if math.isfinite(median) else None
+        if not math.isfinite(median):
+            reason = f"median is {median:+} dB ({'no error of this kind' if median > 0 else 'nothing left of the reference'})"
+            skipped.append({"source": name, "metrics": [metric], "reason": reason})
