@@ -243,6 +243,12 @@ class _Names:
         )
 
 
+def source_for_name(word: str, sources: Sequence[str] = DEFAULT_SOURCES) -> str | None:
+    """The source a word names (case-insensitive, synonyms included), or None; negations name nothing."""
+    source, negative = _Names(sources, None).resolve(word)
+    return None if negative else source
+
+
 # ---------------------------------------------------------------- intervals
 
 
@@ -285,10 +291,11 @@ def _finish(spans: list[Region], margin: float, duration: float | None) -> tuple
     return tuple(_merge(out))
 
 
-def _where_list(marks: Sequence[_Mark], limit: int = 5) -> str:
+def _where_list(marks: Sequence[_Mark], what: str, limit: int = 5) -> str:
+    """``"2 region(s) ... at line 3, line 7"``: the number of distinct places and the first few of them."""
     wheres = list(dict.fromkeys(mark.where for mark in marks))
-    shown = ", ".join(wheres[:limit])
-    return shown + (f" and {len(wheres) - limit} more" if len(wheres) > limit else "")
+    shown = ", ".join(wheres[:limit]) + (f" and {len(wheres) - limit} more" if len(wheres) > limit else "")
+    return what.format(count=len(wheres), where=shown)
 
 
 def _build(
@@ -307,15 +314,18 @@ def _build(
     spans = [m for m in marks if m.start < m.end]
     if points:
         notes.append(
-            f"{origin}: ignored {len(points)} point label(s) (start = end) at {_where_list(points)}; "
-            "labels need a region: select a time range before adding the label"
+            f"{origin}: "
+            + _where_list(points, "ignored {count} point label(s) (start = end) at {where}")
+            + "; labels need a region: select a time range before adding the label"
         )
     if duration is not None:
         past = [m for m in spans if m.end > duration and math.isfinite(m.end)]
         if past:
             notes.append(
-                f"{origin}: {len(past)} region(s) reach past the end of the song ({format_time(duration)} s) "
-                f"and were clipped: {_where_list(past)}"
+                f"{origin}: "
+                + _where_list(past, "{count} region(s) reach past the end of the song")
+                + f" ({format_time(duration)} s) and were clipped: "
+                + _where_list(past, "{where}")
             )
     labelled = set(constrained) | {m.source for m in spans}
     regions: dict[str, tuple[Region, ...]] = {}
@@ -871,4 +881,5 @@ __all__ = [
     "parse_labels",
     "parse_time",
     "read_labels",
+    "source_for_name",
 ]

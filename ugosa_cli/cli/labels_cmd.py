@@ -1,0 +1,320 @@
+"""``ugosa labels``: show, convert and derive activation labels (where each instrument plays)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from ugosa_cli.audio import read_audio, resample
+from ugosa_cli.cli import common
+from ugosa_cli.cli.adapt_cmd import IgnoreUnknown, LabelsFormat, Margin, MapOpt
+from ugosa_cli.errors import InputError, RunError
+from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.labels import (
+    LABEL_FORMATS,
+    Labels,
+    coverage,
+    format_clock,
+    format_labels,
+    labels_json,
+    parse_time,
+    read_labels,
+    source_for_name,
+)
+from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.stem_activity import DEFAULT_MIN_GAP, DEFAULT_MIN_REGION, DEFAULT_THETA, detect_activations
+
+app = typer.Typer(
+    help=(
+        "Activation labels: where each instrument plays. Read Audacity label tracks, CSV/TSV tables, "
+        "frame-wise 0/1 tables or JSON; show them as a timeline, convert them, or derive them from stems."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+LabelsFile = Annotated[str, typer.Argument(help="The labels file, or - for standard input.", show_default=False)]
+AudioOpt = Annotated[Optional[str], typer.Option("--audio", help="The song: its length clips the labels.")]
+DurationOpt = Annotated[
+    Optional[str], typer.Option("--duration", help="The song's length instead of --audio: seconds, mm:ss or hh:mm:ss.")
+]
+OutputOpt = Annotated[
+    Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")
+]
+_STEM_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+_SUFFIX_FORMATS = {".txt": "audacity", ".csv": "csv", ".tsv": "tsv", ".json": "json"}
+_GLYPHS = {"active": "█", "partial": "▒", "silent": "·", "free": "░", "tick": "┬", "rule": "─"}
+_ASCII_GLYPHS = {"active": "#", "partial": "+", "silent": ".", "free": "~", "tick": "+", "rule": "-"}
+_STYLES = {"active": "green", "partial": "yellow", "silent": "dim", "free": "cyan"}
+_TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+
+
+def _song_duration(audio: str | None, duration: str | None, labels_file: str) -> float | None:
+    if audio is not None and duration is not None:
+        raise InputError("give the song's length with --audio or --duration, not both")
+    if audio is not None:
+        if audio == "-" and labels_file == "-":
+            raise InputError("the labels and --audio cannot both come from standard input")
+        return read_audio(audio).duration
+    if duration is not None:
+        seconds = parse_time(duration, where="--duration")
+        if seconds <= 0:
+            raise InputError(f"--duration {duration}: must be more than 0 seconds")
+        return seconds
+    return None
+
+
+def _read(
+    file: str,
+    *,
+    audio: str | None,
+    duration: str | None,
+    fmt: str | None,
+    mapping: list[str] | None,
+    ignore_unknown: bool,
+    margin: float,
+) -> Labels:
+    labels = read_labels(
+        file,
+        fmt=fmt,
+        mapping=common.parse_pairs(mapping or [], "--map"),
+        ignore_unknown=ignore_unknown,
+        margin=margin,
+        duration=_song_duration(audio, duration, file),
+    )
+    for line in labels.warnings:
+        common.warn(line)
+    return labels
+
+
+def _output_format(fmt: str | None, output: Path | None, option: str) -> str:
+    if fmt is None and output is not None:
+        fmt = _SUFFIX_FORMATS.get(output.suffix.lower())
+        if fmt is None:
+            raise InputError(f"{output}: cannot tell the format from the name; choose one with {option}")
+    fmt = fmt or "audacity"
+    if fmt not in LABEL_FORMATS:
+        raise InputError(f"{option} {fmt}: unknown format; use one of {', '.join(LABEL_FORMATS)}")
+    return fmt
+
+
+def _write(text: str, output: Path | None) -> None:
+    """The result on stdout, or written atomically to ``output`` whose path goes to stdout."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with atomic_path(output) as tmp:
+        try:
+            tmp.write_bytes(text.encode("utf-8"))
+        except OSError as exc:
+            raise RunError(f"{output}: cannot write ({exc.strerror or exc})") from exc
+    common.emit(str(output))
+
+
+# ---------------------------------------------------------------- show
+
+
+def _tick_label(seconds: float, step: float) -> str:
+    if step < 1:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _ruler(extent: float, width: int, indent: int, glyphs: dict[str, str]) -> list[str]:
+    widest = len(_tick_label(extent, 1 if extent >= 1 else 0.1)) + 2
+    step = next((s for s in _TICK_STEPS if s / extent * width >= widest), _TICK_STEPS[-1])
+    labels = [" "] * (width + widest)
+    ticks = [glyphs["rule"]] * width
+    for k in range(int(extent / step) + 1):
+        column = min(width - 1, round(k * step / extent * width))
+        text = _tick_label(k * step, step)
+        if column + len(text) <= width + widest and all(c == " " for c in labels[max(0, column - 1) : column + len(text)]):
+            labels[column : column + len(text)] = text
+            ticks[column] = glyphs["tick"]
+    return [" " * indent + "".join(labels).rstrip(), " " * indent + "".join(ticks)]
+
+
+def _summary(labels: Labels, source: str) -> str:
+    if source in labels.unconstrained:
+        return "unconstrained (no labels)"
+    spans = labels.regions[source]
+    if not spans:
+        return "silent throughout"
+    count = f"{len(spans)} region{'s' if len(spans) != 1 else ''}"
+    active = labels.active_seconds(source)
+    if math.isinf(active):
+        return f"{count}, active to the end"
+    share = f" ({100 * active / labels.duration:.0f}%)" if labels.duration else ""
+    return f"{count}, {format_clock(active)}{share}"
+
+
+def _timeline(labels: Labels, console_width: int, glyphs: dict[str, str]) -> list[Text]:
+    extent = labels.extent() or 1.0
+    name_width = max(len(s) for s in labels.sources) + 2
+    summaries = {s: _summary(labels, s) for s in labels.sources}
+    summary_width = max(len(text) for text in summaries.values()) + 2
+    width = max(10, console_width - name_width - summary_width)
+    if labels.duration is not None:
+        head = f"duration {format_clock(labels.duration)}"
+    else:
+        head = f"duration unknown (give --audio or --duration): shown up to the last label, {format_clock(extent)}"
+    lines = [Text(head)]
+    lines += [Text(line) for line in _ruler(extent, width, name_width, glyphs)]
+    fractions = coverage(labels, extent, width)
+    for source in labels.sources:
+        row = Text(source.ljust(name_width))
+        for value in fractions[source]:
+            kind = "free" if source in labels.unconstrained else (
+                "active" if value >= 0.99 else "silent" if value <= 0.01 else "partial"
+            )
+            row.append(glyphs[kind], style=_STYLES[kind])
+        row.append("  " + summaries[source])
+        lines.append(row)
+    legend = Text(" " * name_width)
+    for kind, meaning in (("active", "active"), ("partial", "partly active"), ("silent", "silent"),
+                          ("free", "unconstrained")):
+        legend.append(glyphs[kind], style=_STYLES[kind])
+        legend.append(f" {meaning}   ")
+    lines.append(legend)
+    return lines
+
+
+@app.command("show", no_args_is_help=True)
+def show(
+    file: LabelsFile,
+    audio: AudioOpt = None,
+    duration: DurationOpt = None,
+    json_out: common.JsonOut = False,
+    labels_format: LabelsFormat = None,
+    mapping: MapOpt = None,
+    ignore_unknown: IgnoreUnknown = False,
+    margin: Margin = 0.0,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Show the labels as a per-source timeline (or as JSON with --json)."""
+    common.configure(quiet=quiet, debug=debug)
+    labels = _read(
+        file, audio=audio, duration=duration, fmt=labels_format, mapping=mapping,
+        ignore_unknown=ignore_unknown, margin=margin,
+    )
+    if json_out:
+        common.emit_json(labels_json(labels))
+        return
+    console = Console(file=sys.stdout, highlight=False, no_color="NO_COLOR" in os.environ or None)
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "".join(_GLYPHS.values()).encode(encoding)
+        glyphs = _GLYPHS
+    except (UnicodeEncodeError, LookupError):
+        glyphs = _ASCII_GLYPHS
+    for line in _timeline(labels, console.width, glyphs):
+        console.print(line, soft_wrap=True)
+
+
+# ---------------------------------------------------------------- convert
+
+
+@app.command("convert", no_args_is_help=True)
+def convert(
+    file: LabelsFile,
+    to: Annotated[
+        Optional[str],
+        typer.Option("--to", help=f"Output format: {', '.join(LABEL_FORMATS)} (default: from -o's suffix, else audacity)."),
+    ] = None,
+    output: OutputOpt = None,
+    audio: AudioOpt = None,
+    duration: DurationOpt = None,
+    labels_format: LabelsFormat = None,
+    mapping: MapOpt = None,
+    ignore_unknown: IgnoreUnknown = False,
+    margin: Margin = 0.0,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON)."""
+    common.configure(quiet=quiet, debug=debug)
+    fmt = _output_format(to, output, "--to")
+    labels = _read(
+        file, audio=audio, duration=duration, fmt=labels_format, mapping=mapping,
+        ignore_unknown=ignore_unknown, margin=margin,
+    )
+    _write(format_labels(labels, fmt), output)
+
+
+# ---------------------------------------------------------------- from-stems
+
+
+def _stem_files(paths: list[Path]) -> dict[str, Path]:
+    """Source -> file: from a track folder (files named after the sources) or from files named after them."""
+    if len(paths) == 1 and paths[0].is_dir():
+        folder = paths[0]
+        found = {
+            path.stem.lower(): path
+            for path in sorted(folder.iterdir())
+            if path.is_file() and path.suffix.lower() in _STEM_SUFFIXES and path.stem.lower() in DEFAULT_SOURCES
+        }
+        if not found:
+            raise InputError(
+                f"{folder}: no stems found; expected {', '.join(f'{s}.wav' for s in DEFAULT_SOURCES)} (or .flac, ...)"
+            )
+        return {source: found[source] for source in DEFAULT_SOURCES if source in found}
+    files: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; give one track folder alone, or audio files")
+        source = source_for_name(path.stem)
+        if source is None:
+            raise InputError(
+                f"{path}: cannot tell which source this stem is; name the files after the sources "
+                f"({', '.join(DEFAULT_SOURCES)}), e.g. vocals.wav"
+            )
+        if source in files:
+            raise InputError(f"{path}: a second stem for {source} (first: {files[source]}); give one file per source")
+        files[source] = path
+    return files
+
+
+@app.command("from-stems", no_args_is_help=True)
+def from_stems(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Stems named after the sources (drums.wav bass.wav ...), or one track folder holding them.",
+                       show_default=False),
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(LABEL_FORMATS)}.")] = "audacity",
+    theta: Annotated[float, typer.Option("--theta", help="Activity threshold of the normalised envelope (paper: 0.01).")] = DEFAULT_THETA,
+    min_region: Annotated[
+        float, typer.Option("--min-region", help="Drop active regions shorter than this (seconds).")
+    ] = DEFAULT_MIN_REGION,
+    min_gap: Annotated[float, typer.Option("--min-gap", help="Fill silences shorter than this (seconds).")] = DEFAULT_MIN_GAP,
+    output: OutputOpt = None,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Detect where each source plays from its isolated stem (the paper's MedleyDB method); Audacity labels by default."""
+    common.configure(quiet=quiet, debug=debug)
+    fmt = _output_format(fmt, None, "--format")
+    if min_region < 0 or min_gap < 0:
+        raise InputError("--min-region and --min-gap must be 0 or more seconds")
+    stems = {}
+    samplerate = None
+    for source, path in _stem_files(paths).items():
+        common.info(f"reading {source}: {path}")
+        audio = read_audio(path)
+        samplerate = samplerate or audio.samplerate
+        stems[source] = resample(audio.samples, audio.samplerate, samplerate)
+    labels = detect_activations(stems, samplerate, theta=theta, min_region=min_region, min_gap=min_gap)
+    for line in labels.warnings:
+        common.warn(line)
+    _write(format_labels(labels, fmt), output)
