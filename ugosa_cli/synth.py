@@ -22,6 +22,7 @@ import numpy as np
 from ugosa_cli.audio import write_audio
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.labels import format_labels, labels_from_regions
 from ugosa_cli.model import DEFAULT_SOURCES
 
 SOURCES = DEFAULT_SOURCES
@@ -195,8 +196,6 @@ def write_song(song: Song, folder: Path, *, fmt: str = "wav") -> dict[str, Path]
     WAV files hold 32-bit floats so the stems keep their exact zeros and sum to the mixture; FLAC
     holds 24 bits. Returns the written paths by name ("mixture", the sources, "labels").
     """
-    from ugosa_cli.labels import format_labels, labels_from_regions
-
     if fmt not in ("wav", "flac"):
         raise InputError(f"song format {fmt!r} is not supported; use wav or flac")
     bits = 32 if fmt == "wav" else 24
