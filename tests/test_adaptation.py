@@ -1,0 +1,179 @@
+"""The adaptation core: what each strategy trains, prefix caching, losses and the CPU plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_CONFIG, tone_mix
+from ugosa_cli.adaptation import (
+    Adapter,
+    AdaptationSettings,
+    SplitModel,
+    count_trainable,
+    fit_to_budget,
+    freeze_for,
+    informative_order,
+    parse_strategy,
+    strategy_table,
+    window_starts,
+)
+from ugosa_cli.errors import InputError
+from ugosa_cli.model import ConvTasNet, ModelConfig
+
+PAPER_TP = {1: 8_244_284, 2: 5_586_984, 3: 2_929_684, 4: 406_017, 5: 10_240}
+RATE = TINY_CONFIG.samplerate
+
+
+def _song(seconds: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    mix = tone_mix(seconds, RATE, seed=3).T.copy()
+    acts = np.ones((4, mix.shape[1]), np.float32)
+    acts[3, : int(1.5 * RATE)] = 0  # vocals rest for the first 1.5 s
+    acts[0, int(2.5 * RATE) :] = 0  # drums rest after 2.5 s
+    return mix, acts
+
+
+def _fresh(base: ConvTasNet) -> ConvTasNet:
+    model = ConvTasNet(base.config)
+    model.load_state_dict(base.state_dict())
+    return model.eval()
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
+def test_trainable_parameters_of_the_full_tasnet_equal_the_paper(cut):
+    model = ConvTasNet(ModelConfig())
+    assert count_trainable(model, parse_strategy(f"P-L{cut}:D")) == PAPER_TP[cut]
+
+
+def test_strategy_names_parse_case_insensitively_and_bad_ones_are_rejected():
+    assert parse_strategy("p-l2:d").name == "P-L2:D"
+    assert not parse_strategy("b0").trains
+    for bad in ("P-L6:D", "X-L1:D", "L2", ""):
+        with pytest.raises(InputError, match="unknown strategy"):
+            parse_strategy(bad)
+
+
+def test_table_lists_b0_and_every_strategy_with_counts(tiny_model):
+    rows = {row["strategy"]: row for row in strategy_table(tiny_model)}
+    assert rows["B0"]["trainable_parameters"] == 0
+    assert len(rows) == 16
+    assert rows["P-L1:D"]["trainable_parameters"] > rows["P-L3:D"]["trainable_parameters"] > rows["P-L5:D"]["trainable_parameters"]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
+def test_prefix_then_suffix_equals_the_whole_model(tiny_model, cut):
+    split = SplitModel(tiny_model, parse_strategy(f"P-L{cut}:D"))
+    x = torch.randn(2, 2, 3000)
+    with torch.no_grad():
+        whole = tiny_model(x)
+        parts = split.suffix(*split.prefix(x), x.shape[-1])
+    torch.testing.assert_close(parts, whole, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["P-L1:D", "P-L3:D", "P-L4:D", "P-L5:D", "M-L2:D"])
+def test_frozen_parameters_stay_bit_identical_and_trained_ones_move(tiny_model, strategy):
+    mix, acts = _song()
+    model = _fresh(tiny_model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    freeze_for(model, parse_strategy(strategy))
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    settings = AdaptationSettings(strategy=strategy, epochs=1, lr=1e-3, window=1.0, hop=1.0, seed=0)
+    Adapter(model, mix, acts, settings).run()
+    after = model.state_dict()
+    assert trained and not any(k.startswith("encoder") for k in trained)
+    for key, value in after.items():
+        if key in trained:
+            assert not torch.equal(value, before[key]), f"{key} did not move"
+        else:
+            assert torch.equal(value, before[key]), f"{key} changed but is frozen"
+
+
+def test_cached_prefix_gives_the_same_updates_as_recomputing_it(tiny_model):
+    mix, acts = _song()
+    results = []
+    for cache_bytes in (1 << 30, 0):
+        model = _fresh(tiny_model)
+        settings = AdaptationSettings(epochs=2, lr=1e-3, window=1.0, hop=0.5, seed=1, cache_bytes=cache_bytes)
+        Adapter(model, mix, acts, settings).run()
+        results.append(model.state_dict())
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=0, atol=0)
+
+
+def test_loss_falls_and_labelled_silence_gets_quieter(tiny_model):
+    mix, acts = _song()
+    settings = AdaptationSettings(strategy="P-L1:D", epochs=6, lr=3e-3, window=1.0, hop=0.5, seed=0)
+    result = Adapter(_fresh(tiny_model), mix, acts, settings).run()
+    losses = [epoch["loss"] for epoch in result.history]
+    assert losses[-1] < losses[0]
+    assert {row.source for row in result.silence} == {"drums", "vocals"}
+    assert all(row.after_db < row.before_db for row in result.silence)
+
+
+def test_same_seed_repeats_exactly_on_cpu(tiny_model):
+    mix, acts = _song()
+    states = []
+    for _ in range(2):
+        model = _fresh(tiny_model)
+        Adapter(model, mix, acts, AdaptationSettings(epochs=1, lr=1e-3, window=1.0, seed=5)).run()
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_supervised_strategy_needs_references_and_uses_them(tiny_model):
+    mix, acts = _song()
+    with pytest.raises(InputError, match="--references"):
+        Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(strategy="S-L2:D"))
+    refs = np.stack([mix / 4] * 4)
+    result = Adapter(
+        _fresh(tiny_model), mix, acts, AdaptationSettings(strategy="S-L2:D", epochs=2, lr=1e-3, window=1.0), references=refs
+    ).run()
+    assert "sup" in result.history[0]
+
+
+def test_labels_without_any_silence_are_refused(tiny_model):
+    mix, _ = _song()
+    with pytest.raises(InputError, match="no source as silent"):
+        Adapter(_fresh(tiny_model), mix, np.ones((4, mix.shape[1]), np.float32), AdaptationSettings())
+
+
+def test_song_shorter_than_a_window_trains_on_the_whole_song(tiny_model):
+    mix, acts = _song(2.0)
+    adapter = Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(window=10.0))
+    assert adapter.starts == [0] and adapter.window == mix.shape[1]
+    assert "shorter than one 10 s window" in adapter.notes[0]
+
+
+def test_b0_trains_nothing(tiny_model):
+    mix, acts = _song()
+    model = _fresh(tiny_model)
+    result = Adapter(model, mix, acts, AdaptationSettings(strategy="B0")).run()
+    assert result.steps == 0
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), tiny_model.state_dict().values()))
+
+
+def test_windows_cover_the_tail():
+    assert window_starts(25, 10, 10) == [0, 10, 15]
+    assert window_starts(5, 10, 1) == [0]
+
+
+def test_informative_windows_come_first():
+    acts = np.ones((2, 30), np.float32)
+    acts[0, 20:30] = 0
+    assert informative_order(acts, [0, 10, 20], 10)[0] == 20
+
+
+def test_cpu_plan_fits_the_budget():
+    base = AdaptationSettings()
+    planned, summary = fit_to_budget(
+        base, frames=180 * 44100, samplerate=44100, step_seconds=1.0, prefix_seconds=0.5, forward_seconds=1.0
+    )
+    # Separation ~ 18 windows x 1 s x 4/3 = 24 s; budget 48 s; prefix 9 s + checks 12 s leave 27 s -> 1 epoch.
+    assert planned.hop == planned.window == 10.0
+    assert planned.epochs == 1 and planned.max_windows is None
+    assert "--protocol paper" in summary
+    slow, _ = fit_to_budget(
+        base, frames=180 * 44100, samplerate=44100, step_seconds=10.0, prefix_seconds=0.5, forward_seconds=1.0
+    )
+    assert slow.epochs == 1 and slow.max_windows is not None and slow.max_windows < 18
