@@ -105,6 +105,8 @@ class Song:
 
 @dataclass(frozen=True)
 class Note:
+    """One note of the arrangement (the vowel is for the vocals)."""
+
     onset: float  # seconds
     duration: float  # seconds until release
     pitch: float  # MIDI note number
@@ -153,7 +155,7 @@ class _Timbre:
     vibrato_cents: float
     breath: float
     pans: dict[str, float]
-    room: tuple[tuple[tuple[int, float], ...], ...]  # per channel: (delay ms, gain)
+    room: tuple[tuple[tuple[float, float], ...], ...]  # per channel: (delay ms, gain)
     levels_db: dict[str, float]
 
 
@@ -162,7 +164,7 @@ def generate_song(
 ) -> Song:
     """Generate a song deterministically from ``seed``; ``timbre`` 0 is the training distribution."""
     _check_settings(seed, duration, samplerate, channels, timbre)
-    frames = int(round(duration * samplerate))
+    frames = round(duration * samplerate)
     arrangement = _arrange(seed, frames / samplerate, samplerate)
     sound = _draw_timbre(seed, timbre, samplerate)
     noise = _stream(seed, _NOISE_STREAM)
@@ -229,8 +231,8 @@ def _stream(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), stream])
 
 
-def midi_to_hz(pitch: float | np.ndarray) -> float | np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(pitch) - 69.0) / 12.0)
+def _midi_to_hz(pitch: float) -> float:
+    return 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
 
 
 # --- arrangement -------------------------------------------------------------------------------
@@ -252,13 +254,16 @@ def _arrange(seed: int, duration: float, samplerate: int) -> _Arrangement:
     active = _activity(len(sections), rng)
     regions = {name: _merge([sections[i] for i in np.flatnonzero(active[row])]) for row, name in enumerate(SOURCES)}
     grid = _Grid(beat, regions)
-    on_samples = {name: [(_snap(a, samplerate), _snap(b, samplerate)) for a, b in spans] for name, spans in regions.items()}
+    sample_regions = {
+        name: [(_snap(start, samplerate), _snap(end, samplerate)) for start, end in spans]
+        for name, spans in regions.items()
+    }
     other_style = ("piano", "arpeggio", "pad")[rng.integers(3)]
     return _Arrangement(
         tempo=tempo,
         key_root=key_root,
         minor=minor,
-        regions=on_samples,
+        regions=sample_regions,
         drums=_drum_hits(grid, bars, rng),
         bass=_bass_line(grid, chords, key_root, bars, rng),
         other=_other_part(grid, chords, key_root, other_style, bars, rng),
@@ -267,9 +272,9 @@ def _arrange(seed: int, duration: float, samplerate: int) -> _Arrangement:
     )
 
 
-def _triad(scale: tuple[int, ...], degree: int) -> tuple[int, int, int]:
+def _triad(scale: tuple[int, ...], degree: int) -> tuple[int, ...]:
     """Semitones above the key root of the diatonic triad on ``degree``."""
-    return tuple(scale[(degree + step) % 7] + 12 * ((degree + step) // 7) for step in (0, 2, 4))  # type: ignore[return-value]
+    return tuple(scale[(degree + step) % 7] + 12 * ((degree + step) // 7) for step in (0, 2, 4))
 
 
 def _sections(duration: float, beat: float, rng: np.random.Generator) -> list[tuple[float, float]]:
@@ -352,6 +357,7 @@ class _Grid:
 
 
 def _drum_hits(grid: _Grid, bars: int, rng: np.random.Generator) -> dict[str, list[tuple[float, float]]]:
+    """(onset, velocity) per drum piece: one pattern for the song, slightly late hits, snare fills."""
     kick, snare, closed, open_hat = _DRUM_PATTERNS[rng.integers(len(_DRUM_PATTERNS))]
     step = grid.beat / 4
     hits: dict[str, list[tuple[float, float]]] = {"kick": [], "snare": [], "hat": [], "open_hat": []}
@@ -375,7 +381,7 @@ def _drum_hits(grid: _Grid, bars: int, rng: np.random.Generator) -> dict[str, li
 
 
 def _bass_line(
-    grid: _Grid, chords: list[tuple[int, int, int]], key_root: int, bars: int, rng: np.random.Generator
+    grid: _Grid, chords: list[tuple[int, ...]], key_root: int, bars: int, rng: np.random.Generator
 ) -> list[Note]:
     """Chord roots between E1 and D#2, with fifths and octaves, on an eighth-note grid."""
     pattern = _BASS_PATTERNS[rng.integers(len(_BASS_PATTERNS))]
@@ -389,14 +395,15 @@ def _bass_line(
     return grid.notes("bass", events)
 
 
-def _voicing(chord: tuple[int, int, int], key_root: int, low: int) -> list[int]:
+def _voicing(chord: tuple[int, ...], key_root: int, low: int) -> list[int]:
     """Chord tones as MIDI pitches in the octave starting at ``low``."""
     return sorted(low + (key_root + tone - low) % 12 for tone in chord)
 
 
 def _other_part(
-    grid: _Grid, chords: list[tuple[int, int, int]], key_root: int, style: str, bars: int, rng: np.random.Generator
+    grid: _Grid, chords: list[tuple[int, ...]], key_root: int, style: str, bars: int, rng: np.random.Generator
 ) -> list[Note]:
+    """The progression as piano chords, an arpeggio or a pad, from G3 up."""
     bar_length = 4 * grid.beat
     rhythm = _CHORD_RHYTHMS[rng.integers(len(_CHORD_RHYTHMS))]
     events = []
@@ -419,7 +426,7 @@ def _other_part(
 
 
 def _melody(
-    grid: _Grid, chords: list[tuple[int, int, int]], scale: tuple[int, ...], key_root: int, bars: int,
+    grid: _Grid, chords: list[tuple[int, ...]], scale: tuple[int, ...], key_root: int, bars: int,
     rng: np.random.Generator,
 ) -> list[Note]:
     """A stepwise tune that lands on chord tones at bar starts, in a low or a high voice."""
@@ -545,10 +552,13 @@ def _add(track: np.ndarray, start: int, sound: np.ndarray, gains: np.ndarray) ->
 
 def _envelope(frames: int, samplerate: int, attack: float, hold: float, release: float) -> np.ndarray:
     """Linear attack, flat hold until ``hold`` seconds, then a cosine release to zero."""
-    t = np.arange(frames) / samplerate
-    rise = np.minimum(1.0, t / attack)
-    fall = np.clip((t - hold) / release, 0.0, 1.0)
-    return rise * 0.5 * (1.0 + np.cos(np.pi * fall))
+    envelope = np.ones(frames)
+    rise = min(frames, max(1, int(attack * samplerate)))
+    envelope[:rise] = np.arange(rise) / rise
+    start = min(frames, int(hold * samplerate))
+    fall = np.minimum(1.0, np.arange(frames - start) / (release * samplerate))
+    envelope[start:] *= 0.5 * (1.0 + np.cos(np.pi * fall))
+    return envelope
 
 
 # --- instruments ------------------------------------------------------------------------------
@@ -598,7 +608,7 @@ def _render_bass(notes: list[Note], sound: _Timbre, frames: int, samplerate: int
     gains = _pan_gains(sound.pans["bass"], channels)
     release = 0.03
     for note in notes:
-        f0 = float(midi_to_hz(note.pitch))
+        f0 = _midi_to_hz(note.pitch)
         length = int((note.duration + release) * samplerate)
         t = np.arange(length) / samplerate
         bright = _wavetable(_harmonic_amplitudes(f0, samplerate, sound.bass_slope, sound.bass_cutoff * 2))
@@ -622,7 +632,7 @@ def _render_other(arrangement: _Arrangement, sound: _Timbre, frames: int, sample
 
 def _piano_note(note: Note, sound: _Timbre, samplerate: int) -> np.ndarray:
     """Struck string: a bright part that dies fast over a mellow body; two slightly detuned strings."""
-    f0 = float(midi_to_hz(note.pitch))
+    f0 = _midi_to_hz(note.pitch)
     release = 0.12
     length = int((note.duration + release) * samplerate)
     t = np.arange(length) / samplerate
@@ -638,7 +648,7 @@ def _piano_note(note: Note, sound: _Timbre, samplerate: int) -> np.ndarray:
 
 def _pad_note(note: Note, sound: _Timbre, samplerate: int) -> np.ndarray:
     """Three detuned voices with a slow swell."""
-    f0 = float(midi_to_hz(note.pitch))
+    f0 = _midi_to_hz(note.pitch)
     release = 0.25
     length = int((note.duration + release) * samplerate)
     table = _wavetable(_harmonic_amplitudes(f0, samplerate, sound.keys_slope, sound.keys_cutoff * 0.7, 1.01))
@@ -659,7 +669,7 @@ def _render_vocals(
     breath = _shaped_noise(noise, samplerate * 2, samplerate, 1500.0, min(6000.0, 0.4 * samplerate))
     release = 0.06
     for note in notes:
-        f0 = float(midi_to_hz(note.pitch))
+        f0 = _midi_to_hz(note.pitch)
         length = int((note.duration + release) * samplerate)
         t = np.arange(length) / samplerate
         cents = sound.vibrato_cents * np.minimum(1.0, t / 0.3) * np.sin(2 * np.pi * sound.vibrato_rate * t)
@@ -725,7 +735,8 @@ def _balance(
         track = _room(raw[name], sound, samplerate) if name in ("other", "vocals") else raw[name]
         gate = _gate(regions[name], track.shape[1], samplerate)
         track = track * gate
-        rms = float(np.sqrt(np.mean(track[:, gate > 0] ** 2)))
+        rms = math.sqrt(float(np.sum(track**2)) / (track.shape[0] * np.count_nonzero(gate)))
         stems[name] = track * (10 ** (sound.levels_db[name] / 20) / max(rms, 1e-12))
-    peak = max(float(np.abs(sum(stems.values())).max()), *(float(np.abs(s).max()) for s in stems.values()))
+    mix = functools.reduce(np.add, stems.values())
+    peak = max(float(np.abs(track).max()) for track in (mix, *stems.values()))
     return {name: (track * (MIX_PEAK / peak)).astype(np.float32) for name, track in stems.items()}
