@@ -372,7 +372,9 @@ def _decode(data: bytes, origin: str) -> str:
         try:
             return data.decode("cp1252")
         except UnicodeDecodeError:
-            raise InputError(f"{origin}: not a text file (cannot decode it as UTF-8); save the labels as UTF-8 text") from None
+            raise InputError(
+                f"{origin}: not a text file (cannot decode it as UTF-8); save the labels as UTF-8 text"
+            ) from None
 
 
 def read_labels(
@@ -616,7 +618,9 @@ class _Reader:
         for n, fields in rows[1:]:
             where = f"line {n}"
             if len(fields) != len(header):
-                raise InputError(f"{self.at(where)}: expected {len(header)} columns like the header, found {len(fields)}")
+                raise InputError(
+                    f"{self.at(where)}: expected {len(header)} columns like the header, found {len(fields)}"
+                )
             time = parse_time(fields[0], where=f"{self.at(where)} time")
             if times and time <= times[-1]:
                 raise InputError(f"{self.at(where)}: time {format_time(time)} does not come after the row above")
@@ -638,7 +642,9 @@ class _Reader:
     def _activity(self, text: str, where: str) -> bool:
         value = text.strip().replace(",", ".")
         if not _SECONDS.fullmatch(value) or float(value) > 1:
-            raise InputError(f"{self.at(where)}: {_short(text)} is not an activity; write 0 or 1 (or a value in [0, 1])")
+            raise InputError(
+                f"{self.at(where)}: {_short(text)} is not an activity; write 0 or 1 (or a value in [0, 1])"
+            )
         return float(value) >= 0.5
 
     # -- json
@@ -647,12 +653,15 @@ class _Reader:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{self.origin}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            raise InputError(
+                f"{self.origin}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            ) from None
         except (ValueError, RecursionError) as exc:
             raise InputError(f"{self.origin}: not valid JSON ({type(exc).__name__})") from None
         if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
             raise InputError(
-                f'{self.origin}: expected a JSON object {{"duration": ..., "sources": {{"vocals": [[start, end], ...]}}}}'
+                f'{self.origin}: expected a JSON object '
+                '{"duration": ..., "sources": {"vocals": [[start, end], ...]}}'
             )
         duration = data.get("duration")
         if duration is not None:
@@ -684,7 +693,9 @@ class _Reader:
                 start = self._json_time(span[0], f"{where}[{i}] start")
                 end = math.inf if span[1] is None else self._json_time(span[1], f"{where}[{i}] end", open_end=True)
                 if end < start:
-                    raise InputError(f"{self.at(f'{where}[{i}]')}: the region ends before it starts; swap the two times")
+                    raise InputError(
+                        f"{self.at(f'{where}[{i}]')}: the region ends before it starts; swap the two times"
+                    )
                 marks += [_Mark(source, start, end, negative, f"{where}[{i}]") for source, negative in found]
             constrained |= {source for source, _ in found}
         return marks, constrained, free, duration

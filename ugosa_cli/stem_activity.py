@@ -7,8 +7,8 @@ the summed envelope is below 0.01, smoothed by a 2nd-order Butterworth low-pass 
 frame-rate Nyquist) run forward and backward, and mapped to a confidence
 ``C = 1 - 1 / (1 + exp(20 (H - theta)))``. A frame is active where ``C > 0.5``; a source is active where
 any of its channels is. Each border is then sharpened: moved inwards to where the unsmoothed envelope
-crosses theta, undoing the spread of the low-pass (see :func:`detect_activations`). Short gaps are then filled and short regions dropped, so the result looks like
-what a person would draw (``min_gap=0, min_region=0`` keeps the paper's activations as they are).
+crosses theta, undoing the spread of the low-pass (see :func:`detect_activations`). Short gaps are then filled and
+short regions dropped, so the result looks like what a person would draw (``min_gap=0, min_region=0`` keeps the paper's activations as they are).
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _stack(stems: Mapping[str, np.ndarray], sources: Sequence[str]) -> tuple[lis
     channels = max(array.shape[0] for array in arrays)
     for name, array in zip(names, arrays):
         if array.shape[0] not in (1, channels):
-            raise InputError(f"{name}: has {array.shape[0]} channels, the other stems {channels}; use mono or matching stems")
+            raise InputError(
+                f"{name}: has {array.shape[0]} channels, the other stems {channels}; use mono or matching stems"
+            )
     length = max(array.shape[1] for array in arrays)
     out = np.zeros((len(names), channels, length))
     for i, array in enumerate(arrays):
@@ -159,7 +161,9 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def tidy_regions(regions: list[tuple[float, float]], duration: float, *, min_region: float, min_gap: float) -> list[tuple[float, float]]:
+def tidy_regions(
+    regions: list[tuple[float, float]], duration: float, *, min_region: float, min_gap: float
+) -> list[tuple[float, float]]:
     """Fill gaps shorter than ``min_gap`` (also before the first and after the last region), then drop
     regions shorter than ``min_region``."""
     filled: list[list[float]] = []

@@ -138,7 +138,8 @@ def _ruler(extent: float, width: int, indent: int, glyphs: dict[str, str]) -> li
     for k in range(int(extent / step) + 1):
         column = min(width - 1, round(k * step / extent * width))
         text = _tick_label(k * step, step)
-        if column + len(text) <= width + widest and all(c == " " for c in labels[max(0, column - 1) : column + len(text)]):
+        free = all(c == " " for c in labels[max(0, column - 1) : column + len(text)])
+        if column + len(text) <= width + widest and free:
             labels[column : column + len(text)] = text
             ticks[column] = glyphs["tick"]
     return [" " * indent + "".join(labels).rstrip(), " " * indent + "".join(ticks)]
@@ -230,7 +231,9 @@ def convert(
     file: LabelsFile,
     to: Annotated[
         Optional[str],
-        typer.Option("--to", help=f"Output format: {', '.join(LABEL_FORMATS)} (default: from -o's suffix, else audacity)."),
+        typer.Option(
+            "--to", help=f"Output format: {', '.join(LABEL_FORMATS)} (default: from -o's suffix, else audacity)."
+        ),
     ] = None,
     output: OutputOpt = None,
     audio: AudioOpt = None,
@@ -292,17 +295,23 @@ def from_stems(
         typer.Argument(help="Stems named after the sources (drums.wav bass.wav ...), or one track folder holding them.",
                        show_default=False),
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(LABEL_FORMATS)}.")] = "audacity",
-    theta: Annotated[float, typer.Option("--theta", help="Activity threshold of the normalised envelope (paper: 0.01).")] = DEFAULT_THETA,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help=f"Output format: {', '.join(LABEL_FORMATS)}.")
+    ] = "audacity",
+    theta: Annotated[
+        float, typer.Option("--theta", help="Activity threshold of the normalised envelope (paper: 0.01).")
+    ] = DEFAULT_THETA,
     min_region: Annotated[
         float, typer.Option("--min-region", help="Drop active regions shorter than this (seconds).")
     ] = DEFAULT_MIN_REGION,
-    min_gap: Annotated[float, typer.Option("--min-gap", help="Fill silences shorter than this (seconds).")] = DEFAULT_MIN_GAP,
+    min_gap: Annotated[
+        float, typer.Option("--min-gap", help="Fill silences shorter than this (seconds).")
+    ] = DEFAULT_MIN_GAP,
     output: OutputOpt = None,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    """Detect where each source plays from its isolated stem (the paper's MedleyDB method); Audacity labels by default."""
+    """Detect where each source plays from its isolated stem (the paper's method); Audacity labels by default."""
     common.configure(quiet=quiet, debug=debug)
     fmt = _output_format(fmt, None, "--format")
     if min_region < 0 or min_gap < 0:
