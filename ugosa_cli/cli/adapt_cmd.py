@@ -124,12 +124,12 @@ def _settings(options: GuidanceOptions, cuda: bool) -> AdaptationSettings:
     defaults = AdaptationSettings()
     return AdaptationSettings(
         strategy=parse_strategy(options.strategy).name,
-        epochs=options.epochs or defaults.epochs,
+        epochs=defaults.epochs if options.epochs is None else options.epochs,
         lr=options.lr,
         window=options.window,
-        hop=options.hop or defaults.hop,
+        hop=defaults.hop if options.hop is None else options.hop,
         gamma=options.gamma,
-        batch_size=options.batch_size or (4 if cuda else 1),
+        batch_size=(4 if cuda else 1) if options.batch_size is None else options.batch_size,
         optimizer=options.optimizer,
         seed=options.seed,
         amp=options.amp,

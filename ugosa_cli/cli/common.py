@@ -181,7 +181,7 @@ def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
         def progress(done: int, total: int | None) -> None:
             nonlocal task
             if task is None:
-                task = reporter.add(f"downloading {spec}", total)
+                task = reporter.add(f"downloading {spec.rsplit('/', 1)[-1]}", total)
             reporter.update(task, done, total)
 
         return hub.resolve_model(spec, offline=offline, progress=progress, on_warning=warn)

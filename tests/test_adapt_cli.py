@@ -1,0 +1,144 @@
+"""`ugosa adapt`, `ugosa strategies` and `ugosa separate --labels` end to end with a small model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import tone_mix
+from ugosa_cli.checkpoint import load_model_file, save_checkpoint
+from ugosa_cli.fsutil import sha256_file
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_model):
+    path = tmp_path / "tiny.th"
+    save_checkpoint(path, tiny_model)
+    return path
+
+
+@pytest.fixture
+def song(tmp_path):
+    path = tmp_path / "song.wav"
+    sf.write(path, tone_mix(4.0, 8000, seed=2), 8000)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\t2\tvocals\n1.5\t4\tdrums\n0\t4\tbass\n0\t4\tother\n")
+    return path, labels
+
+
+FAST = ("--window", "1", "--epochs", "2", "--lr", "1e-3")
+
+
+def test_strategies_json_lists_counts(cli, model_file):
+    result = cli("strategies", "--model", model_file, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["strategy"]: row for row in json.loads(result.stdout)["strategies"]}
+    assert rows["P-L5:D"]["trains"] == "decoder"
+    assert rows["P-L5:D"]["trainable_parameters"] == 16 * 2 * 8
+
+
+def test_adapt_writes_a_checkpoint_with_provenance(cli, model_file, song, tmp_path):
+    path, labels = song
+    out = tmp_path / "adapted.th"
+    result = cli("adapt", path, "--labels", labels, "--model", model_file, "-o", out, "--strategy", "P-L3:D", *FAST, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"] == str(out)
+    assert report["plan"]["strategy"] == "P-L3:D" and len(report["history"]) == 2
+    assert {row["source"] for row in report["silence"]} == {"vocals", "drums"}
+    loaded = load_model_file(out)
+    provenance = loaded.provenance
+    assert provenance["strategy"] == "P-L3:D"
+    assert provenance["song_sha256"] == sha256_file(path)
+    assert provenance["labels_sha256"] == sha256_file(labels)
+    assert provenance["base_sha256"] == sha256_file(model_file)
+    assert provenance["settings"]["epochs"] == 2 and len(provenance["loss_history"]) == 2
+    # The adapted model separates like any other model file.
+    separated = cli("separate", path, "--model", out, "-o", tmp_path / "sep")
+    assert separated.exit_code == 0 and "/adapted/song/vocals.wav" in separated.stdout
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(cli, model_file, song, tmp_path):
+    path, labels = song
+    result = cli("adapt", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "x.th", "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)["plan"]
+    assert plan["strategy"] == "P-L2:D" and plan["steps"] >= 1 and plan["estimated_seconds"] >= 0
+    assert "CPU plan" in plan["plan"]
+    assert not (tmp_path / "x.th").exists()
+    assert "adapting with P-L2:D" in result.stderr
+
+
+def test_separate_with_labels_adapts_and_gates(cli, model_file, song, tmp_path):
+    path, labels = song
+    result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", "--gate", "--bits", "32", *FAST, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"] == "tiny-adapted" and report["adaptation"]["plan"]["windows"] == 4
+    vocals, _ = sf.read(report["stems"]["vocals"])
+    drums, _ = sf.read(report["stems"]["drums"])
+    assert np.abs(vocals[int(2.1 * 8000) :]).max() == 0  # vocals labelled silent after 2 s
+    assert np.abs(drums[: int(1.4 * 8000)]).max() == 0  # drums labelled silent before 1.5 s
+    assert np.abs(vocals[: int(1.9 * 8000)]).max() > 0
+
+
+def test_adaptation_does_not_leak_between_songs(cli, model_file, song, tmp_path):
+    path, labels = song
+    other = tmp_path / "song2.wav"
+    sf.write(other, tone_mix(4.0, 8000, seed=9), 8000)
+    (tmp_path / "labels").mkdir()
+    for name in ("song", "song2"):
+        (tmp_path / "labels" / f"{name}.txt").write_text(labels.read_text())
+    both = cli("separate", path, other, "--labels", tmp_path / "labels", "--model", model_file, "-o", tmp_path / "b", "--bits", "32", "--seed", "0", *FAST)
+    alone = cli("separate", other, "--labels", "{dir}/labels/{track}.txt", "--model", model_file, "-o", tmp_path / "a", "--bits", "32", "--seed", "0", *FAST)
+    assert both.exit_code == 0 and alone.exit_code == 0, both.stderr + alone.stderr
+    second = [p for p in both.stdout.split() if "/song2/" in p]
+    for p, q in zip(second, alone.stdout.split()):
+        np.testing.assert_allclose(sf.read(p)[0], sf.read(q)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--strategy", "P-L9:D"), "unknown strategy"),
+        (("--strategy", "S-L2:D"), "--references"),
+        (("--epochs", "0"), "--epochs 0"),
+        (("--protocol", "fastest"), "--protocol"),
+    ],
+)
+def test_bad_adaptation_options(cli, model_file, song, args, message):
+    path, labels = song
+    result = cli("adapt", path, "--labels", labels, "--model", model_file, *args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_adapt_needs_labels_and_gate_needs_labels(cli, model_file, song):
+    path, _ = song
+    assert "--labels" in cli("adapt", path, "--model", model_file).stderr
+    result = cli("separate", path, "--model", model_file, "--gate")
+    assert result.exit_code == 2 and "--gate needs --labels" in result.stderr
+
+
+def test_labels_that_never_mark_silence_are_refused(cli, model_file, song, tmp_path):
+    path, _ = song
+    labels = tmp_path / "all.txt"
+    labels.write_text("0\t4\tvocals\n0\t4\tdrums\n")
+    result = cli("adapt", path, "--labels", labels, "--model", model_file, *FAST)
+    assert result.exit_code == 2 and "no source as silent" in result.stderr
+
+
+def test_supervised_strategy_with_reference_folder(cli, model_file, song, tmp_path):
+    path, labels = song
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in ("drums", "bass", "other", "vocals"):
+        sf.write(refs / f"{name}.wav", tone_mix(4.0, 8000, seed=2) / 4, 8000)
+    out = tmp_path / "s.th"
+    result = cli("adapt", path, "--labels", labels, "--model", model_file, "--strategy", "S-L2:D", "--references", refs, "-o", out, *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert load_model_file(out).provenance["strategy"] == "S-L2:D"
