@@ -40,7 +40,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-LabelsFile = Annotated[str, typer.Argument(help="The labels file, or - for standard input.", show_default=False)]
+LabelsFile = Annotated[
+    str, typer.Argument(help="The labels file, or - for standard input.", show_default=False, metavar="FILE")
+]
 AudioOpt = Annotated[Optional[str], typer.Option("--audio", help="The song: its length clips the labels.")]
 DurationOpt = Annotated[
     Optional[str], typer.Option("--duration", help="The song's length instead of --audio: seconds, mm:ss or hh:mm:ss.")
@@ -293,7 +295,7 @@ def from_stems(
     paths: Annotated[
         list[Path],
         typer.Argument(help="Stems named after the sources (drums.wav bass.wav ...), or one track folder holding them.",
-                       show_default=False),
+                       show_default=False, metavar="STEMS"),
     ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help=f"Output format: {', '.join(LABEL_FORMATS)}.")
