@@ -19,7 +19,7 @@ Signals are float arrays shaped (channels, samples); a set of stems is (sources,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -48,19 +48,21 @@ def _silent(stems: np.ndarray) -> np.ndarray:
     return ~stems.reshape(stems.shape[0], -1).any(axis=1)
 
 
-def _lagged_correlations(x: np.ndarray, y: np.ndarray, max_lag: int) -> np.ndarray:
-    """``out[k, m, d] = sum_n x[k, n] * y[m, n + d]`` for d in 0..max_lag, blockwise through the FFT.
+def _lagged_correlations(x: np.ndarray, ys: Sequence[np.ndarray], max_lag: int) -> np.ndarray:
+    """``out[k, m, d] = sum_n x[k, n] * y[m, n + d]`` for d in 0..max_lag, with ``y`` the rows of all ``ys``.
 
-    ``x`` is (K, T) and ``y`` is (M, T). Blocks keep memory flat for songs of any length.
+    ``x`` is (K, T), each of ``ys`` is (M_i, T). Computed blockwise through the FFT, so memory stays flat
+    for songs of any length.
     """
     length = x.shape[1]
     n_fft = max(_BLOCK_FFT, 1 << math.ceil(math.log2(2 * max_lag + 2)))
     block = n_fft - max_lag
-    spectra = np.zeros((x.shape[0], y.shape[0], n_fft // 2 + 1), dtype=np.complex128)
+    rows = sum(y.shape[0] for y in ys)
+    spectra = np.zeros((x.shape[0], rows, n_fft // 2 + 1), dtype=np.complex128)
     for start in range(0, length, block):
         x_spec = np.fft.rfft(x[:, start : start + block], n=n_fft)
-        y_spec = np.fft.rfft(y[:, start : start + block + max_lag], n=n_fft)
-        spectra += np.conj(x_spec)[:, None, :] * y_spec[None, :, :]
+        y_block = np.concatenate([y[:, start : start + block + max_lag] for y in ys])
+        spectra += np.conj(x_spec)[:, None, :] * np.fft.rfft(y_block, n=n_fft)[None, :, :]
     return np.fft.irfft(spectra, n=n_fft)[..., : max_lag + 1]
 
 
@@ -123,15 +125,14 @@ def bss_eval_v4(
     scored = [j for j in basis if ests[j].any()]
     if not scored:
         return scores
-    own_filters, all_filters = _distortion_filters(refs[basis], ests[scored], basis, scored, filter_length)
+    own_filters, all_filters = _distortion_filters(refs, ests, basis, scored, filter_length)
 
     n_fft = 1 << math.ceil(math.log2(frames[0].stop - frames[0].start + filter_length - 1))
     own_spec = np.fft.rfft(own_filters, n=n_fft, axis=2)  # (scored, chan, freq, chan)
     all_spec = np.fft.rfft(all_filters, n=n_fft, axis=2)  # (scored, basis*chan, freq, chan)
     position = np.searchsorted(basis, scored)  # where each scored source sits among the basis references
-    basis_refs, scored_ests = refs[basis], ests[scored]
     for t, frame in enumerate(frames):
-        ref_frame, est_frame = basis_refs[:, :, frame], scored_ests[:, :, frame]
+        ref_frame, est_frame = refs[:, :, frame][basis], ests[:, :, frame][scored]
         if _silent(ref_frame).any() or _silent(est_frame).any():
             continue
         span = frame.stop - frame.start + filter_length - 1
@@ -160,7 +161,6 @@ def _energy(stems: np.ndarray) -> np.ndarray:
 def _pad_to(stems: np.ndarray, length: int) -> np.ndarray:
     """Zero-pad the last axis to ``length``."""
     return np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
-    return scores
 
 
 def _distortion_filters(
@@ -168,14 +168,18 @@ def _distortion_filters(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whole-track least-squares filters (taps last but one, output channel last).
 
+    ``refs`` and ``ests`` hold every source; ``basis`` picks the references, ``scored`` the estimates.
     Returns ``own`` (scored, chan, L, chan): each estimate projected onto its own reference's delayed
-    channels, and ``full`` (scored, basis*chan, L, chan): projected onto all references' delayed channels.
+    channels, and ``full`` (scored, basis*chan, L, chan): projected onto all basis references' delayed channels.
     """
-    n_basis, n_chan, length = refs.shape
-    ref_rows = refs.reshape(n_basis * n_chan, length)
-    est_rows = ests.reshape(len(scored) * n_chan, length)
-    corr = _lagged_correlations(ref_rows, np.concatenate([ref_rows, est_rows]), filter_length - 1)
-    auto, cross = corr[:, : n_basis * n_chan], corr[:, n_basis * n_chan :]
+    n_src, n_chan, length = refs.shape
+    n_basis = len(basis)
+    ref_rows = np.arange(n_src * n_chan).reshape(n_src, n_chan)
+    ref_flat = refs.reshape(n_src * n_chan, length)
+    corr = _lagged_correlations(ref_flat, [ref_flat, ests.reshape(n_src * n_chan, length)], filter_length - 1)
+    basis_rows = ref_rows[basis].ravel()
+    auto = corr[basis_rows][:, basis_rows]
+    cross = corr[basis_rows][:, n_src * n_chan + ref_rows[scored].ravel()]
     gram = _gram_matrix(auto, filter_length)
     # cross[k, (j, c), t] = sum_n ref_k[n - t] est_j,c[n]: one right-hand side per estimate channel
     rhs = cross.reshape(n_basis * n_chan, len(scored), n_chan, filter_length).transpose(0, 3, 1, 2)
