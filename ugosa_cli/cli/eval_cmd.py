@@ -155,6 +155,7 @@ def evaluate(
             "-r",
             help="Folder of <stem>.wav (or .flac, ...) reference stems, or reference files (repeat the option; "
             "NAME=FILE names a stem).",
+            metavar="DIR|FILE",
             show_default=False,
         ),
     ],
@@ -164,14 +165,21 @@ def evaluate(
             "--estimates",
             "-e",
             help="Folder of estimated stems, or estimate files, named like the references.",
+            metavar="DIR|FILE",
             show_default=False,
         ),
     ],
     sources: Annotated[
-        Optional[str], typer.Option("--sources", help="Comma-separated stems to score (default: every estimate).")
+        Optional[str],
+        typer.Option(
+            "--sources",
+            metavar="NAMES",
+            help="Comma-separated stems to score (default: every estimate). Leakage from stems left out counts "
+            "as artefacts, not interference.",
+        ),
     ] = None,
-    win: Annotated[float, typer.Option("--win", help="BSSEval frame length in seconds (the paper used 2).")] = 1.0,
-    hop: Annotated[float, typer.Option("--hop", help="BSSEval frame hop in seconds (the paper used 1.5).")] = 1.0,
+    win: Annotated[float, typer.Option("--win", metavar="SECONDS", help="BSSEval frame length in seconds (the paper used 2).")] = 1.0,
+    hop: Annotated[float, typer.Option("--hop", metavar="SECONDS", help="BSSEval frame hop in seconds (the paper used 1.5).")] = 1.0,
     json_out: common.JsonOut = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Print the scores as CSV on stdout.")] = False,
     quiet: common.Quiet = False,
