@@ -1,0 +1,220 @@
+# fish completion for ugosa
+# Generated from the ugosa command line by scripts/gen_completions.py; do not edit. Regenerate: python scripts/gen_completions.py && python scripts/gen_man.py
+
+# The command path typed so far, e.g. 'model list' ('' before any subcommand).
+function __ugosa_path
+    set -l path ''
+    for word in (commandline -opc)[2..-1]
+        switch "$path"
+            case ''
+                contains -- $word separate adapt strategies eval model labels; and set path $word
+            case 'model'
+                contains -- $word list download path import remove; and set path "model $word"
+            case 'labels'
+                contains -- $word show convert from-stems; and set path "labels $word"
+        end
+    end
+    echo "$path"
+end
+
+function __ugosa_at
+    set -l path (__ugosa_path)
+    test "$path" = "$argv"
+end
+
+function __ugosa_models
+    printf '%s\n' tasnet tasnet_extra
+    set -l cache $UGOSA_CACHE_DIR
+    if test -z "$cache"
+        set -q XDG_CACHE_HOME; and set cache $XDG_CACHE_HOME/ugosa; or set cache $HOME/.cache/ugosa
+    end
+    for file in $cache/models/imported/*.th
+        basename $file .th
+    end
+end
+
+complete -c ugosa -f
+
+# ugosa
+complete -c ugosa -n '__ugosa_at' -a separate -d 'Separate songs into stems and print the written paths (or one JSON object per track with --json).'
+complete -c ugosa -n '__ugosa_at' -a adapt -d 'Adapt the model to one song from its labels and save the adapted model (path on stdout).'
+complete -c ugosa -n '__ugosa_at' -a strategies -d 'List the fine-tuning strategies: what each trains and its number of trainable parameters (#TP).'
+complete -c ugosa -n '__ugosa_at' -a eval -d 'Score estimated stems against references: SDR, SIR, ISR, SAR (BSSEval v4), MDX SDR, PES and EPS, in dB.'
+complete -c ugosa -n '__ugosa_at' -a model -d 'Manage pretrained models and the model cache.'
+complete -c ugosa -n '__ugosa_at' -a labels -d 'Activation labels: where each instrument plays.'
+complete -c ugosa -n '__ugosa_at' -l version -d 'Print the version and exit.'
+complete -c ugosa -n '__ugosa_at' -l help -d 'Show this message and exit.'
+
+# ugosa separate
+complete -c ugosa -n '__ugosa_at separate' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at separate' -s o -l out -r -F -d 'Folder the stems are written under.'
+complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {track} {stem} {ext}.'
+complete -c ugosa -n '__ugosa_at separate' -l format -r -f -a 'wav flac' -d 'Output container: wav or flac.'
+complete -c ugosa -n '__ugosa_at separate' -l bits -r -f -a '16 24 32' -d 'Sample format: 16, 24 (integer) or 32 (float, WAV only).'
+complete -c ugosa -n '__ugosa_at separate' -l clip-mode -r -f -a 'rescale clamp none' -d 'rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); clamp: clip samples; none: write as is.'
+complete -c ugosa -n '__ugosa_at separate' -l stems -r -f -a 'drums bass other vocals' -d 'Keep only these stems (comma-separated or repeated).'
+complete -c ugosa -n '__ugosa_at separate' -l two-stems -r -f -a 'drums bass other vocals' -d 'Write STEM and no_STEM (the sum of the others) only.'
+complete -c ugosa -n '__ugosa_at separate' -l segment -r -f -d 'Segment length in seconds (default: the model\'s, 8 s).'
+complete -c ugosa -n '__ugosa_at separate' -l overlap -r -f -d 'Overlap between segments, in [0, 1).'
+complete -c ugosa -n '__ugosa_at separate' -l shifts -r -f -d 'Average over this many random time shifts (slower, slightly better).'
+complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts.'
+complete -c ugosa -n '__ugosa_at separate' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
+complete -c ugosa -n '__ugosa_at separate' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
+complete -c ugosa -n '__ugosa_at separate' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
+complete -c ugosa -n '__ugosa_at separate' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).'
+complete -c ugosa -n '__ugosa_at separate' -l gate -d 'Silence each stem outside its labelled regions (with short fades).'
+complete -c ugosa -n '__ugosa_at separate' -l epochs -r -f -d 'Passes over the song\'s windows (paper: 10).'
+complete -c ugosa -n '__ugosa_at separate' -l lr -r -f -d 'Learning rate.'
+complete -c ugosa -n '__ugosa_at separate' -l window -r -f -d 'Training window in seconds.'
+complete -c ugosa -n '__ugosa_at separate' -l hop -r -f -d 'Hop between training windows in seconds (paper: 1).'
+complete -c ugosa -n '__ugosa_at separate' -l gamma -r -f -d 'Weight of the silence term of the proposed loss.'
+complete -c ugosa -n '__ugosa_at separate' -l batch-size -r -f -d 'Windows per step (default 1; 4 on CUDA).'
+complete -c ugosa -n '__ugosa_at separate' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam.'
+complete -c ugosa -n '__ugosa_at separate' -l protocol -r -f -a 'auto paper' -d 'auto: the paper\'s settings on a GPU, a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
+complete -c ugosa -n '__ugosa_at separate' -l amp -d 'Mixed precision (bfloat16) on CUDA.'
+complete -c ugosa -n '__ugosa_at separate' -l references -r -F -d 'True stems for S- strategies: a folder or files.'
+complete -c ugosa -n '__ugosa_at separate' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
+complete -c ugosa -n '__ugosa_at separate' -l map -r -f -d 'Map your label words to sources, e.g.'
+complete -c ugosa -n '__ugosa_at separate' -l ignore-unknown -d 'Skip labels naming no known source.'
+complete -c ugosa -n '__ugosa_at separate' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at separate' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at separate' -l offline -d 'Never use the network; use only cached or local models.'
+complete -c ugosa -n '__ugosa_at separate' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at separate' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at separate' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at separate' -F
+
+# ugosa adapt
+complete -c ugosa -n '__ugosa_at adapt' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
+complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th).'
+complete -c ugosa -n '__ugosa_at adapt' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at adapt' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).'
+complete -c ugosa -n '__ugosa_at adapt' -l epochs -r -f -d 'Passes over the song\'s windows (paper: 10).'
+complete -c ugosa -n '__ugosa_at adapt' -l lr -r -f -d 'Learning rate.'
+complete -c ugosa -n '__ugosa_at adapt' -l window -r -f -d 'Training window in seconds.'
+complete -c ugosa -n '__ugosa_at adapt' -l hop -r -f -d 'Hop between training windows in seconds (paper: 1).'
+complete -c ugosa -n '__ugosa_at adapt' -l gamma -r -f -d 'Weight of the silence term of the proposed loss.'
+complete -c ugosa -n '__ugosa_at adapt' -l batch-size -r -f -d 'Windows per step (default 1; 4 on CUDA).'
+complete -c ugosa -n '__ugosa_at adapt' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam.'
+complete -c ugosa -n '__ugosa_at adapt' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
+complete -c ugosa -n '__ugosa_at adapt' -l protocol -r -f -a 'auto paper' -d 'auto: the paper\'s settings on a GPU, a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
+complete -c ugosa -n '__ugosa_at adapt' -l amp -d 'Mixed precision (bfloat16) on CUDA.'
+complete -c ugosa -n '__ugosa_at adapt' -l references -r -F -d 'True stems for S- strategies: a folder or files.'
+complete -c ugosa -n '__ugosa_at adapt' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
+complete -c ugosa -n '__ugosa_at adapt' -l map -r -f -d 'Map your label words to sources, e.g.'
+complete -c ugosa -n '__ugosa_at adapt' -l ignore-unknown -d 'Skip labels naming no known source.'
+complete -c ugosa -n '__ugosa_at adapt' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at adapt' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
+complete -c ugosa -n '__ugosa_at adapt' -l downmix -d 'Mix more than 2 channels down to stereo.'
+complete -c ugosa -n '__ugosa_at adapt' -l dry-run -d 'Print the plan and a time estimate; do not train.'
+complete -c ugosa -n '__ugosa_at adapt' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at adapt' -l offline -d 'Never use the network; use only cached or local models.'
+complete -c ugosa -n '__ugosa_at adapt' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at adapt' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at adapt' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at adapt' -F
+
+# ugosa strategies
+complete -c ugosa -n '__ugosa_at strategies' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at strategies' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at strategies' -l offline -d 'Never use the network; use only cached or local models.'
+complete -c ugosa -n '__ugosa_at strategies' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at strategies' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at strategies' -l help -d 'Show this message and exit.'
+
+# ugosa eval
+complete -c ugosa -n '__ugosa_at eval' -s r -l references -r -F -d 'Folder of <stem>.wav (or .flac, ...) reference stems, or reference files (repeat the option; NAME=FILE names a stem).'
+complete -c ugosa -n '__ugosa_at eval' -s e -l estimates -r -F -d 'Folder of estimated stems, or estimate files, named like the references.'
+complete -c ugosa -n '__ugosa_at eval' -l sources -r -f -a 'drums bass other vocals' -d 'Comma-separated stems to score (default: every estimate).'
+complete -c ugosa -n '__ugosa_at eval' -l win -r -f -d 'BSSEval frame length in seconds (the paper used 2).'
+complete -c ugosa -n '__ugosa_at eval' -l hop -r -f -d 'BSSEval frame hop in seconds (the paper used 1.5).'
+complete -c ugosa -n '__ugosa_at eval' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at eval' -l csv -d 'Print the scores as CSV on stdout.'
+complete -c ugosa -n '__ugosa_at eval' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at eval' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at eval' -l help -d 'Show this message and exit.'
+
+# ugosa model
+complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, whether it is on disk, size, description and path.'
+complete -c ugosa -n '__ugosa_at model' -a download -d 'Download models into the cache (verified against their SHA-256 prefix) and print their paths.'
+complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model; exit 2 if it is not cached.'
+complete -c ugosa -n '__ugosa_at model' -a import -d 'Copy a model file into the cache, after checking it loads and matches its SHA-256 prefix.'
+complete -c ugosa -n '__ugosa_at model' -a remove -d 'Delete a model from the cache and print the removed path.'
+complete -c ugosa -n '__ugosa_at model' -l help -d 'Show this message and exit.'
+
+# ugosa model list
+complete -c ugosa -n '__ugosa_at model list' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at model list' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at model list' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at model list' -l help -d 'Show this message and exit.'
+
+# ugosa model download
+complete -c ugosa -n '__ugosa_at model download' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at model download' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at model download' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at model download' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model download' -f -a '(__ugosa_models)'
+
+# ugosa model path
+complete -c ugosa -n '__ugosa_at model path' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at model path' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at model path' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model path' -f -a '(__ugosa_models)'
+
+# ugosa model import
+complete -c ugosa -n '__ugosa_at model import' -l name -r -f -d 'Store it as this model (a registry name, or a new name; default: from the file name).'
+complete -c ugosa -n '__ugosa_at model import' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at model import' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at model import' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at model import' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model import' -F
+
+# ugosa model remove
+complete -c ugosa -n '__ugosa_at model remove' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at model remove' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at model remove' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model remove' -f -a '(__ugosa_models)'
+
+# ugosa labels
+complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json).'
+complete -c ugosa -n '__ugosa_at labels' -a convert -d 'Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON).'
+complete -c ugosa -n '__ugosa_at labels' -a from-stems -d 'Detect where each source plays from its isolated stem (the paper\'s method); Audacity labels by default.'
+complete -c ugosa -n '__ugosa_at labels' -l help -d 'Show this message and exit.'
+
+# ugosa labels show
+complete -c ugosa -n '__ugosa_at labels show' -l audio -r -F -d 'The song: its length clips the labels.'
+complete -c ugosa -n '__ugosa_at labels show' -l duration -r -f -d 'The song\'s length instead of --audio: seconds, mm:ss or hh:mm:ss.'
+complete -c ugosa -n '__ugosa_at labels show' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at labels show' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
+complete -c ugosa -n '__ugosa_at labels show' -l map -r -f -d 'Map your label words to sources, e.g.'
+complete -c ugosa -n '__ugosa_at labels show' -l ignore-unknown -d 'Skip labels naming no known source.'
+complete -c ugosa -n '__ugosa_at labels show' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at labels show' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at labels show' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at labels show' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels show' -F
+
+# ugosa labels convert
+complete -c ugosa -n '__ugosa_at labels convert' -l to -r -f -a 'audacity csv tsv frames json' -d 'Output format: audacity, csv, tsv, frames, json (default: from -o\'s suffix, else audacity).'
+complete -c ugosa -n '__ugosa_at labels convert' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
+complete -c ugosa -n '__ugosa_at labels convert' -l audio -r -F -d 'The song: its length clips the labels.'
+complete -c ugosa -n '__ugosa_at labels convert' -l duration -r -f -d 'The song\'s length instead of --audio: seconds, mm:ss or hh:mm:ss.'
+complete -c ugosa -n '__ugosa_at labels convert' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
+complete -c ugosa -n '__ugosa_at labels convert' -l map -r -f -d 'Map your label words to sources, e.g.'
+complete -c ugosa -n '__ugosa_at labels convert' -l ignore-unknown -d 'Skip labels naming no known source.'
+complete -c ugosa -n '__ugosa_at labels convert' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at labels convert' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at labels convert' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at labels convert' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels convert' -F
+
+# ugosa labels from-stems
+complete -c ugosa -n '__ugosa_at labels from-stems' -s f -l format -r -f -a 'audacity csv tsv frames json' -d 'Output format: audacity, csv, tsv, frames, json.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l theta -r -f -d 'Activity threshold of the normalised envelope (paper: 0.01).'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l min-region -r -f -d 'Drop active regions shorter than this (seconds).'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l min-gap -r -f -d 'Fill silences shorter than this (seconds).'
+complete -c ugosa -n '__ugosa_at labels from-stems' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -F
