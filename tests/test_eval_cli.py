@@ -149,7 +149,8 @@ def test_silent_reference_is_left_out_and_reported(cli, tmp_path) -> None:
     report = strict_json(result.stdout)
     assert report["sources"]["vocals"]["SDR"] is None and report["sources"]["vocals"]["PES"] is not None
     assert report["skipped"][0]["source"] == "vocals" and "reference is silent" in report["skipped"][0]["reason"]
-    assert "vocals: SDR, SIR, ISR, SAR left out" in " ".join(result.stderr.split())
+    assert "vocals: SDR, SIR, ISR, SAR, MDX_SDR left out" in " ".join(result.stderr.split())
+    assert report["skipped"][0]["metrics"] == ["SDR", "SIR", "ISR", "SAR", "MDX_SDR"]
     assert all(value is not None for key, value in report["mean"].items() if key != "EPS")
     table = cli("eval", "-r", ref_dir, "-e", est_dir)
     assert table.exit_code == 0 and "nan" not in table.stdout.lower()

@@ -196,10 +196,12 @@ def test_evaluate_stems_handles_silent_stems_without_nan() -> None:
     drums, bass, vocals = (result["sources"][n] for n in names)
     assert all(isinstance(drums[m], float) for m in BSS_METRICS + ("MDX_SDR",))
     assert all(bass[m] is None for m in BSS_METRICS) and all(vocals[m] is None for m in BSS_METRICS)
+    assert bass["MDX_SDR"] == pytest.approx(0.0, abs=1e-6) and vocals["MDX_SDR"] is None
     assert vocals["PES"] is not None and vocals["EPS"] is None and bass["EPS"] is not None
     reasons = {entry["source"]: entry["reason"] for entry in result["skipped"]}
     assert "estimate is silent" in reasons["bass"] and "reference is silent" in reasons["vocals"]
     assert result["mean"]["SDR"] == pytest.approx(drums["SDR"])
+    assert result["mean"]["MDX_SDR"] == pytest.approx((drums["MDX_SDR"] + bass["MDX_SDR"]) / 2)
     assert set(result["mean"]) == set(METRICS) and result["settings"]["frames"] == 3
 
 

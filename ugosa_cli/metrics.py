@@ -246,8 +246,9 @@ def evaluate_stems(
     Both mappings name the same sources; each array is (channels, samples), all of one shape. Returns
     ``{"sources": {name: {metric: dB or None}}, "mean": {metric: mean over sources or None},
     "skipped": [{"source", "metrics", "reason"}], "settings": {...}}``. BSSEval metrics are medians over
-    frames; a value that cannot be computed is None and the reason is listed under "skipped". PES and EPS
-    are None when the reference (PES) or the estimate (EPS) is never silent; that is not listed.
+    frames; a value that cannot be computed (or MDX SDR of a silent reference) is None and the reason is
+    listed under "skipped". PES and EPS are None when the reference (PES) or the estimate (EPS) is never
+    silent; that is not listed.
     """
     names = list(references)
     if set(names) != set(estimates):
@@ -269,13 +270,15 @@ def evaluate_stems(
     ref_silent, est_silent = _silent(refs), _silent(ests)
     for j, name in enumerate(names):
         row: dict[str, float | None] = {}
+        row["MDX_SDR"] = None if ref_silent[j] else mdx_sdr(refs[j], ests[j])
         if ref_silent[j] or est_silent[j]:
-            which = "reference" if ref_silent[j] else "estimate"
+            # With nothing to find, the SDRs would only measure the estimate's energy: that is what PES is for.
+            left_out = [*BSS_METRICS, "MDX_SDR"] if ref_silent[j] else list(BSS_METRICS)
             row.update(dict.fromkeys(BSS_METRICS))
-            skipped.append({"source": name, "metrics": list(BSS_METRICS), "reason": f"the {which} is silent throughout"})
+            which = "reference" if ref_silent[j] else "estimate"
+            skipped.append({"source": name, "metrics": left_out, "reason": f"the {which} is silent throughout"})
         else:
             _median_scores(name, {m: framewise[m][j] for m in BSS_METRICS}, row, skipped)
-        row["MDX_SDR"] = mdx_sdr(refs[j], ests[j])
         row["PES"], row["EPS"] = silent_frame_metrics(refs[j], ests[j], window, step)
         sources[name] = row
     mean = {}
