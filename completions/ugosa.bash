@@ -50,7 +50,7 @@ _ugosa() {
     done
     case "$path" in
         "")
-            if [[ $cur == -* ]]; then _ugosa_words "--version --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--version -h --help"; return; fi
             _ugosa_words "separate adapt strategies eval model labels"
             ;;
         "separate")
@@ -83,7 +83,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -107,14 +107,14 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m --model -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --json --offline -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m --model -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
             case "$prev" in
                 -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-m --model --json --offline -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-m --model --json --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "eval")
             case "$prev" in
@@ -124,36 +124,36 @@ _ugosa() {
                 --win) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-r --references -e --estimates --sources --win --hop --json --csv -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-r --references -e --estimates --sources --win --hop --json --csv -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
-            if [[ $cur == -* ]]; then _ugosa_words "--help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
             _ugosa_words "list download path import remove"
             ;;
         "model list")
-            if [[ $cur == -* ]]; then _ugosa_words "--json -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--json -q --quiet --debug -h --help"; return; fi
             ;;
         "model download")
-            if [[ $cur == -* ]]; then _ugosa_words "--json -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--json -q --quiet --debug -h --help"; return; fi
             _ugosa_words "$(_ugosa_models)"
             ;;
         "model path")
-            if [[ $cur == -* ]]; then _ugosa_words "-q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-q --quiet --debug -h --help"; return; fi
             _ugosa_words "$(_ugosa_models)"
             ;;
         "model import")
             case "$prev" in
                 --name) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--name --json -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--name --json -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "model remove")
-            if [[ $cur == -* ]]; then _ugosa_words "-q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-q --quiet --debug -h --help"; return; fi
             _ugosa_words "$(_ugosa_models)"
             ;;
         "labels")
-            if [[ $cur == -* ]]; then _ugosa_words "--help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
             _ugosa_words "show convert from-stems"
             ;;
         "labels show")
@@ -164,7 +164,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--audio --duration --json --labels-format --map --ignore-unknown --margin -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--audio --duration --json --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "labels convert")
@@ -177,7 +177,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--to -o --output --audio --duration --labels-format --map --ignore-unknown --margin -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--to -o --output --audio --duration --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "labels from-stems")
@@ -188,7 +188,7 @@ _ugosa() {
                 --min-gap) COMPREPLY=(); return ;;
                 -o|--output) compopt -o default; COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output -q --quiet --debug --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

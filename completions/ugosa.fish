@@ -43,7 +43,7 @@ complete -c ugosa -n '__ugosa_at' -a eval -d 'Score estimated stems against refe
 complete -c ugosa -n '__ugosa_at' -a model -d 'Manage pretrained models and the model cache.'
 complete -c ugosa -n '__ugosa_at' -a labels -d 'Activation labels: where each instrument plays.'
 complete -c ugosa -n '__ugosa_at' -l version -d 'Print the version and exit.'
-complete -c ugosa -n '__ugosa_at' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at' -s h -l help -d 'Show this message and exit.'
 
 # ugosa separate
 complete -c ugosa -n '__ugosa_at separate' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
@@ -81,7 +81,7 @@ complete -c ugosa -n '__ugosa_at separate' -l json -d 'Print results as JSON on 
 complete -c ugosa -n '__ugosa_at separate' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at separate' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at separate' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at separate' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at separate' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at separate' -F
 
 # ugosa adapt
@@ -111,7 +111,7 @@ complete -c ugosa -n '__ugosa_at adapt' -l json -d 'Print results as JSON on std
 complete -c ugosa -n '__ugosa_at adapt' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at adapt' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at adapt' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at adapt' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at adapt' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at adapt' -F
 
 # ugosa strategies
@@ -120,7 +120,7 @@ complete -c ugosa -n '__ugosa_at strategies' -l json -d 'Print results as JSON o
 complete -c ugosa -n '__ugosa_at strategies' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at strategies' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at strategies' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at strategies' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at strategies' -s h -l help -d 'Show this message and exit.'
 
 # ugosa eval
 complete -c ugosa -n '__ugosa_at eval' -s r -l references -r -F -d 'Folder of <stem>.wav (or .flac, ...) reference stems, or reference files (repeat the option; NAME=FILE names a stem).'
@@ -132,7 +132,7 @@ complete -c ugosa -n '__ugosa_at eval' -l json -d 'Print results as JSON on stdo
 complete -c ugosa -n '__ugosa_at eval' -l csv -d 'Print the scores as CSV on stdout.'
 complete -c ugosa -n '__ugosa_at eval' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at eval' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at eval' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at eval' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model
 complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, whether it is on disk, size, description and path.'
@@ -140,25 +140,25 @@ complete -c ugosa -n '__ugosa_at model' -a download -d 'Download models into the
 complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model; exit 2 if it is not cached.'
 complete -c ugosa -n '__ugosa_at model' -a import -d 'Copy a model file into the cache, after checking it loads and matches its SHA-256 prefix.'
 complete -c ugosa -n '__ugosa_at model' -a remove -d 'Delete a model from the cache and print the removed path.'
-complete -c ugosa -n '__ugosa_at model' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model list
 complete -c ugosa -n '__ugosa_at model list' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at model list' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at model list' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at model list' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model list' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model download
 complete -c ugosa -n '__ugosa_at model download' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at model download' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at model download' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at model download' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model download' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at model download' -f -a '(__ugosa_models)'
 
 # ugosa model path
 complete -c ugosa -n '__ugosa_at model path' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at model path' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at model path' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model path' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at model path' -f -a '(__ugosa_models)'
 
 # ugosa model import
@@ -166,20 +166,20 @@ complete -c ugosa -n '__ugosa_at model import' -l name -r -f -d 'Store it as thi
 complete -c ugosa -n '__ugosa_at model import' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at model import' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at model import' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at model import' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model import' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at model import' -F
 
 # ugosa model remove
 complete -c ugosa -n '__ugosa_at model remove' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at model remove' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at model remove' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at model remove' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at model remove' -f -a '(__ugosa_models)'
 
 # ugosa labels
 complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json).'
 complete -c ugosa -n '__ugosa_at labels' -a convert -d 'Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON).'
 complete -c ugosa -n '__ugosa_at labels' -a from-stems -d 'Detect where each source plays from its isolated stem (the paper\'s method); Audacity labels by default.'
-complete -c ugosa -n '__ugosa_at labels' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels' -s h -l help -d 'Show this message and exit.'
 
 # ugosa labels show
 complete -c ugosa -n '__ugosa_at labels show' -l audio -r -F -d 'The song: its length clips the labels.'
@@ -191,7 +191,7 @@ complete -c ugosa -n '__ugosa_at labels show' -l ignore-unknown -d 'Skip labels 
 complete -c ugosa -n '__ugosa_at labels show' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
 complete -c ugosa -n '__ugosa_at labels show' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels show' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at labels show' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels show' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at labels show' -F
 
 # ugosa labels convert
@@ -205,7 +205,7 @@ complete -c ugosa -n '__ugosa_at labels convert' -l ignore-unknown -d 'Skip labe
 complete -c ugosa -n '__ugosa_at labels convert' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
 complete -c ugosa -n '__ugosa_at labels convert' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels convert' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at labels convert' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels convert' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at labels convert' -F
 
 # ugosa labels from-stems
@@ -216,5 +216,5 @@ complete -c ugosa -n '__ugosa_at labels from-stems' -l min-gap -r -f -d 'Fill si
 complete -c ugosa -n '__ugosa_at labels from-stems' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at labels from-stems' -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -F

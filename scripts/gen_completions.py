@@ -78,6 +78,7 @@ class Param:
     help: str
     takes_value: bool
     repeatable: bool  # an option given several times, or an argument taking several values
+    required: bool
     values: tuple[str, ...] | str
 
     @property
@@ -149,22 +150,26 @@ def _param(path: tuple[str, ...], param, ctx) -> Param:  # type: ignore[no-untyp
             help=help_text,
             takes_value=True,
             repeatable=param.nargs == -1,
+            required=param.required,
             values=_values(path, param, ()),
         )
     flags = tuple(sorted(param.opts + param.secondary_opts, key=lambda f: (f.startswith("--"), f)))
     takes_value = not param.is_flag
     return Param(
         flags=flags,
-        metavar=max(flags, key=len).lstrip("-").replace("-", "_").upper() if takes_value else "",
+        metavar=(param.metavar or max(flags, key=len).lstrip("-").replace("-", "_").upper()) if takes_value else "",
         help=help_text,
         takes_value=takes_value,
         repeatable=bool(param.multiple),
+        required=param.required,
         values=_values(path, param, flags) if takes_value else NOTHING,
     )
 
 
 def _command(click_command, path: tuple[str, ...], parent_ctx=None) -> Command:  # type: ignore[no-untyped-def]
-    ctx = Context(click_command, info_name=path[-1] if path else PROG, parent=parent_ctx)
+    ctx = Context(
+        click_command, info_name=path[-1] if path else PROG, parent=parent_ctx, **click_command.context_settings
+    )
     params = [p for p in click_command.params if not p.hidden]
     help_option = click_command.get_help_option(ctx)
     if help_option is not None:

@@ -1,0 +1,167 @@
+"""Generate the man page ``man/ugosa.1`` (roff) from the ugosa Typer app: every command, its options and help.
+
+Regenerate everything (completions and the man page) with::
+
+    python scripts/gen_completions.py && python scripts/gen_man.py
+
+``--check`` compares instead of writing and exits 1 when the page is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from gen_completions import Command, Param, command_tree, write_or_check
+
+from ugosa_cli import __version__, hub
+from ugosa_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+
+OUTPUT = "man/ugosa.1"
+_OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
+_CODE = re.compile(r"`([^`]+)`")
+
+ENVIRONMENT = [
+    ("UGOSA_MODEL_ROOT", f"Where registry models are downloaded from (an http(s) URL; default {hub.DEFAULT_ROOT}). "
+                         "Point it at a mirror inside a closed network."),
+    ("UGOSA_CACHE_DIR", "The cache folder (default: the user cache folder, ~/.cache/ugosa on Linux, "
+                        "~/Library/Caches/ugosa on macOS). Downloaded and imported models live under its models/ "
+                        "folder."),
+    ("UGOSA_OFFLINE", "Any value but empty, 0, false, no or off works like `--offline`: never use the network, only "
+                      "cached, imported or local model files."),
+    ("UGOSA_DEBUG", "Any value but empty or 0 works like `--debug`: errors show their full Python traceback."),
+    ("NO_COLOR", "When set and not empty, messages on stderr are not coloured."),
+]
+
+FILES = [
+    ("$UGOSA_CACHE_DIR/models/NAME-HASH.th", "Registry models, e.g. tasnet-beb46fac.th, downloaded on first use. "
+                                             "HASH is the start of the file's SHA-256, checked on every download, "
+                                             "import and load."),
+    ("$UGOSA_CACHE_DIR/models/imported/NAME.th", "Models added with `ugosa model import FILE --name NAME`."),
+    ("$UGOSA_CACHE_DIR/models/urls/URL-HASH/FILE", "Models given to `--model` as an http(s) URL."),
+    ("*.lock", "Lock files beside cache entries, so that concurrent runs download a model once."),
+    (".NAME.*.partial", "Temporary files beside every output while it is written; renamed to NAME when complete, "
+                        "deleted on any failure or interruption."),
+]
+
+EXIT_STATUS = [
+    (EXIT_OK, "Success."),
+    (EXIT_FAILURE, "A failure at run time: a download, a disk, a device; or, with several tracks, at least one "
+                   "track failed (the others' results are written and printed)."),
+    (EXIT_BAD_INPUT, "Bad usage or bad input: an unknown option, a file that does not exist or is not audio, "
+                     "labels that do not fit the song. The message names the file, line or value."),
+    (EXIT_INTERRUPTED, "Interrupted (Ctrl-C or SIGINT). No half-written file is left behind."),
+]
+
+EXAMPLES = [
+    ("Separate two songs into four stems under separated/tasnet/TRACK/:", "ugosa separate a.wav b.flac"),
+    ("Separate every song listed in a file, skipping those already done, in 24-bit FLAC:",
+     "ugosa separate --from-list songs.txt --skip-existing --format flac --bits 24"),
+    ("Feed paths from another program and read the results as JSON:",
+     "find music -name '*.wav' | ugosa separate --from-list - --json | jq -r '.stems.vocals'"),
+    ("Adapt the model to a song from where its instruments play, then separate with the adapted model:",
+     "ugosa adapt song.wav --labels song.txt -o song.th\nugosa separate song.wav --model song.th"),
+    ("Adapt and separate in one step, one labels file per song found by a template:",
+     "ugosa separate music/*.wav --labels '{dir}/{track}.txt'"),
+    ("Show how long the adaptation would take, without training:", "ugosa adapt song.wav --labels song.txt --dry-run"),
+    ("Score the stems against reference stems:", "ugosa eval --references musdb/track --estimates separated/tasnet/track"),
+    ("Use ugosa without network: fetch the model file elsewhere, then import it:",
+     "ugosa model import tasnet-beb46fac.th\nUGOSA_OFFLINE=1 ugosa separate song.wav"),
+]
+
+
+def escape(text: str) -> str:
+    """Plain text -> roff: backslashes, option dashes, `code` in bold, no control character at line start."""
+    text = text.replace("\\", "\\e")
+    text = _CODE.sub(lambda m: "\\fB" + m.group(1) + "\\fR", text)
+    text = _OPTION.sub(lambda m: m.group(1).replace("-", "\\-"), text)
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.split("\n"))
+
+
+def _paragraphs(text: str) -> list[str]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        if block.strip():
+            out += [".PP", escape(" ".join(block.split()))]
+    return out
+
+
+def _usage(command: Command) -> str:
+    words = [f"\\fB{escape(command.name)}\\fR"]
+    if command.options:
+        words.append("[\\fIOPTIONS\\fR]")
+    for argument in command.arguments:
+        word = f"\\fI{argument.metavar}\\fR" + ("..." if argument.repeatable else "")
+        words.append(word if argument.required else f"[{word}]")
+    if command.subcommands:
+        words.append("\\fICOMMAND\\fR")
+    return " ".join(words)
+
+
+def _param_head(param: Param) -> str:
+    if not param.flags:
+        return f"\\fI{param.metavar}\\fR" + ("..." if param.repeatable else "")
+    flags = ", ".join(f"\\fB{escape(flag)}\\fR" for flag in param.flags)
+    return flags + (f" \\fI{param.metavar}\\fR" if param.takes_value else "")
+
+
+def _params(params: tuple[Param, ...]) -> list[str]:
+    lines = []
+    for param in params:
+        lines += [".TP", _param_head(param), escape(" ".join(param.help.split()))]
+    return lines
+
+
+def _command(command: Command) -> list[str]:
+    lines = [".SS " + _usage(command)]
+    lines += _paragraphs(command.help)
+    lines += _params(command.arguments + command.options)
+    for sub in command.subcommands:
+        lines += _command(sub)
+    return lines
+
+
+def _definitions(title: str, rows: list[tuple[object, str]], bold: bool = True) -> list[str]:
+    lines = [f".SH {title}"]
+    for term, text in rows:
+        head = escape(str(term))
+        lines += [".TP", f"\\fB{head}\\fR" if bold else head, escape(text)]
+    return lines
+
+
+def man_page(tree: Command) -> str:
+    lines = [
+        '.\\" Generated from the ugosa command line by scripts/gen_man.py; do not edit.',
+        f'.TH UGOSA 1 "" "ugosa {__version__}" "User Commands"',
+        ".ad l",
+        ".SH NAME",
+        "ugosa \\- separate music into stems, and adapt the separator to one song",
+        ".SH SYNOPSIS",
+    ]
+    for command in tree.walk():
+        if not command.subcommands:
+            lines += [".br", _usage(command)]
+    lines += [".SH DESCRIPTION"] + _paragraphs(tree.help)
+    lines += [".SH OPTIONS"] + _params(tree.options)
+    lines += [".SH COMMANDS"]
+    for command in tree.subcommands:
+        lines += _command(command)
+    lines += _definitions("ENVIRONMENT", ENVIRONMENT)
+    lines += _definitions("FILES", FILES)
+    lines += _definitions("EXIT STATUS", EXIT_STATUS)
+    lines += [".SH EXAMPLES"]
+    for text, example in EXAMPLES:
+        lines += [".PP", escape(text), ".PP", ".RS 4", ".nf", escape(example), ".fi", ".RE"]
+    lines += [".SH SEE ALSO", "\\fBjq\\fR(1), \\fBparallel\\fR(1), \\fBsbatch\\fR(1)", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the page differs from a fresh generation")
+    return write_or_check({OUTPUT: man_page(command_tree())}, parser.parse_args().check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
