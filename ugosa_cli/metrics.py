@@ -280,7 +280,7 @@ def evaluate_stems(
         else:
             _median_scores(name, {m: framewise[m][j] for m in BSS_METRICS}, row, skipped)
         row["PES"], row["EPS"] = silent_frame_metrics(refs[j], ests[j], window, step)
-        sources[name] = row
+        sources[name] = {metric: row[metric] for metric in METRICS}
     mean = {}
     for metric in METRICS:
         values = [row[metric] for row in sources.values() if row[metric] is not None]
