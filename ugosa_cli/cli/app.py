@@ -67,7 +67,8 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Run the app; map every outcome to one line on stderr and a documented exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130; errors raised by the
+    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130 (announced here as
+    ``ugosa: interrupted``); errors raised by the
     library arrive here as :class:`UgosaError` and are printed as one line, without a traceback
     unless ``--debug`` (or ``UGOSA_DEBUG=1``) is given.
     """
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         common.stderr().print("ugosa: interrupted", markup=False, highlight=False)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:  # Typer turns Ctrl-C inside a command into a silent exit 130
+        if exc.code == EXIT_INTERRUPTED:
+            common.stderr().print("ugosa: interrupted", markup=False, highlight=False)
+        raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if common.STATE.debug:
             raise

@@ -51,17 +51,22 @@ def configure(*, quiet: bool = False, debug: bool = False) -> None:
     _stderr_console = None
 
 
+def no_color() -> bool:
+    """True when the user asked for no colour: ``NO_COLOR`` set and not empty (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def stderr() -> Console:
     """The console for everything that is not a result."""
     global _stderr_console
     if _stderr_console is None:
-        _stderr_console = Console(stderr=True, highlight=False, no_color="NO_COLOR" in os.environ or None)
+        _stderr_console = Console(stderr=True, highlight=False, no_color=no_color())
     return _stderr_console
 
 
 def result_console() -> Console:
     """A console on stdout for results shown as tables (plain text when stdout is not a terminal)."""
-    return Console(highlight=False, no_color="NO_COLOR" in os.environ or None)
+    return Console(highlight=False, no_color=no_color())
 
 
 def info(message: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from ugosa_cli import hub
@@ -43,8 +45,61 @@ def labels_for(spec: str, track: str, count: int) -> str:
     return spec
 
 
+def read_track_list(source: str) -> list[str]:
+    """Paths from ``--from-list`` (a file, or ``-`` for stdin): one per line; blank and ``#`` lines are skipped."""
+    try:
+        text = sys.stdin.read() if source == STDIN else Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"--from-list {source}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"--from-list {source}: is a folder; give a file with one audio path per line") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
+    except OSError as exc:
+        raise InputError(f"--from-list {source}: cannot read: {exc.strerror or exc}") from None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def stem_names(sources: tuple[str, ...], keep: tuple[str, ...] | None, two_stems: str | None) -> tuple[str, ...]:
+    """The stems a run writes, named and checked exactly as :func:`select_stems` does."""
+    placeholder = np.zeros((len(sources), 1, 1), np.float32)
+    return tuple(select_stems(placeholder, sources, keep=keep, two_stems=two_stems))
+
+
+def _failure(track: str, exc: UgosaError) -> str:
+    """An error line of one track in a batch, naming the track unless the message already does."""
+    return exc.message if track in exc.message else f"{track}: {exc.message}"
+
+
+def _report(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -> None:
+    if json_out:
+        common.emit_json({**record, "stems": {stem: str(path) for stem, path in paths.items()}})
+    else:
+        for path in paths.values():
+            common.emit(str(path))
+
+
 def separate(
-    tracks: Annotated[list[str], typer.Argument(help="Audio files to separate; '-' reads one from stdin.", show_default=False)],
+    tracks: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Audio files to separate; '-' reads one from stdin.", show_default=False),
+    ] = None,
+    from_list: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from-list",
+            help="Also separate the files listed in FILE ('-': stdin), one path per line; blank lines and lines "
+            "starting with # are skipped.",
+            metavar="FILE",
+        ),
+    ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing", help="Skip a track whose stems all exist already (their paths are still printed)."
+        ),
+    ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.")] = Path("separated"),
     filename: Annotated[
@@ -109,6 +164,13 @@ def separate(
     common.configure(quiet=quiet, debug=debug)
     if gate and labels is None:
         raise InputError("--gate needs --labels: the stems are gated by the labelled regions")
+    tracks = list(tracks or [])
+    if from_list is not None:
+        if from_list == STDIN and STDIN in tracks:
+            raise InputError("--from-list - and the track '-' cannot both read stdin")
+        tracks += read_track_list(from_list)
+    if not tracks:
+        raise InputError("no tracks to separate: give audio files, or --from-list FILE with one path per line")
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
     spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
@@ -119,10 +181,18 @@ def separate(
     common.info(f"model {loaded.name} on {torch_device}")
     base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
     adapted_name = f"{loaded.name}-adapted" if labels and adapt_cmd.parse_strategy(strategy).trains else loaded.name
-    failures: list[UgosaError] = []
+    written = stem_names(loaded.model.sources, keep, two_stems)
+    failures: list[str] = []
     with common.Reporter() as reporter:
         for track in tracks:
             name = track_name(track)
+            record: dict[str, object] = {"input": track, "track": name, "model": adapted_name}
+            if skip_existing:
+                existing = {stem: spec.path(model=adapted_name, track=name, stem=stem) for stem in written}
+                if all(path.is_file() for path in existing.values()):
+                    common.info(f"skipping {track}: its {len(existing)} stems exist already")
+                    _report(json_out, {**record, "skipped": True}, existing)
+                    continue
             try:
                 audio = read_audio(track)
                 report: dict[str, object] = {}
@@ -153,25 +223,12 @@ def separate(
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise
-                failures.append(exc)
-                common.error(exc.message)
+                failures.append(track)
+                common.error(_failure(track, exc))
                 continue
-            if json_out:
-                common.emit_json(
-                    {
-                        "input": track,
-                        "track": name,
-                        "model": adapted_name,
-                        "samplerate": audio.samplerate,
-                        "channels": audio.channels,
-                        "duration": audio.duration,
-                        "stems": {stem: str(path) for stem, path in paths.items()},
-                        **report,
-                    }
-                )
-            else:
-                for path in paths.values():
-                    common.emit(str(path))
+            audio_facts = {"samplerate": audio.samplerate, "channels": audio.channels, "duration": audio.duration}
+            _report(json_out, {**record, "skipped": False, **audio_facts, **report}, paths)
     if failures:
-        common.error(f"{len(failures)} of {len(tracks)} tracks failed")
+        shown = ", ".join(failures[:5]) + (f" and {len(failures) - 5} more" if len(failures) > 5 else "")
+        common.error(f"{len(failures)} of {len(tracks)} tracks failed: {shown}")
         raise typer.Exit(EXIT_FAILURE)
