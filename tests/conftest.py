@@ -15,6 +15,9 @@ import torch
 from ugosa_cli.cli import common, main
 from ugosa_cli.model import ConvTasNet, ModelConfig
 
+# Tests use small models, where one thread is faster than two and immune to CPU oversubscription.
+torch.set_num_threads(1)
+
 # A ConvTasNet small enough to run in milliseconds, with the full model's structure (4 sources, stereo).
 TINY_CONFIG = ModelConfig(N=16, L=8, B=8, H=16, P=3, X=2, R=4, audio_channels=2, samplerate=8000, segment=8000)
 

@@ -1,0 +1,87 @@
+"""Separation speed: ugosa against demucs 2.0.3's ConvTasNet + apply_model, same weights, same clip, one run.
+
+    python benchmarks/separation_speed.py                 # full-size tasnet, 30 s stereo clip
+    python benchmarks/separation_speed.py --tiny          # a small model and a 2 s clip (CI smoke test)
+
+Runs alternate (reference, ugosa, reference, ...) so drifts in machine speed hit both alike; prints seconds
+per second of audio (median over repeats), the speed ratio, and the largest difference between the stems.
+Weights are random (the real ones cannot be downloaded here); speed and equality do not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from reference import import_demucs
+from ugosa_cli.model import DEFAULT_SOURCES, build_model, config_from_state_dict
+from ugosa_cli.separation import separate_array
+from ugosa_cli.synth import generate_song
+
+TINY = dict(N=32, L=20, B=32, H=64, X=3, R=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="clip length")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each implementation")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--tiny", action="store_true", help="small model, 2 s clip, 1 repeat")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+    if args.tiny:
+        args.seconds, args.repeats = 2.0, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    RefConvTasNet, apply_model = import_demucs()
+    torch.manual_seed(0)
+    shape = TINY if args.tiny else dict(X=10)
+    reference = RefConvTasNet(sources=list(DEFAULT_SOURCES), **shape).eval()
+    ours = build_model(config_from_state_dict(reference.state_dict()), reference.state_dict())
+    mix = generate_song(7, duration=max(args.seconds, 2.0)).mix[:, : int(args.seconds * 44100)]
+    wav = torch.from_numpy(mix)
+
+    def run_reference():
+        ref = wav.mean(0)
+        return (apply_model(reference, (wav - ref.mean()) / ref.std(), split=True) * ref.std() + ref.mean()).numpy()
+
+    def run_ours():
+        return separate_array(ours, mix)
+
+    times: dict[str, list[float]] = {"demucs 2.0.3": [], "ugosa": []}
+    outputs = {}
+    for _ in range(args.repeats):
+        for name, fn in (("demucs 2.0.3", run_reference), ("ugosa", run_ours)):
+            began = time.perf_counter()
+            outputs[name] = fn()
+            times[name].append(time.perf_counter() - began)
+    per_second = {name: statistics.median(t) / args.seconds for name, t in times.items()}
+    result = {
+        "clip_seconds": args.seconds,
+        "model": "tiny" if args.tiny else "tasnet (full size)",
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "seconds_per_audio_second": per_second,
+        "speedup": per_second["demucs 2.0.3"] / per_second["ugosa"],
+        "max_abs_diff": float(abs(outputs["ugosa"] - outputs["demucs 2.0.3"]).max()),
+        "runs": times,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"| implementation | s per s of audio (median of {args.repeats}) |")
+    print("| --- | --- |")
+    for name, value in per_second.items():
+        print(f"| {name} | {value:.3f} |")
+    print(f"\nspeed-up {result['speedup']:.2f}x, max |difference| {result['max_abs_diff']:.2e}, "
+          f"{result['threads']} threads, {args.seconds:g} s clip, {result['model']}")
+
+
+if __name__ == "__main__":
+    main()
