@@ -30,8 +30,9 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run ``ugosa ARGS`` in-process through the real entry point; optional bytes on stdin."""
+def cli(capsys, monkeypatch, tmp_path):
+    """Run ``ugosa ARGS`` in-process through the real entry point, in a scratch folder; optional stdin bytes."""
+    monkeypatch.chdir(tmp_path)
 
     def run(*args: str, stdin: bytes | None = None) -> CliResult:
         if stdin is not None:

@@ -62,40 +62,41 @@ class GuidanceOptions:
 
 # Option types shared by `adapt` and `separate` (one definition each).
 LabelsOpt = Annotated[
-    Optional[str], typer.Option("--labels", "-l", help="Where each instrument plays: Audacity labels, CSV, TSV or JSON.")
+    Optional[str], typer.Option("--labels", "-l", metavar="FILE", help="Where each instrument plays: Audacity labels, CSV, TSV or JSON.")
 ]
 LabelsFormat = Annotated[
-    Optional[str], typer.Option("--labels-format", help=f"Force the labels format: {', '.join(LABEL_FORMATS)}.")
+    Optional[str], typer.Option("--labels-format", metavar="FORMAT", help=f"Force the labels format: {', '.join(LABEL_FORMATS)}.")
 ]
-MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Map your label words to sources, e.g. guitar=other.")]
+MapOpt = Annotated[Optional[list[str]], typer.Option("--map", metavar="WORD=SOURCE", help="Map your label words to sources, e.g. guitar=other.")]
 IgnoreUnknown = Annotated[bool, typer.Option("--ignore-unknown", help="Skip labels naming no known source.")]
-Margin = Annotated[float, typer.Option("--margin", help="Widen labelled active regions by this many seconds.")]
+Margin = Annotated[float, typer.Option("--margin", metavar="SEC", help="Widen labelled active regions by this many seconds.")]
 StrategyOpt = Annotated[
-    str, typer.Option("--strategy", "-s", help="B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).")
+    str, typer.Option("--strategy", "-s", metavar="STRATEGY", help="B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).")
 ]
-Epochs = Annotated[Optional[int], typer.Option("--epochs", help="Passes over the song's windows (paper: 10).")]
-Lr = Annotated[float, typer.Option("--lr", help="Learning rate.")]
-Window = Annotated[float, typer.Option("--window", help="Training window in seconds.")]
-Hop = Annotated[Optional[float], typer.Option("--hop", help="Hop between training windows in seconds (paper: 1).")]
-Gamma = Annotated[float, typer.Option("--gamma", help="Weight of the silence term of the proposed loss.")]
+Epochs = Annotated[Optional[int], typer.Option("--epochs", metavar="N", help="Passes over the song's windows (paper: 10).")]
+Lr = Annotated[float, typer.Option("--lr", metavar="RATE", help="Learning rate.")]
+Window = Annotated[float, typer.Option("--window", metavar="SEC", help="Training window in seconds.")]
+Hop = Annotated[Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds (paper: 1).")]
+Gamma = Annotated[float, typer.Option("--gamma", metavar="WEIGHT", help="Weight of the silence term of the proposed loss.")]
 BatchSize = Annotated[
-    Optional[int], typer.Option("--batch-size", help="Windows per step (default 1; 4 on CUDA).")
+    Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step (default 1; 4 on CUDA).")
 ]
-OptimizerOpt = Annotated[str, typer.Option("--optimizer", help=f"One of {', '.join(OPTIMIZERS)}.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed for repeatable runs (window order, init).")]
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", metavar="NAME", help=f"One of {', '.join(OPTIMIZERS)}.")]
+Seed = Annotated[Optional[int], typer.Option("--seed", metavar="N", help="Seed for repeatable runs (window order, init).")]
 Protocol = Annotated[
     str,
     typer.Option(
         "--protocol",
+        metavar="auto|paper",
         help="auto: the paper's settings on a GPU, a plan of about 2x the separation time on a CPU; "
         "paper: always the paper's (10 epochs, 10 s windows, 1 s hop).",
     ),
 ]
 Amp = Annotated[bool, typer.Option("--amp", help="Mixed precision (bfloat16) on CUDA.")]
 References = Annotated[
-    Optional[list[str]], typer.Option("--references", help="True stems for S- strategies: a folder or files.")
+    Optional[list[str]], typer.Option("--references", metavar="DIR|FILE", help="True stems for S- strategies: a folder or files.")
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", "-d", help=f"One of {', '.join(DEVICES)}.")]
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", metavar="DEVICE", help=f"One of {', '.join(DEVICES)}.")]
 
 
 def song_digest(track: str, audio: Audio) -> str:
@@ -255,10 +256,10 @@ def guided_adaptation(
 
 
 def adapt(
-    track: Annotated[str, typer.Argument(help="The song to adapt to; '-' reads it from stdin.", show_default=False)],
+    track: Annotated[str, typer.Argument(help="The song to adapt to; '-' reads it from stdin.", show_default=False, metavar="TRACK")],
     labels: LabelsOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Where to write the adapted model (default: TRACK-adapted.th).")
+        Optional[Path], typer.Option("--out", "-o", metavar="FILE", help="Where to write the adapted model (default: TRACK-adapted.th).")
     ] = None,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     strategy: StrategyOpt = DEFAULT_STRATEGY,

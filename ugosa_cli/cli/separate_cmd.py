@@ -83,7 +83,7 @@ def _report(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -
 def separate(
     tracks: Annotated[
         Optional[list[str]],
-        typer.Argument(help="Audio files to separate; '-' reads one from stdin.", show_default=False),
+        typer.Argument(help="Audio files to separate; '-' reads one from stdin.", show_default=False, metavar="TRACK..."),
     ] = None,
     from_list: Annotated[
         Optional[str],
@@ -101,34 +101,35 @@ def separate(
         ),
     ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.")] = Path("separated"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.", metavar="DIR")] = Path("separated"),
     filename: Annotated[
-        str, typer.Option("--filename", help="Stem path template under --out; fields {model} {track} {stem} {ext}.")
+        str, typer.Option("--filename", help="Stem path template under --out; fields {model} {track} {stem} {ext}.", metavar="TEMPLATE")
     ] = DEFAULT_TEMPLATE,
-    fmt: Annotated[str, typer.Option("--format", help="Output container: wav or flac.")] = "wav",
-    bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).")] = 16,
+    fmt: Annotated[str, typer.Option("--format", help="Output container: wav or flac.", metavar="wav|flac")] = "wav",
+    bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")] = 16,
     clip_mode: Annotated[
         str,
         typer.Option(
             "--clip-mode",
+            metavar="rescale|clamp|none",
             help="rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); "
             "clamp: clip samples; none: write as is.",
         ),
     ] = "rescale",
     stems: Annotated[
-        Optional[list[str]], typer.Option("--stems", help="Keep only these stems (comma-separated or repeated).")
+        Optional[list[str]], typer.Option("--stems", help="Keep only these stems (comma-separated or repeated).", metavar="STEMS")
     ] = None,
     two_stems: Annotated[
-        Optional[str], typer.Option("--two-stems", help="Write STEM and no_STEM (the sum of the others) only.")
+        Optional[str], typer.Option("--two-stems", help="Write STEM and no_STEM (the sum of the others) only.", metavar="STEM")
     ] = None,
     segment: Annotated[
-        Optional[float], typer.Option("--segment", help="Segment length in seconds (default: the model's, 8 s).")
+        Optional[float], typer.Option("--segment", help="Segment length in seconds (default: the model's, 8 s).", metavar="SEC")
     ] = None,
-    overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, in [0, 1).")] = 0.25,
+    overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, in [0, 1).", metavar="FRACTION")] = 0.25,
     shifts: Annotated[
-        int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).")
+        int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).", metavar="N")
     ] = 0,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the random shifts.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the random shifts and the adaptation.", metavar="N")] = None,
     device: adapt_cmd.DeviceOpt = "auto",
     downmix: Annotated[
         bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
