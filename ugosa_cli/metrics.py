@@ -7,7 +7,9 @@ Signals are float arrays shaped (channels, samples); a set of stems is (sources,
   projected onto the delayed copies of all references, and onto those of its own reference), then applied
   inside each evaluation frame to split the frame's error into spatial distortion, interference and
   artefacts. A frame in which any reference or any estimate is all zeros is skipped (NaN) for every source,
-  as museval does. Per source, the score of a track is the median over the frames that were not skipped.
+  as museval does (frame rule ``"museval"``); with ``"per-source"`` a frame is skipped only for the sources
+  whose own reference or estimate is all zeros in it. Per source, the score of a track is the median over
+  the frames that were not skipped.
 - MDX SDR: ``10 log10((|s|^2 + d) / (|s - ŝ|^2 + d))`` over the whole track, ``d = 1e-7``.
 - PES, "predicted energy at silence", and EPS, "energy at predicted silence" (Schulze-Forster et al.,
   "Weakly informed audio source separation", WASPAA 2019, as used by the UGOSA authors): per channel and
@@ -29,6 +31,7 @@ FILTER_LENGTH = 512
 MDX_DELTA = 1e-7
 SILENCE_FLOOR = 1e-12
 BSS_METRICS: tuple[str, ...] = ("SDR", "SIR", "ISR", "SAR")
+FRAME_RULES: tuple[str, ...] = ("museval", "per-source")
 METRICS: tuple[str, ...] = BSS_METRICS + ("MDX_SDR", "PES", "EPS")
 _BLOCK_FFT = 1 << 15
 
@@ -105,16 +108,20 @@ def bss_eval_v4(
     hop: int,
     *,
     filter_length: int = FILTER_LENGTH,
+    frame_rule: str = "museval",
 ) -> dict[str, np.ndarray]:
     """Framewise BSSEval v4 images metrics, museval's ``bss_eval`` with default v4 settings.
 
-    ``references`` and ``estimates`` are (sources, channels, samples); ``window`` and ``hop`` in samples.
+    ``references`` and ``estimates`` are (sources, channels, samples); ``window`` and ``hop`` in samples;
+    ``frame_rule`` says which frames are skipped (see the module docstring).
     Returns ``{"SDR"|"SIR"|"ISR"|"SAR": (sources, frames)}`` in dB, NaN for skipped frames. A source whose
     reference or estimate is all zeros over the whole track gets NaN everywhere (museval refuses such input);
     its reference still counts as interference for the others when it is not silent itself.
     """
     if references.shape != estimates.shape or references.ndim != 3:
         raise ValueError(f"expected two (sources, channels, samples) arrays, got {references.shape} and {estimates.shape}")
+    if frame_rule not in FRAME_RULES:
+        raise InputError(f"frame rule {frame_rule!r}: use one of {', '.join(FRAME_RULES)}")
     refs = np.asarray(references, dtype=np.float64)
     ests = np.asarray(estimates, dtype=np.float64)
     n_src, n_chan, length = refs.shape
@@ -133,7 +140,8 @@ def bss_eval_v4(
     position = np.searchsorted(basis, scored)  # where each scored source sits among the basis references
     for t, frame in enumerate(frames):
         ref_frame, est_frame = refs[:, :, frame][basis], ests[:, :, frame][scored]
-        if _silent(ref_frame).any() or _silent(est_frame).any():
+        kept = ~_silent(ref_frame[position]) & ~_silent(est_frame)
+        if frame_rule == "museval" and (_silent(ref_frame).any() or not kept.all()) or not kept.any():
             continue
         span = frame.stop - frame.start + filter_length - 1
         ref_spec = np.fft.rfft(ref_frame, n=n_fft)  # (basis, chan, freq)
@@ -149,7 +157,8 @@ def bss_eval_v4(
             "SAR": (_energy(full), _energy(estimate - full)),
         }
         for metric, (numerator, denominator) in values.items():
-            scores[metric][scored, t] = [_db(n, d) for n, d in zip(numerator, denominator)]
+            decibels = np.array([_db(n, d) for n, d in zip(numerator, denominator)])
+            scores[metric][np.asarray(scored)[kept], t] = decibels[kept]
     return scores
 
 
@@ -240,15 +249,16 @@ def evaluate_stems(
     *,
     win: float = 1.0,
     hop: float = 1.0,
+    frame_rule: str = "museval",
 ) -> dict:
     """Score estimated stems against references: every metric of ``METRICS`` per source, JSON-ready.
 
     Both mappings name the same sources; each array is (channels, samples), all of one shape. Returns
     ``{"sources": {name: {metric: dB or None}}, "mean": {metric: mean over sources or None},
     "skipped": [{"source", "metrics", "reason"}], "settings": {...}}``. BSSEval metrics are medians over
-    frames; a value that cannot be computed (or MDX SDR of a silent reference) is None and the reason is
-    listed under "skipped". PES and EPS are None when the reference (PES) or the estimate (EPS) is never
-    silent; that is not listed.
+    frames (``frame_rule`` as in :func:`bss_eval_v4`); a value that cannot be computed (or MDX SDR of a
+    silent reference) is None and the reason is listed under "skipped". PES and EPS are None when the
+    reference (PES) or the estimate (EPS) is never silent; that is not listed.
     """
     names = list(references)
     if set(names) != set(estimates):
@@ -263,7 +273,7 @@ def evaluate_stems(
     step = seconds_to_samples(hop, samplerate)
     refs = np.stack([np.asarray(references[n], dtype=np.float64) for n in names])
     ests = np.stack([np.asarray(estimates[n], dtype=np.float64) for n in names])
-    framewise = bss_eval_v4(refs, ests, window, step)
+    framewise = bss_eval_v4(refs, ests, window, step, frame_rule=frame_rule)
 
     sources: dict[str, dict[str, float | None]] = {}
     skipped: list[dict] = []
@@ -292,6 +302,7 @@ def evaluate_stems(
         "frames": len(frame_slices(refs.shape[-1], window, step)),
         "filter_length": FILTER_LENGTH,
         "frame_aggregate": "median",
+        "frame_rule": frame_rule,
     }
     return {"sources": sources, "mean": mean, "skipped": skipped, "settings": settings}
 
