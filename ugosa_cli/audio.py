@@ -163,28 +163,40 @@ def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = 
             raise RunError(f"{path}: cannot write audio: {exc.strerror or exc}") from exc
 
 
-def find_stem_files(paths: Sequence[str | Path], sources: Sequence[str]) -> dict[str, Path]:
-    """Map each source to its file: one folder holding ``<source>.<ext>`` files, or files named after sources."""
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        folder = Path(paths[0])
-        found = {}
-        for name in sources:
-            candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.stem == name)
-            if not candidates:
-                raise InputError(f"{folder}: no {name} stem; expected a file named {name}.wav (or .flac, ...)")
-            found[name] = candidates[0]
-        return found
-    found = {}
-    for path in map(Path, paths):
-        if path.stem not in sources:
-            raise InputError(f"{path}: the file name names no source; name stem files {', '.join(sources)}")
-        found[path.stem] = path
-    missing = [name for name in sources if name not in found]
-    if missing:
-        raise InputError(f"stems missing for {', '.join(missing)}: give one file per source ({', '.join(sources)})")
-    return found
+# File name suffixes taken as audio when a folder of stems is scanned.
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64"}
+)
 
 
-def read_stem_files(paths: Sequence[str | Path], sources: Sequence[str]) -> dict[str, Audio]:
-    """Read one stem per source (see :func:`find_stem_files`)."""
-    return {name: read_audio(path) for name, path in find_stem_files(paths, sources).items()}
+def collect_stems(specs: list[str], option: str) -> dict[str, Path]:
+    """Stem name -> file from a folder of ``<stem>.<ext>`` files, or from files (``NAME=FILE`` to rename)."""
+    if len(specs) == 1 and Path(specs[0]).is_dir():
+        return _stems_in_folder(Path(specs[0]), option)
+    stems: dict[str, Path] = {}
+    for spec in specs:
+        path, name = Path(spec), Path(spec).stem
+        label, sep, target = spec.partition("=")
+        if sep and label.strip() and not path.exists():
+            path, name = Path(target), label.strip()
+        if path.is_dir():
+            raise InputError(f"{option} {path}: is a folder; give one folder alone, or stem files")
+        if not path.exists():
+            raise InputError(f"{option} {path}: no such file or folder")
+        if name in stems:
+            raise InputError(f"{option}: two files for the stem {name!r} ({stems[name]} and {path})")
+        stems[name] = path
+    return stems
+
+
+def _stems_in_folder(folder: Path, option: str) -> dict[str, Path]:
+    stems: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        if path.stem in stems:
+            raise InputError(f"{option} {folder}: two files for the stem {path.stem!r} ({stems[path.stem].name}, {path.name})")
+        stems[path.stem] = path
+    if not stems:
+        raise InputError(f"{option} {folder}: no audio files (<stem>.wav, .flac, ...) in that folder")
+    return stems

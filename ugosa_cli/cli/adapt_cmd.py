@@ -26,12 +26,13 @@ from ugosa_cli.adaptation import (
     parse_strategy,
     strategy_table,
 )
-from ugosa_cli.audio import STDIN, Audio, match_channels, read_audio, read_stem_files, resample, fit_length
+from ugosa_cli.audio import STDIN, Audio, collect_stems, fit_length, match_channels, read_audio, resample
 from ugosa_cli.checkpoint import LoadedModel, save_checkpoint
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import sha256_file
 from ugosa_cli.labels import LABEL_FORMATS, Labels, activation_matrix, read_labels
+from ugosa_cli.model import ConvTasNet
 from ugosa_cli.separation import DEVICES, pick_device
 
 PROTOCOLS = ("auto", "paper")
@@ -118,6 +119,13 @@ def load_guidance(options: GuidanceOptions, model_sources: tuple[str, ...], audi
     )
     for line in labels.warnings:
         common.warn(line)
+    labelled = [source for source in labels.sources if source not in labels.unconstrained]
+    if labelled and not any(labels.regions[source] for source in labelled):
+        raise InputError(
+            f"{options.labels}: no labelled source ({', '.join(labelled)}) plays anywhere in the song "
+            f"({audio.duration:.1f} s), so adapting would only train them to silence; check the labels belong to "
+            "this song (to silence a source on purpose, also label where another one plays)"
+        )
     return labels
 
 
@@ -179,11 +187,15 @@ def prepare_adapter(
     return adapter, plan
 
 
-def _references(paths: list[str], model, frames: int) -> np.ndarray:
-    stems = read_stem_files(paths, model.sources)
+def _references(paths: list[str], model: ConvTasNet, frames: int) -> np.ndarray:
+    """The true stems (sources, channels, frames) at the model's rate, for S- strategies."""
+    files = collect_stems(paths, "--references")
+    missing = [name for name in model.sources if name not in files]
+    if missing:
+        raise InputError(f"--references: no stem for {', '.join(missing)}; give one file per source ({', '.join(model.sources)})")
     out = []
     for name in model.sources:
-        audio = stems[name]
+        audio = read_audio(files[name])
         samples = resample(match_channels(audio.samples, model.audio_channels, label=audio.source),
                            audio.samplerate, model.samplerate)
         out.append(fit_length(samples, frames))

@@ -11,50 +11,13 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ugosa_cli.audio import Audio, fit_length, match_channels, read_audio, resample
+from ugosa_cli.audio import Audio, collect_stems, fit_length, match_channels, read_audio, resample
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import METRICS, evaluate_stems
 from ugosa_cli.model import DEFAULT_SOURCES
 
-AUDIO_SUFFIXES = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64"}
-)
 _HEADINGS = {"MDX_SDR": "MDX SDR"}
-
-
-def collect_stems(specs: list[str], option: str) -> dict[str, Path]:
-    """Stem name -> file from a folder of ``<stem>.<ext>`` files, or from files (``NAME=FILE`` to rename)."""
-    if len(specs) == 1 and Path(specs[0]).is_dir():
-        return _stems_in_folder(Path(specs[0]), option)
-    stems: dict[str, Path] = {}
-    for spec in specs:
-        path, name = Path(spec), Path(spec).stem
-        label, sep, target = spec.partition("=")
-        if sep and label.strip() and not path.exists():
-            path, name = Path(target), label.strip()
-        if path.is_dir():
-            raise InputError(f"{option} {path}: is a folder; give one folder alone, or stem files")
-        if not path.exists():
-            raise InputError(f"{option} {path}: no such file or folder")
-        if name in stems:
-            raise InputError(f"{option}: two files for the stem {name!r} ({stems[name]} and {path})")
-        stems[name] = path
-    return stems
-
-
-def _stems_in_folder(folder: Path, option: str) -> dict[str, Path]:
-    stems: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in AUDIO_SUFFIXES:
-            continue
-        if path.stem in stems:
-            raise InputError(f"{option} {folder}: two files for the stem {path.stem!r} ({stems[path.stem].name}, {path.name})")
-        stems[path.stem] = path
-    if not stems:
-        raise InputError(f"{option} {folder}: no audio files (<stem>.wav, .flac, ...) in that folder")
-    return stems
-
 
 def pair_stems(references: dict[str, Path], estimates: dict[str, Path], wanted: list[str]) -> list[str]:
     """The stem names to score: ``wanted``, or every estimate; each must have a reference and an estimate."""
