@@ -55,6 +55,7 @@ _ugosa() {
             ;;
         "separate")
             case "$prev" in
+                --from-list) compopt -o default; COMPREPLY=(); return ;;
                 -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -o|--out) compopt -o default; COMPREPLY=(); return ;;
                 --filename) COMPREPLY=(); return ;;
@@ -83,7 +84,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")

@@ -46,6 +46,8 @@ complete -c ugosa -n '__ugosa_at' -l version -d 'Print the version and exit.'
 complete -c ugosa -n '__ugosa_at' -s h -l help -d 'Show this message and exit.'
 
 # ugosa separate
+complete -c ugosa -n '__ugosa_at separate' -l from-list -r -F -d 'Also separate the files listed in FILE (\'-\': stdin), one path per line; blank lines and lines starting with # are skipped.'
+complete -c ugosa -n '__ugosa_at separate' -l skip-existing -d 'Skip a track whose stems all exist already (their paths are still printed).'
 complete -c ugosa -n '__ugosa_at separate' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
 complete -c ugosa -n '__ugosa_at separate' -s o -l out -r -F -d 'Folder the stems are written under.'
 complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {track} {stem} {ext}.'
@@ -57,7 +59,7 @@ complete -c ugosa -n '__ugosa_at separate' -l two-stems -r -f -a 'drums bass oth
 complete -c ugosa -n '__ugosa_at separate' -l segment -r -f -d 'Segment length in seconds (default: the model\'s, 8 s).'
 complete -c ugosa -n '__ugosa_at separate' -l overlap -r -f -d 'Overlap between segments, in [0, 1).'
 complete -c ugosa -n '__ugosa_at separate' -l shifts -r -f -d 'Average over this many random time shifts (slower, slightly better).'
-complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts.'
+complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts and the adaptation.'
 complete -c ugosa -n '__ugosa_at separate' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at separate' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
 complete -c ugosa -n '__ugosa_at separate' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'

@@ -1,0 +1,227 @@
+"""Train the packaged ``demo`` model: a small ConvTasNet on synthetic multitrack songs, on the CPU.
+
+Every training example is cut from songs that :func:`ugosa_cli.synth.generate_song` makes on the fly
+from seeds ``TRAIN_SEED_BASE + k`` (k = 0, 1, 2, ...), with a timbre drawn around 0. A pool of songs is
+kept in memory and one song is replaced by a fresh seed every step. Half of the examples are remixes
+(each source from a different song of the pool), every stem gets a random gain, and stereo channels are
+swapped at random. The loss is the L1 distance between estimated and true stems in the normalised
+domain (the mixture divided by its mono standard deviation after removing its mean), as demucs trained.
+
+Validation songs use seeds from ``VALID_SEED_BASE``; the benchmark and ``ugosa demo`` use other ranges
+(see ``ugosa_cli/demo.py``), so no song used here is ever scored as held out.
+
+Run from the repository root (defaults fit in under an hour on 2 CPU cores)::
+
+    .venv/bin/python scripts/train_demo_model.py
+
+It writes ``ugosa_cli/models/demo-<sha256[:8]>.th`` and prints the registry line for ``ugosa_cli/hub.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ugosa_cli import __version__  # noqa: E402
+from ugosa_cli.checkpoint import save_checkpoint  # noqa: E402
+from ugosa_cli.fsutil import sha256_file  # noqa: E402
+from ugosa_cli.metrics import mdx_sdr  # noqa: E402
+from ugosa_cli.model import ConvTasNet, ModelConfig  # noqa: E402
+from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
+from ugosa_cli.synth import SOURCES, generate_song  # noqa: E402
+
+TRAIN_SEED_BASE = 1_000_000
+VALID_SEED_BASE = 1_900_000
+SAMPLERATE = 44100
+DEMO_CONFIG = dict(N=128, L=32, B=64, H=128, P=3, X=5, R=4)
+# Adaptation settings that suit this model (written into the checkpoint; `ugosa adapt` and `ugosa demo`
+# use them when the user gives no flags).
+ADAPTATION_DEFAULTS = dict(strategy="P-L2:D", epochs=8, lr=2e-3, window=4.0, hop=2.0, optimizer="adam")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=2400, help="optimisation steps (default fits 1 h on 2 cores)")
+    parser.add_argument("--batch", type=int, default=4, help="examples per step")
+    parser.add_argument("--segment", type=float, default=2.0, help="example length in seconds")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam; warm-up, cosine decay)")
+    parser.add_argument("--pool", type=int, default=48, help="songs kept in memory; one is replaced each step")
+    parser.add_argument("--song-seconds", type=float, default=10.0, help="length of each generated song")
+    parser.add_argument("--timbre-spread", type=float, default=0.25, help="std of the training songs' timbre")
+    parser.add_argument("--remix", type=float, default=0.5, help="share of examples mixed from different songs")
+    parser.add_argument("--valid-songs", type=int, default=4, help="validation songs (seeds from VALID_SEED_BASE)")
+    parser.add_argument("--valid-every", type=int, default=400, help="validate every this many steps")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and sampling")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop early after this wall time")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "ugosa_cli" / "models", help="where to write")
+    return parser.parse_args(argv)
+
+
+class SongPool:
+    """Generated songs in memory; :meth:`refresh` swaps the oldest one for a song with the next seed."""
+
+    def __init__(self, size: int, seconds: float, timbre_spread: float, rng: np.random.Generator) -> None:
+        self.seconds = seconds
+        self.timbre_spread = timbre_spread
+        self.rng = rng
+        self.next_seed = TRAIN_SEED_BASE
+        self.songs = [self._new_song() for _ in range(size)]
+        self.oldest = 0
+
+    def _new_song(self) -> np.ndarray:
+        timbre = float(self.rng.normal(0.0, self.timbre_spread))
+        song = generate_song(self.next_seed, duration=self.seconds, samplerate=SAMPLERATE, timbre=timbre)
+        self.next_seed += 1
+        return np.stack([song.stems[name] for name in SOURCES])  # (sources, channels, frames)
+
+    def refresh(self) -> None:
+        self.songs[self.oldest] = self._new_song()
+        self.oldest = (self.oldest + 1) % len(self.songs)
+
+    @property
+    def seeds_used(self) -> tuple[int, int]:
+        return TRAIN_SEED_BASE, self.next_seed - 1
+
+    def example(self, frames: int, remix: bool) -> np.ndarray:
+        """Stems (sources, channels, frames): one song's crop, or each source cut from a different song."""
+        count = len(self.songs)
+        picks = self.rng.integers(count, size=len(SOURCES)) if remix else np.full(len(SOURCES), self.rng.integers(count))
+        stems = []
+        for index, song_index in enumerate(picks):
+            song = self.songs[song_index]
+            start = int(self.rng.integers(song.shape[-1] - frames + 1))
+            stem = song[index, :, start : start + frames] * 10 ** (self.rng.uniform(-6.0, 3.0) / 20)
+            stems.append(stem[::-1] if self.rng.random() < 0.5 else stem)
+        return np.stack(stems)
+
+
+def normalised_batch(stems: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mix, targets) in the normalised domain, each example by its own mono mixture's mean and std."""
+    stems_t = torch.from_numpy(np.ascontiguousarray(stems, dtype=np.float32))  # (batch, sources, channels, t)
+    mix = stems_t.sum(dim=1)
+    mono = mix.mean(dim=1)
+    mean = mono.mean(dim=-1).view(-1, 1, 1)
+    std = mono.std(dim=-1).clamp_min(1e-5).view(-1, 1, 1)
+    return (mix - mean) / std, (stems_t - mean.unsqueeze(1)) / std.unsqueeze(1)
+
+
+def learning_rate(step: int, steps: int, peak: float) -> float:
+    warmup = max(1, steps // 20)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def validation_sdr(model: ConvTasNet, songs: list[np.ndarray]) -> dict[str, float]:
+    """Whole-song SDR per source (MDX definition), averaged over the validation songs."""
+    model.eval()
+    scores = {name: [] for name in SOURCES}
+    for stems in songs:
+        estimates = separate_array(model, stems.sum(axis=0), SeparationOptions())
+        for index, name in enumerate(SOURCES):
+            scores[name].append(mdx_sdr(stems[index], estimates[index]))
+    model.train()
+    return {name: round(float(np.mean(values)), 3) for name, values in scores.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    began = time.time()
+
+    config = ModelConfig(**DEMO_CONFIG, samplerate=SAMPLERATE)
+    model = ConvTasNet(config).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    pool = SongPool(args.pool, args.song_seconds, args.timbre_spread, rng)
+    valid = [
+        np.stack([song.stems[name] for name in SOURCES])
+        for song in (generate_song(VALID_SEED_BASE + k, duration=8.0) for k in range(args.valid_songs))
+    ]
+    frames = int(args.segment * SAMPLERATE)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"model {DEMO_CONFIG}: {parameters:,} parameters; pool of {args.pool} songs ready "
+          f"in {time.time() - began:.0f} s", flush=True)
+
+    history = []
+    running = 0.0
+    steps_done = 0
+    for step in range(args.steps):
+        if args.max_minutes is not None and time.time() - began > 60 * args.max_minutes:
+            print(f"stopping at step {step}: --max-minutes {args.max_minutes} reached", flush=True)
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.steps, args.lr)
+        stems = np.stack([pool.example(frames, rng.random() < args.remix) for _ in range(args.batch)])
+        mix, targets = normalised_batch(stems)
+        loss = (model(mix) - targets).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        pool.refresh()
+        steps_done = step + 1
+        running += loss.item()
+        if steps_done % 50 == 0:
+            print(f"step {steps_done}/{args.steps} loss {running / 50:.4f} "
+                  f"lr {optimizer.param_groups[0]['lr']:.2e} {time.time() - began:.0f} s", flush=True)
+            running = 0.0
+        if steps_done % args.valid_every == 0:
+            sdr = validation_sdr(model, valid)
+            history.append({"step": steps_done, "sdr": sdr})
+            print(f"validation at step {steps_done}: {sdr} mean {np.mean(list(sdr.values())):.2f} dB", flush=True)
+
+    final = validation_sdr(model, valid)
+    print(f"final validation SDR: {final} mean {np.mean(list(final.values())):.2f} dB", flush=True)
+    minutes = (time.time() - began) / 60
+    provenance = {
+        "description": "ugosa demo model: small ConvTasNet trained on synthetic songs (ugosa_cli.synth)",
+        "trained_by": "scripts/train_demo_model.py",
+        "command": " ".join(["scripts/train_demo_model.py", *(argv if argv is not None else sys.argv[1:])]),
+        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out_dir"},
+        "steps_done": steps_done,
+        "train_seeds": list(pool.seeds_used),
+        "valid_seeds": [VALID_SEED_BASE, VALID_SEED_BASE + args.valid_songs - 1],
+        "config": config.to_dict(),
+        "parameters": parameters,
+        "loss": "L1 on stems in the normalised domain (mix mono mean/std)",
+        "optimizer": "Adam, linear warm-up and cosine decay",
+        "validation_sdr_db": final,
+        "validation_metric": "whole-song SDR (MDX), mean over validation songs of 8 s",
+        "validation_history": history,
+        "adaptation_defaults": ADAPTATION_DEFAULTS,
+        "minutes": round(minutes, 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {args.threads} torch threads",
+        "torch": torch.__version__,
+        "ugosa_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.out_dir) as folder:
+        staging = Path(folder) / "demo.th"
+        save_checkpoint(staging, model.eval(), provenance)
+        target = args.out_dir / f"demo-{sha256_file(staging)[:8]}.th"
+        staging.replace(target)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB) after {minutes:.1f} min")
+    print("registry line for ugosa_cli/hub.py:")
+    print(f'        ModelEntry("demo", "{target.name}", "Small ConvTasNet trained on synthetic songs (offline demo)", '
+          "packaged=True),")
+
+
+if __name__ == "__main__":
+    main()
