@@ -1,0 +1,613 @@
+"""The paper's experiment on a MUSDB18 folder: variant songs, oracle activations, strategies, scores, table.
+
+Protocol (UGOSA paper, and the authors' data preparation and evaluation code):
+
+- Tracks: ``<root>/test/<track>/{mixture,drums,bass,other,vocals}.wav`` (MUSDB18-HQ, or MUSDB18 decoded to
+  WAV), sorted by name as musdb sorts them; the paper used the first 10.
+- The UGOSA variant: each source is silenced in one quarter of the song, the sources taking the quarters in
+  a seeded random order. The silencing zeroes STFT frames (Hann window 2048, hop 512, as librosa's defaults
+  that the authors used); the inverse STFT's overlap-add turns each cut into a fade of about 46 ms. The
+  mixture is the sum of the modified stems. ``as-is`` keeps the tracks unchanged.
+- Oracle activations: :func:`ugosa_cli.stem_activity.detect_activations` on the (modified) stems with the
+  paper's settings (theta 0.01, no sharpening, no tidying).
+- Every strategy adapts the pretrained model from the oracle activations, separates the mixture and is
+  scored with BSSEval v4 (``win``/``hop`` 2 s / 1.5 s as in the paper), MDX SDR, PES and EPS.
+- The table: per strategy and source, the median over tracks of each track's median SDR over frames; PES and
+  EPS as medians over tracks and sources.
+
+Frame rule: museval skips an evaluation frame for every source when any reference is silent in it. In the
+UGOSA variant one source is silent in every quarter, so with that rule only the frames that straddle a
+quarter border are scored (a handful per song): that is what the paper's numbers measure, and the default
+here. ``frame_rule="per-source"`` scores each source on every frame where its own reference and estimate
+have sound.
+
+Results are stored per track and strategy as JSON as soon as they are known, with the settings that made
+them; the variant audio and the derived labels are cached beside them, so a resumed run redoes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ugosa_cli import __version__
+from ugosa_cli.adaptation import (
+    Adapter,
+    AdaptationSettings,
+    Strategy,
+    StepReport,
+    count_trainable,
+    fit_to_budget,
+    parse_strategy,
+)
+from ugosa_cli.audio import fit_length, match_channels, read_audio, resample, write_audio
+from ugosa_cli.checkpoint import LoadedModel
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
+from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
+from ugosa_cli.separation import SeparationOptions, separate_array
+from ugosa_cli.stem_activity import detect_activations
+
+MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
+TABLE_SOURCES = ("other", "bass", "drums", "vocals")  # the paper's column order
+VARIANTS = ("ugosa", "as-is")
+VARIANT_FFT = 2048
+VARIANT_HOP = 512
+PAPER_CUTS = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One MUSDB track folder."""
+
+    name: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Everything that decides a result, besides the track and the strategy."""
+
+    training: AdaptationSettings = AdaptationSettings()
+    cpu_budget: bool = False  # fit training to about 2x the separation time on a CPU (``--protocol auto``)
+    shifts: int = 0
+    win: float = 2.0
+    hop: float = 1.5
+    frame_rule: str = "museval"
+    variant: str = "ugosa"
+    variant_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise InputError(f"variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
+        if self.frame_rule not in FRAME_RULES:
+            raise InputError(f"--frame-rule {self.frame_rule}: use one of {', '.join(FRAME_RULES)}")
+        if self.shifts < 0:
+            raise InputError(f"--shifts {self.shifts}: must be 0 or more")
+        for option, seconds in (("--win", self.win), ("--hop", self.hop)):
+            if not (seconds > 0 and math.isfinite(seconds)):
+                raise InputError(f"{option} {seconds:g}: must be a positive number of seconds")
+
+    @property
+    def variant_key(self) -> str:
+        """The cache folder name of the prepared tracks: the variant and what it depends on."""
+        return "as-is" if self.variant == "as-is" else f"ugosa-seed{self.variant_seed}"
+
+    def for_strategy(self, strategy: Strategy) -> AdaptationSettings:
+        return replace(self.training, strategy=strategy.name)
+
+    def fingerprint(self, strategy: Strategy, model: LoadedModel) -> dict[str, object]:
+        """The settings a stored result must share to be reused (training settings only for trained strategies)."""
+        values: dict[str, object] = {
+            "model": model.name,
+            "model_sha256": model.sha256,
+            "variant": self.variant_key,
+            "activations": "detect_activations(theta=0.01, sharpen=False, min_region=0, min_gap=0)",
+            "shifts": self.shifts,
+            "separation_seed": self.training.seed,
+            "win": self.win,
+            "hop": self.hop,
+            "frame_rule": self.frame_rule,
+        }
+        if strategy.trains:
+            training = self.for_strategy(strategy).to_dict()
+            training.pop("cache_bytes")  # memory, not results
+            values["training"] = training
+            values["cpu_budget"] = self.cpu_budget
+        return values
+
+
+@dataclass
+class PreparedTrack:
+    """A track ready for the strategies: stems and mixture (channels, frames) at ``samplerate``, and labels."""
+
+    name: str
+    samplerate: int
+    stems: dict[str, np.ndarray]
+    mixture: np.ndarray
+    labels: Labels
+    variant: dict[str, object]
+
+    @property
+    def duration(self) -> float:
+        return self.mixture.shape[1] / self.samplerate
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (track, strategy) pair and where its result is stored."""
+
+    track: Track
+    strategy: Strategy
+    path: Path
+
+
+@dataclass
+class JobProgress:
+    """What a running job is doing: ``phase`` is "adapting", "separating" or "scoring"."""
+
+    job: Job
+    phase: str
+    done: float
+    total: float
+
+
+# --- finding tracks ---------------------------------------------------------------------------------------
+
+
+def find_tracks(root: Path) -> list[Track]:
+    """The track folders under a MUSDB root (or its ``test`` folder), sorted by name as musdb does."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"--musdb {root}: no such folder")
+    folder = root / "test" if (root / "test").is_dir() else root
+    tracks = [Track(p.name, p) for p in sorted(folder.iterdir(), key=lambda p: p.name) if (p / "mixture.wav").is_file()]
+    if not tracks:
+        raise InputError(
+            f"--musdb {root}: no track folders with mixture.wav in {folder} (expected {root}/test/<track>/"
+            f"{{mixture,{','.join(MUSDB_SOURCES)}}}.wav, as MUSDB18-HQ; convert MUSDB18 .stem.mp4 files to WAV first)"
+        )
+    return tracks
+
+
+def select_tracks(tracks: Sequence[Track], *, count: int | None, start: int = 0, names: Sequence[str] = ()) -> list[Track]:
+    """The tracks named in ``names`` (in that order), or ``count`` tracks from index ``start`` (None: all)."""
+    if names:
+        by_name = {track.name: track for track in tracks}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            raise InputError(f"--names: no track named {unknown[0]!r} (the first tracks: {', '.join(list(by_name)[:3])}, ...)")
+        return [by_name[name] for name in names]
+    if start < 0 or start >= len(tracks):
+        raise InputError(f"--start {start}: there are {len(tracks)} tracks (indices 0 to {len(tracks) - 1})")
+    if count is not None and count < 1:
+        raise InputError(f"--tracks {count}: must be 1 or more")
+    return list(tracks[start : None if count is None else start + count])
+
+
+def strategies_for(model_depth: int, names: Sequence[str] | None) -> list[Strategy]:
+    """The requested strategies, parsed; by default every ``P-Lk:D`` the model has, then ``B0``."""
+    if names:
+        strategies = [parse_strategy(name) for name in names]
+    else:
+        cuts = [k for k in PAPER_CUTS if k >= 4 or k < model_depth]
+        strategies = [Strategy("P", k) for k in cuts] + [Strategy(None, None)]
+    seen = [s.name for s in strategies]
+    duplicates = sorted({name for name in seen if seen.count(name) > 1})
+    if duplicates:
+        raise InputError(f"--strategies: {duplicates[0]} is listed twice")
+    return strategies
+
+
+# --- the UGOSA variant ------------------------------------------------------------------------------------
+
+
+def variant_order(track_name: str, seed: int, sources: Sequence[str] = MUSDB_SOURCES) -> list[str]:
+    """The sources in the order they take the quarters: a random permutation seeded by seed and track name."""
+    return random.Random(f"{seed}:{track_name}").sample(list(sources), len(sources))
+
+
+def silence_quarters(stems: Mapping[str, np.ndarray], order: Sequence[str]) -> dict[str, np.ndarray]:
+    """Zero ``order[i]`` in the ``i``-th of ``len(order)`` equal spans of STFT frames (the last span takes the rest).
+
+    Each stem (channels, frames) goes through a Hann STFT (2048/512) and back, with the frames of its span
+    set to zero; the overlap-add fades it out and in over one window. Stems not in ``order`` are unchanged.
+    """
+    window = torch.hann_window(VARIANT_FFT, dtype=torch.float64)
+    out = {name: np.asarray(samples, dtype=np.float32) for name, samples in stems.items()}
+    for index, name in enumerate(order):
+        signal = torch.from_numpy(np.asarray(stems[name], dtype=np.float64))
+        if signal.shape[-1] <= VARIANT_FFT:
+            raise InputError(f"{name}: the track is too short for the variant ({signal.shape[-1]} samples)")
+        spectrum = torch.stft(signal, VARIANT_FFT, VARIANT_HOP, window=window, center=True, return_complex=True)
+        frames = spectrum.shape[-1]
+        span = frames // len(order)
+        stop = frames if index == len(order) - 1 else (index + 1) * span
+        spectrum[..., index * span : stop] = 0
+        restored = torch.istft(spectrum, VARIANT_FFT, VARIANT_HOP, window=window, center=True, length=signal.shape[-1])
+        out[name] = restored.numpy().astype(np.float32)
+    return out
+
+
+def oracle_labels(stems: Mapping[str, np.ndarray], samplerate: int, sources: Sequence[str]) -> Labels:
+    """The paper's activations of the stems, as labels."""
+    return detect_activations(stems, samplerate, sharpen=False, min_region=0.0, min_gap=0.0, sources=sources)
+
+
+def _read_musdb_track(track: Track, sources: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    audio = {name: read_audio(track.folder / f"{name}.wav") for name in ("mixture", *sources)}
+    shapes = {(a.samplerate, a.samples.shape) for a in audio.values()}
+    if len(shapes) != 1:
+        listing = ", ".join(f"{name} {a.channels} ch {a.frames} frames {a.samplerate} Hz" for name, a in audio.items())
+        raise InputError(f"{track.folder}: the stems differ in rate, length or channels ({listing})")
+    rate = audio["mixture"].samplerate
+    return {name: audio[name].samples for name in sources}, audio["mixture"].samples, rate
+
+
+def _missing_stems(track: Track, sources: Sequence[str]) -> list[str]:
+    return [f"{name}.wav" for name in sources if not (track.folder / f"{name}.wav").is_file()]
+
+
+# --- stored results ---------------------------------------------------------------------------------------
+
+
+def result_path(out: Path, track: Track, strategy: Strategy) -> Path:
+    """``<out>/results/<track>/<strategy>.json`` (``:`` replaced, for file systems that refuse it)."""
+    return Path(out) / "results" / track.name / f"{strategy.name.replace(':', '-')}.json"
+
+
+def write_json(path: Path, value: object) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable stored result ({exc}); delete it to recompute it") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: not a stored result; delete it to recompute it")
+    return value
+
+
+def settings_difference(stored: Mapping[str, object], wanted: Mapping[str, object], prefix: str = "") -> str | None:
+    """The first setting that differs, as ``name=stored (now wanted)``; None if they agree."""
+    for key in sorted(set(stored) | set(wanted)):
+        old, new = stored.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            inner = settings_difference(old, new, f"{prefix}{key}.")
+            if inner:
+                return inner
+        elif old != new:
+            return f"{prefix}{key}={old} (now {new})"
+    return None
+
+
+# --- aggregation ------------------------------------------------------------------------------------------
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.median(kept)) if kept else None
+
+
+def aggregate(results: Sequence[Mapping], strategies: Sequence[str], sources: Sequence[str]) -> list[dict]:
+    """The paper's table: one row per strategy (in the given order) over the results of that strategy.
+
+    Per source: the median over tracks of the track scores (SDR: each track's median over frames), with the
+    number of tracks that had a score; PES and EPS also overall, as the median over tracks and sources.
+    Tracks without a score for a source (every frame skipped) are left out of that source's median.
+    """
+    rows = []
+    for strategy in strategies:
+        mine = [r for r in results if r["strategy"] == strategy]
+        per_source = {}
+        for source in sources:
+            scores = [r["scores"]["sources"][source] for r in mine]
+            per_source[source] = {
+                "SDR": _median(s["SDR"] for s in scores),
+                "scored_tracks": sum(s["SDR"] is not None for s in scores),
+                "PES": _median(s["PES"] for s in scores),
+                "EPS": _median(s["EPS"] for s in scores),
+            }
+        every = [r["scores"]["sources"][source] for r in mine for source in sources]
+        tp = {r["trainable_parameters"] for r in mine}
+        rows.append(
+            {
+                "strategy": strategy,
+                "trainable_parameters": tp.pop() if len(tp) == 1 else None,
+                "tracks": len(mine),
+                "sources": per_source,
+                "PES": _median(s["PES"] for s in every),
+                "EPS": _median(s["EPS"] for s in every),
+            }
+        )
+    return rows
+
+
+def table_sources(sources: Sequence[str]) -> list[str]:
+    """The paper's column order (other, bass, drums, vocals) for MUSDB's sources, else the model's order."""
+    return list(TABLE_SOURCES) if set(sources) == set(TABLE_SOURCES) else list(sources)
+
+
+def format_parameters(count: int | None) -> str:
+    """#TP as the paper prints it: 8.2M, 0.4M, 0.01M; ``-`` for none; small counts in full."""
+    if not count:
+        return "-"
+    if count >= 100_000:
+        return f"{count / 1e6:.1f}M"
+    if count >= 10_000:
+        return f"{count / 1e6:.2f}M"
+    return f"{count:,}"
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """One benchmark run: a model, tracks, strategies and settings, stored under ``out``."""
+
+    loaded: LoadedModel
+    tracks: list[Track]
+    strategies: list[Strategy]
+    settings: BenchSettings
+    out: Path
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        model = self.loaded.model
+        missing = [name for name in model.sources if name not in MUSDB_SOURCES]
+        if missing:
+            raise InputError(
+                f"the model separates {', '.join(model.sources)}; MUSDB has {', '.join(MUSDB_SOURCES)} "
+                f"(no stem for {missing[0]}): use a MUSDB model such as tasnet"
+            )
+        for strategy in self.strategies:
+            count_trainable(model, strategy)  # refuses cuts the model does not have
+        for track in self.tracks:
+            lacking = _missing_stems(track, model.sources)
+            if lacking:
+                raise InputError(f"{track.folder}: no {lacking[0]}; every track needs {', '.join(MUSDB_SOURCES)} stems")
+        self.base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.loaded.model.sources
+
+    def jobs(self) -> list[Job]:
+        """Every (track, strategy) pair, tracks first."""
+        return [
+            Job(track, strategy, result_path(self.out, track, strategy))
+            for track in self.tracks
+            for strategy in self.strategies
+        ]
+
+    def stored(self, job: Job) -> dict | None:
+        """The stored result of a job if there is one; refuses one made with other settings."""
+        if not job.path.is_file():
+            return None
+        result = read_json(job.path)
+        difference = settings_difference(result.get("settings", {}), self.fingerprint(job.strategy))
+        if difference:
+            raise InputError(
+                f"{job.path}: stored with other settings: {difference}; run with the same settings, "
+                f"delete that result, or choose another --out"
+            )
+        return result
+
+    def fingerprint(self, strategy: Strategy) -> dict[str, object]:
+        # Through JSON, so tuples compare equal to the lists read back from a file.
+        return json.loads(json.dumps(self.settings.fingerprint(strategy, self.loaded)))
+
+    def track_folder(self, track: Track) -> Path:
+        return Path(self.out) / "tracks" / self.settings.variant_key / track.name
+
+    def prepare(self, track: Track) -> PreparedTrack:
+        """The track's variant and labels, from the cache under ``out`` or made and cached now."""
+        folder = self.track_folder(track)
+        done = folder / "variant.json"
+        if done.is_file():
+            return self._load_prepared(track, folder, read_json(done))
+        stems, mixture, rate = _read_musdb_track(track, self.sources)
+        variant: dict[str, object] = {"variant": self.settings.variant, "samplerate": rate}
+        if self.settings.variant == "ugosa":
+            order = variant_order(track.name, self.settings.variant_seed, self.sources)
+            stems = silence_quarters(stems, order)
+            mixture = np.sum([stems[name] for name in self.sources], axis=0, dtype=np.float32)
+            for name, samples in {"mixture": mixture, **stems}.items():
+                write_audio(folder / f"{name}.wav", samples, rate, bits=32)
+            variant.update(seed=self.settings.variant_seed, silenced_in_quarter=order)
+        labels = oracle_labels(stems, rate, self.sources)
+        with atomic_path(folder / "labels.json") as tmp:
+            tmp.write_text(format_labels(labels, "json"), encoding="utf-8")
+        write_json(done, variant)
+        return PreparedTrack(track.name, rate, stems, mixture, labels, variant)
+
+    def _load_prepared(self, track: Track, folder: Path, variant: dict) -> PreparedTrack:
+        if variant.get("variant") == "ugosa":
+            audio = {name: read_audio(folder / f"{name}.wav") for name in ("mixture", *self.sources)}
+            stems = {name: audio[name].samples for name in self.sources}
+            mixture, rate = audio["mixture"].samples, audio["mixture"].samplerate
+        else:
+            stems, mixture, rate = _read_musdb_track(track, self.sources)
+        labels = read_labels(folder / "labels.json", sources=self.sources, fmt="json")
+        return PreparedTrack(track.name, rate, stems, mixture, labels, variant)
+
+    def _model_inputs(self, prepared: PreparedTrack) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mixture, activations and reference stems at the model's rate and channel count."""
+        model = self.loaded.model
+
+        def convert(samples: np.ndarray) -> np.ndarray:
+            samples = match_channels(samples, model.audio_channels, downmix=True, label=prepared.name)
+            return resample(samples, prepared.samplerate, model.samplerate)
+
+        mix = convert(prepared.mixture)
+        refs = np.stack([fit_length(convert(prepared.stems[name]), mix.shape[1]) for name in self.sources])
+        return mix, activation_matrix(prepared.labels, model.samplerate, mix.shape[1]), refs
+
+    def _adapter(
+        self, settings: AdaptationSettings, mix: np.ndarray, acts: np.ndarray, refs: np.ndarray
+    ) -> Adapter:
+        references = refs if parse_strategy(settings.strategy).loss == "S" else None
+        return Adapter(self.loaded.model, mix, acts, settings, references=references, device=self.device)
+
+    def reset_model(self) -> None:
+        self.loaded.model.load_state_dict(self.base_state)
+        for parameter in self.loaded.model.parameters():
+            parameter.requires_grad_(False)
+        self.loaded.model.eval()
+
+    def run_job(self, job: Job, prepared: PreparedTrack, progress: Callable[[JobProgress], None] | None = None) -> dict:
+        """Adapt (unless B0), separate and score one track with one strategy; store and return the result."""
+        began = time.perf_counter()
+        self.reset_model()
+        model = self.loaded.model
+        mix, acts, refs = self._model_inputs(prepared)
+        adaptation = None
+        if job.strategy.trains:
+            adapter = self._adapter(self.settings.for_strategy(job.strategy), mix, acts, refs)
+            plan = "the requested settings"
+            if self.settings.cpu_budget and self.device.type == "cpu":
+                step_s, prefix_s, forward_s = adapter.measure()
+                planned, plan = fit_to_budget(
+                    adapter.settings, frames=mix.shape[1], samplerate=model.samplerate,
+                    step_seconds=step_s, prefix_seconds=prefix_s, forward_seconds=forward_s,
+                )
+                self.reset_model()
+                adapter = self._adapter(planned, mix, acts, refs)
+
+            def on_step(report: StepReport) -> None:
+                if progress:
+                    done = (report.epoch - 1) * report.steps + report.step
+                    progress(JobProgress(job, "adapting", done, report.epochs * report.steps))
+
+            outcome = adapter.run(on_step)
+            adaptation = {
+                "plan": plan,
+                "settings": outcome.settings.to_dict(),
+                "windows": outcome.windows,
+                "steps": outcome.steps,
+                "seconds": round(outcome.seconds, 2),
+                "history": outcome.history,
+                "silence_db": {row.source: [row.before_db, row.after_db] for row in outcome.silence},
+                "notes": outcome.notes,
+            }
+
+        def on_chunk(done: int, total: int) -> None:
+            if progress:
+                progress(JobProgress(job, "separating", done, total))
+
+        options = SeparationOptions(shifts=self.settings.shifts, seed=self.settings.training.seed)
+        estimates = separate_array(model, mix, options, self.device, on_chunk)
+        if progress:
+            progress(JobProgress(job, "scoring", 0, 1))
+        scores = evaluate_stems(
+            prepared.stems,
+            self._to_track_format(estimates, prepared),
+            prepared.samplerate,
+            win=self.settings.win,
+            hop=self.settings.hop,
+            frame_rule=self.settings.frame_rule,
+        )
+        result = {
+            "track": job.track.name,
+            "strategy": job.strategy.name,
+            "settings": self.fingerprint(job.strategy),
+            "trainable_parameters": count_trainable(model, job.strategy),
+            "scores": scores,
+            "adaptation": adaptation,
+            "variant": prepared.variant,
+            "device": str(self.device),
+            "seconds": round(time.perf_counter() - began, 2),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "ugosa_version": __version__,
+        }
+        write_json(job.path, result)
+        self.reset_model()
+        return result
+
+    def _to_track_format(self, estimates: np.ndarray, prepared: PreparedTrack) -> dict[str, np.ndarray]:
+        """Model-rate stems back to the track's rate, length and channels, by source name."""
+        model = self.loaded.model
+        channels, frames = prepared.mixture.shape
+        out = {}
+        for name, stem in zip(self.sources, estimates):
+            stem = resample(stem, model.samplerate, prepared.samplerate)
+            if stem.shape[0] != channels:
+                stem = stem.mean(axis=0, keepdims=True) if channels == 1 else match_channels(stem, channels)
+            out[name] = fit_length(stem, frames)
+        return out
+
+    def estimate_seconds(self, prepared: PreparedTrack, jobs: Sequence[Job]) -> float:
+        """Adaptation plus separation time of ``jobs``, timed on ``prepared`` and scaled by track duration.
+
+        A few adaptation steps of each strategy are timed (no update is made); scoring is not included.
+        """
+        mix, acts, refs = self._model_inputs(prepared)
+        per_second: dict[str, float] = {}
+        forward_s, window_s = 0.0, 0.0
+        for strategy in {job.strategy.name: job.strategy for job in jobs}.values():
+            if not strategy.trains:
+                continue
+            self.reset_model()
+            adapter = self._adapter(self.settings.for_strategy(strategy), mix, acts, refs)
+            step_s, prefix_s, forward_s = adapter.measure(steps=1)
+            window_s = adapter.window / self.loaded.model.samplerate
+            per_second[strategy.name] = adapter.estimate_seconds(step_s, prefix_s) / prepared.duration
+        self.reset_model()
+        if not window_s:
+            forward_s, window_s = self._time_forward(mix)
+        separation = forward_s / window_s * 4 / 3 * max(1, self.settings.shifts)
+        if self.settings.cpu_budget:
+            per_second = dict.fromkeys(per_second, 2 * separation)
+        durations = {job.track.name: track_duration(job.track) for job in jobs}
+        return sum((per_second.get(job.strategy.name, 0.0) + separation) * durations[job.track.name] for job in jobs)
+
+    def _time_forward(self, mix: np.ndarray) -> tuple[float, float]:
+        """Seconds of one model forward over one segment of the song, and that segment's length in seconds."""
+        model = self.loaded.model
+        chunk = torch.from_numpy(np.ascontiguousarray(mix[:, : model.config.segment], dtype=np.float32)).to(self.device)
+        began = time.perf_counter()
+        with torch.inference_mode():
+            model(chunk[None])
+        return time.perf_counter() - began, chunk.shape[-1] / model.samplerate
+
+
+def track_duration(track: Track) -> float:
+    """Duration of a track's mixture in seconds, from the file header."""
+    info = sf.info(str(track.folder / "mixture.wav"))
+    return info.frames / info.samplerate
+
+
+def summary(bench: Bench, results: Sequence[Mapping]) -> dict:
+    """The JSON document of a finished run: settings, tracks, the table rows and where the results are."""
+    strategies = [s.name for s in bench.strategies]
+    return {
+        "model": bench.loaded.name,
+        "settings": {
+            "variant": bench.settings.variant_key,
+            "training": {k: v for k, v in asdict(bench.settings.training).items() if k not in ("strategy", "cache_bytes")},
+            "cpu_budget": bench.settings.cpu_budget,
+            "shifts": bench.settings.shifts,
+            "win": bench.settings.win,
+            "hop": bench.settings.hop,
+            "frame_rule": bench.settings.frame_rule,
+        },
+        "tracks": [track.name for track in bench.tracks],
+        "sources": table_sources(bench.sources),
+        "rows": aggregate(results, strategies, table_sources(bench.sources)),
+        "results": str(Path(bench.out) / "results"),
+    }
