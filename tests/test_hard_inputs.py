@@ -1,0 +1,326 @@
+"""Hard inputs for `ugosa separate` and `ugosa adapt`: each fails with one clear line, or works, and never leaves
+a half-written file behind.
+
+Covered elsewhere, not repeated here: an interrupted download, a stalled server and an https -> http redirect
+(tests/test_hub.py: test_connection_dropped_halfway_leaves_no_file, test_a_stalled_server_times_out_without_leaving_a_file,
+test_redirect_from_https_to_http_is_refused); NaN samples (tests/test_separate_cli.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import TINY_CONFIG, tone_mix
+from ugosa_cli.checkpoint import save_checkpoint
+from ugosa_cli.model import DEFAULT_SOURCES, ConvTasNet
+
+UGOSA = Path(sys.executable).parent / "ugosa"
+FAST_ADAPT = ("--epochs", "1", "--window", "0.5", "--hop", "0.5")
+# One torch thread: small models run faster, and CI machines are shared.
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_model):
+    path = tmp_path / "tiny.th"
+    save_checkpoint(path, tiny_model)
+    return path
+
+
+@pytest.fixture
+def labels_file(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("0.0\t0.5\tvocals\n0.3\t1.0\tdrums\n")
+    return path
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def assert_nothing_half_written(folder: Path) -> None:
+    partial = [p for p in files_under(folder) if p.name.endswith(".partial")]
+    assert not partial, f"half-written files left behind: {partial}"
+
+
+def assert_one_clear_error(result, *words: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ugosa: error:")]
+    assert len(lines) == 1, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def _bad_file(folder: Path, kind: str) -> Path:
+    path = folder / f"{kind}.wav"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        sf.write(path, tone_mix(0.5, 8000), 8000)
+        path.write_bytes(path.read_bytes()[:30])  # cut inside the format chunk
+    elif kind == "not-audio":
+        path.write_text("Title,Artist\nHalo,Beyonce\n")
+    elif kind == "zero-samples":
+        sf.write(path, np.zeros((0, 2), np.float32), 8000)
+    return path
+
+
+@pytest.mark.parametrize("command", ["separate", "adapt"])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "no such file"),
+        ("empty", "empty"),
+        ("truncated", "cannot read audio"),
+        ("not-audio", "cannot read audio"),
+        ("zero-samples", "no samples"),
+    ],
+)
+def test_unreadable_audio_is_bad_input_and_writes_nothing(cli, tmp_path, model_file, labels_file, command, kind,
+                                                          message):
+    song = _bad_file(tmp_path, kind)
+    out = tmp_path / "out"
+    args = ("-o", out) if command == "separate" else ("-o", out / "adapted.th", "--labels", labels_file)
+    result = cli(command, song, "--model", model_file, *args, *FAST_ADAPT[: 2 if command == "adapt" else 0])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert_one_clear_error(result, str(song), message)
+    assert files_under(out) == []
+
+
+def test_a_wav_cut_in_its_samples_separates_the_samples_it_holds(cli, tmp_path, model_file):
+    """Like most players, ugosa reads what a cut file holds (libsndfile does not report the cut)."""
+    song = tmp_path / "cut.wav"
+    sf.write(song, tone_mix(1.0, 8000), 8000, subtype="PCM_16")
+    song.write_bytes(song.read_bytes()[: 44 + 4 * 3000])
+    result = cli("separate", song, "--model", model_file, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert {sf.info(path).frames for path in result.stdout.split()} == {3000}
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_24", "FLOAT", "DOUBLE"])
+def test_wav_sample_formats_separate_at_the_input_shape(cli, tmp_path, model_file, subtype):
+    song = tmp_path / f"{subtype}.wav"
+    sf.write(song, tone_mix(0.3, 8000), 8000, subtype=subtype)
+    result = cli("separate", song, "--model", model_file, "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.stderr
+    stems = json.loads(result.stdout)["stems"]
+    for path in stems.values():
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.frames) == (8000, 2, 2400)
+        assert np.abs(sf.read(path)[0]).max() > 0  # not silence: the 8-bit offset and scale were decoded
+
+
+def test_six_channels_need_downmix(cli, tmp_path, model_file, labels_file):
+    song = tmp_path / "surround.wav"
+    sf.write(song, tone_mix(0.3, 8000, channels=6), 8000)
+    out = tmp_path / "out"
+    refused = cli("separate", song, "--model", model_file, "-o", out)
+    assert refused.exit_code == 2
+    assert_one_clear_error(refused, "6 channels", "--downmix")
+    adapt = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", out / "a.th", *FAST_ADAPT)
+    assert adapt.exit_code == 2 and "--downmix" in adapt.stderr
+    assert files_under(out) == []
+    mixed = cli("separate", song, "--model", model_file, "-o", out, "--downmix")
+    assert mixed.exit_code == 0, mixed.stderr
+    assert all(sf.info(path).channels == 2 for path in mixed.stdout.split())
+
+
+@pytest.mark.parametrize("model_rate", [8000, 44100])
+@pytest.mark.parametrize("rate", [8000, 192000])
+def test_extreme_sample_rates_are_resampled_both_ways(cli, tmp_path, rate, model_rate):
+    torch.manual_seed(0)
+    model = tmp_path / "model.th"
+    config = TINY_CONFIG.__class__(**{**TINY_CONFIG.to_dict(), "samplerate": model_rate})
+    save_checkpoint(model, ConvTasNet(config).eval())
+    song = tmp_path / "song.wav"
+    sf.write(song, tone_mix(0.25, rate, channels=1), rate)
+    result = cli("separate", song, "--model", model, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    for path in result.stdout.split():
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.frames) == (rate, 1, int(0.25 * rate))
+
+
+def test_labels_of_another_song_are_refused_not_trained_to_silence(cli, tmp_path, model_file, write_wav):
+    song = write_wav("short.wav", seconds=1.0)
+    labels = tmp_path / "other-song.txt"
+    labels.write_text("95\t120\tvocals\n130\t150\tdrums\n200\t210\tbass\n")
+    out = tmp_path / "out"
+    for args in (("adapt", song, "-o", out / "a.th"), ("separate", song, "-o", out, "--gate")):
+        result = cli(*args, "--labels", labels, "--model", model_file, *FAST_ADAPT)
+        assert result.exit_code == 2
+        assert "reach past the end of the song" in result.stderr
+        assert_one_clear_error(result, "other-song.txt", "plays anywhere in the song")
+    assert files_under(out) == []
+
+
+def test_paths_with_spaces_and_unicode(cli, tmp_path, model_file):
+    folder = tmp_path / "my songs – live"
+    folder.mkdir()
+    songs = [folder / "Beyoncé Halo (live).wav", folder / "ÉÀ 中文 ♫.flac"]
+    for song in songs:
+        sf.write(song, tone_mix(0.2, 8000), 8000)
+        (folder / f"{song.stem}.txt").write_text("0\t0.1\tvocals\n", encoding="utf-8")
+    out = tmp_path / "sortie ü"
+    result = cli("separate", *songs, "--model", model_file, "-o", out, "--json",
+                 "--labels", "{dir}/{track}.txt", "--strategy", "B0")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["track"] for r in records] == [song.stem for song in songs]
+    for record in records:
+        assert all(Path(path).is_file() and str(out) in path for path in record["stems"].values())
+
+
+def test_output_under_a_regular_file(cli, tmp_path, model_file, labels_file, write_wav):
+    song = write_wav(seconds=0.2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    separate = cli("separate", song, "--model", model_file, "-o", blocker / "out")
+    assert separate.exit_code == 1
+    assert_one_clear_error(separate, "cannot write", "a-file")
+    adapt = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", blocker / "a.th", *FAST_ADAPT)
+    assert adapt.exit_code == 1
+    assert_one_clear_error(adapt, "cannot write", "a-file")
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux /sys, which refuses new files even to root")
+def test_output_on_a_read_only_filesystem(cli, model_file, labels_file, write_wav):
+    song = write_wav(seconds=0.2)
+    separate = cli("separate", song, "--model", model_file, "-o", "/sys/ugosa-out")
+    assert separate.exit_code == 2
+    assert_one_clear_error(separate, "/sys/ugosa-out", "permission denied", "choose another output folder")
+    adapt = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", "/sys/ugosa-out.th", *FAST_ADAPT)
+    assert adapt.exit_code == 2
+    assert_one_clear_error(adapt, "permission denied")
+
+
+def _run_ugosa(*args: object, preexec=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(UGOSA), *map(str, args)], capture_output=True, text=True, env=SUBPROCESS_ENV,
+                          preexec_fn=preexec, timeout=120, **kwargs)
+
+
+def _disk_full_after(size: int):
+    def limit() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+def test_full_disk_is_a_run_time_failure_and_leaves_no_partial_file(tmp_path, model_file, write_wav):
+    song = write_wav(seconds=0.5)
+    out = tmp_path / "out"
+    result = _run_ugosa("separate", song, "--model", model_file, "-o", out, preexec=_disk_full_after(4096))
+    assert result.returncode == 1 and result.stdout == ""
+    assert_one_clear_error(result, "cannot write audio")
+    assert files_under(out) == []
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: a model file that would run a command if loaded unsafely."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("command", ["separate", "adapt"])
+def test_a_checkpoint_that_runs_code_is_refused_and_never_run(cli, tmp_path, labels_file, write_wav, command):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.th"
+    torch.save({"state_dict": _RunsCode(marker)}, evil)
+    song = write_wav(seconds=0.2)
+    extra = ("--labels", labels_file, "-o", tmp_path / "a.th") if command == "adapt" else ("-o", tmp_path / "out")
+    result = cli(command, song, "--model", evil, *extra)
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "evil.th", "refused")
+    assert not marker.exists()
+
+
+def _interrupt(args: list[object], cwd: Path, ready: str) -> subprocess.CompletedProcess:
+    """Run ugosa, send SIGINT once ``ready`` shows on stderr, and return the finished process."""
+    process = subprocess.Popen([str(UGOSA), *map(str, args)], cwd=cwd, env=SUBPROCESS_ENV, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        stderr.append(line)
+        if ready in line:
+            process.send_signal(signal.SIGINT)
+            break
+    stdout, rest = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, "".join(stderr) + rest)
+
+
+def test_ctrl_c_during_separation_exits_130_and_leaves_no_partial_file(tmp_path, model_file):
+    song = tmp_path / "long.wav"
+    sf.write(song, tone_mix(30.0, 8000), 8000)
+    out = tmp_path / "out"
+    # many shifts: the separation runs for minutes unless interrupted
+    result = _interrupt(["separate", song, "--model", model_file, "-o", out, "--shifts", "50"], tmp_path,
+                        ready="separating long")
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.splitlines()[-1] == "ugosa: interrupted"
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert files_under(out) == []
+
+
+def test_ctrl_c_during_adaptation_exits_130_and_writes_no_model(tmp_path, model_file, labels_file):
+    song = tmp_path / "song.wav"
+    sf.write(song, tone_mix(4.0, 8000), 8000)
+    out = tmp_path / "out"
+    result = _interrupt(["adapt", song, "--labels", labels_file, "--model", model_file, "-o", out / "a.th",
+                         "--epochs", "10000", "--window", "1", "--hop", "0.25"], tmp_path, ready="adapting with")
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.splitlines()[-1] == "ugosa: interrupted"
+    assert files_under(out) == []
+
+
+def _peak_rss_kib(args: list[object]) -> int:
+    """Peak resident memory of one ugosa run, measured by a parent that has no other child."""
+    probe = (
+        "import resource, subprocess, sys\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+        "assert code == 0, code\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(UGOSA), *map(str, args)], capture_output=True,
+                            text=True, env=SUBPROCESS_ENV, timeout=300, check=True)
+    return int(result.stdout)
+
+
+def test_peak_memory_grows_at_most_linearly_with_the_song(tmp_path, model_file):
+    """Memory against song length, measured.
+
+    ugosa_cli.separation holds the whole song and its stems in memory (not streamed): peak memory grows by
+    about 15 float32 copies of the input per second of audio (measured: ~15x; a 1-hour 44.1 kHz stereo song
+    would need about 19 GB). This test guards against that growing further; it does not show bounded memory.
+    """
+    seconds = (10.0, 70.0)
+    peaks = []
+    for duration in seconds:
+        song = tmp_path / f"song{duration:.0f}.wav"
+        sf.write(song, tone_mix(duration, 8000), 8000)
+        peaks.append(_peak_rss_kib(["separate", song, "--model", model_file, "-o", tmp_path / "out", "-q"]))
+    input_kib = (seconds[1] - seconds[0]) * 8000 * 2 * 4 / 1024  # the extra float32 samples of the longer song
+    copies = (peaks[1] - peaks[0]) / input_kib
+    print(f"peak memory grew by {copies:.1f} copies of the input ({peaks} KiB)")
+    assert copies < 24, f"peak memory grew by {copies:.1f} copies of the input ({peaks} KiB)"
