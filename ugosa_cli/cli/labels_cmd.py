@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -214,7 +213,7 @@ def show(
     if json_out:
         common.emit_json(labels_json(labels))
         return
-    console = Console(file=sys.stdout, highlight=False, no_color="NO_COLOR" in os.environ or None)
+    console = Console(file=sys.stdout, highlight=False, no_color=common.no_color())
     encoding = getattr(sys.stdout, "encoding", None) or "ascii"
     try:
         "".join(_GLYPHS.values()).encode(encoding)
