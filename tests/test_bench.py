@@ -114,6 +114,9 @@ def test_bench_runs_end_to_end_and_resume_recomputes_nothing(cli, musdb, model_f
     result = json.loads((out / "results" / "Beta Song" / "P-L3-D.json").read_text())
     assert result["settings"]["training"]["epochs"] == 1 and result["settings"]["win"] == 1.0
     assert result["adaptation"]["steps"] == 3 and result["variant"]["variant"] == "ugosa"
+    baseline = json.loads((out / "results" / "Beta Song" / "B0.json").read_text())
+    mdx = [{s: v["MDX_SDR"] for s, v in r["scores"]["sources"].items()} for r in (result, baseline)]
+    assert mdx[0] != mdx[1]  # the adapted model separated, not the pretrained one
 
     # Everything stored: a third run only prints the table.
     separations = Calls(monkeypatch, "separate_array")

@@ -212,8 +212,8 @@ def bench(
         common.info(f"timing a few steps on {pending[0].track.name} ...")
         estimate = bench.estimate_seconds(bench.prepare(pending[0].track), pending)
         common.info(
-            f"estimated time on {torch_device}: about {_duration(estimate)} for adaptation and separation "
-            f"(scoring adds a little per track)"
+            f"estimated time on {torch_device}: about {_duration(estimate)} for adaptation and separation, "
+            f"plus scoring"
             + ("; a GPU is much faster" if torch_device.type == "cpu" else "")
         )
     if dry_run:
