@@ -10,6 +10,7 @@ _ugosa_values_strategy="B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3
 _ugosa_values_optimizer="ranger radam adam"
 _ugosa_values_protocol="auto paper"
 _ugosa_values_labels_format="audacity csv tsv frames json"
+_ugosa_values_frame_rule="museval per-source"
 
 _ugosa_models() {
     local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra"
@@ -43,7 +44,7 @@ _ugosa() {
     fi
     for word in "${words[@]:1}"; do
         case "$path" in
-            "") case "$word" in separate|adapt|strategies|eval|model|labels) path="$word" ;; esac ;;
+            "") case "$word" in separate|adapt|strategies|eval|bench|model|labels) path="$word" ;; esac ;;
             "model") case "$word" in list|download|path|import|remove) path="model $word" ;; esac ;;
             "labels") case "$word" in show|convert|from-stems) path="labels $word" ;; esac ;;
         esac
@@ -51,13 +52,13 @@ _ugosa() {
     case "$path" in
         "")
             if [[ $cur == -* ]]; then _ugosa_words "--version -h --help"; return; fi
-            _ugosa_words "separate adapt strategies eval model labels"
+            _ugosa_words "separate adapt strategies eval bench model labels"
             ;;
         "separate")
             case "$prev" in
                 --from-list) compopt -o default; COMPREPLY=(); return ;;
                 -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
-                -o|--out) compopt -o default; COMPREPLY=(); return ;;
+                -o|--out) compopt -o dirnames; COMPREPLY=(); return ;;
                 --filename) COMPREPLY=(); return ;;
                 --format) _ugosa_words "$_ugosa_values_format"; return ;;
                 --bits) _ugosa_words "$_ugosa_values_bits"; return ;;
@@ -126,6 +127,33 @@ _ugosa() {
                 --hop) COMPREPLY=(); return ;;
             esac
             if [[ $cur == -* ]]; then _ugosa_words "-r --references -e --estimates --sources --win --hop --json --csv -q --quiet --debug -h --help"; return; fi
+            ;;
+        "bench")
+            case "$prev" in
+                --musdb) compopt -o dirnames; COMPREPLY=(); return ;;
+                -o|--out) compopt -o dirnames; COMPREPLY=(); return ;;
+                --tracks) COMPREPLY=(); return ;;
+                --start) COMPREPLY=(); return ;;
+                --names) COMPREPLY=(); return ;;
+                --strategies) _ugosa_words "$_ugosa_values_strategy"; return ;;
+                --variant-seed) COMPREPLY=(); return ;;
+                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
+                --epochs) COMPREPLY=(); return ;;
+                --lr) COMPREPLY=(); return ;;
+                --window) COMPREPLY=(); return ;;
+                --hop) COMPREPLY=(); return ;;
+                --gamma) COMPREPLY=(); return ;;
+                --batch-size) COMPREPLY=(); return ;;
+                --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
+                --seed) COMPREPLY=(); return ;;
+                --protocol) _ugosa_words "$_ugosa_values_protocol"; return ;;
+                --shifts) COMPREPLY=(); return ;;
+                --eval-win) COMPREPLY=(); return ;;
+                --eval-hop) COMPREPLY=(); return ;;
+                --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
+            esac
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m --model -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi

@@ -30,6 +30,7 @@ from ugosa_cli.audio import BIT_DEPTHS, CLIP_MODES, FORMATS
 from ugosa_cli.cli import app
 from ugosa_cli.cli.adapt_cmd import PROTOCOLS
 from ugosa_cli.labels import LABEL_FORMATS
+from ugosa_cli.metrics import FRAME_RULES
 from ugosa_cli.model import DEFAULT_SOURCES
 from ugosa_cli.separation import DEVICES
 
@@ -39,10 +40,12 @@ REGENERATE = "python scripts/gen_completions.py && python scripts/gen_man.py"
 HEADER = f"Generated from the ugosa command line by scripts/gen_completions.py; do not edit. Regenerate: {REGENERATE}"
 
 # What a value completes to. A tuple of words, or one of these kinds.
-FILE, MODEL, MODEL_NAME, NOTHING = "file", "model", "model-name", "nothing"
+FILE, DIR, MODEL, MODEL_NAME, NOTHING = "file", "dir", "model", "model-name", "nothing"
 
 VALUES_BY_OPTION: dict[str, tuple[str, ...] | str] = {
     "--strategy": STRATEGY_NAMES,
+    "--strategies": STRATEGY_NAMES,
+    "--frame-rule": FRAME_RULES,
     "--device": DEVICES,
     "--stems": DEFAULT_SOURCES,
     "--two-stems": DEFAULT_SOURCES,
@@ -60,6 +63,7 @@ VALUES_BY_OPTION: dict[str, tuple[str, ...] | str] = {
     "--name": NOTHING,
     "--filename": NOTHING,
     "--duration": NOTHING,
+    "--names": NOTHING,
 }
 # Where one command gives an option another meaning than VALUES_BY_OPTION.
 VALUES_BY_COMMAND: dict[tuple[str, ...], dict[str, tuple[str, ...] | str]] = {
@@ -137,7 +141,9 @@ def _values(path: tuple[str, ...], param: Parameter, flags: tuple[str, ...]) -> 
     if not flags and path in MODEL_ARGUMENTS:
         return MODEL_NAME
     kind = _scalar(param.type_descriptor.annotation)
-    return NOTHING if kind in (int, float) else FILE
+    if kind in (int, float):
+        return NOTHING
+    return DIR if param.metavar == "DIR" else FILE
 
 
 def _param(path: tuple[str, ...], param, ctx) -> Param:  # type: ignore[no-untyped-def]
@@ -285,6 +291,8 @@ def _bash_values(values: tuple[str, ...] | str, sets: dict[str, tuple[str, ...]]
         return f'_ugosa_words "$_ugosa_values_{_set_name(sets, values)}"'
     if values == FILE:
         return "compopt -o default; COMPREPLY=()"
+    if values == DIR:
+        return "compopt -o dirnames; COMPREPLY=()"
     if values == MODEL:
         return '_ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default'
     if values == MODEL_NAME:
@@ -357,7 +365,7 @@ def zsh_script(tree: Command) -> str:
 def _zsh_action(values: tuple[str, ...] | str, sets: dict[str, tuple[str, ...]]) -> str:
     if isinstance(values, tuple):
         return f"_ugosa_values_{_set_name(sets, values)}"
-    return {FILE: "_files", MODEL: "_ugosa_models", MODEL_NAME: "_ugosa_model_names", NOTHING: " "}[values]
+    return {FILE: "_files", DIR: "_directories", MODEL: "_ugosa_models", MODEL_NAME: "_ugosa_model_names", NOTHING: " "}[values]
 
 
 def _zsh_option(param: Param, sets: dict[str, tuple[str, ...]]) -> str:
@@ -448,6 +456,7 @@ def _fish_values(values: tuple[str, ...] | str, *, option: bool = True) -> str:
         return f"{need} -f -a {_fish_quote(' '.join(values))}"
     return {
         FILE: f"{need} -F",
+        DIR: f"{need} -f -a '(__fish_complete_directories)'",
         MODEL: f"{need} -F -a '(__ugosa_models)'",
         MODEL_NAME: f"{need} -f -a '(__ugosa_models)'",
         NOTHING: f"{need} -f",
