@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -25,6 +26,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     except PermissionError as exc:
         raise InputError(f"cannot write to {target.parent}: permission denied; choose another output folder") from exc
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise InputError(f"cannot write to {target.parent}: read-only file system; choose another output folder") from exc
         raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
