@@ -115,7 +115,7 @@ class BenchSettings:
             "variant": self.variant_key,
             "activations": "detect_activations(theta=0.01, sharpen=False, min_region=0, min_gap=0)",
             "shifts": self.shifts,
-            "separation_seed": self.training.seed,
+            "separation_seed": self.training.seed if self.shifts else None,  # only the shifts are random
             "win": self.win,
             "hop": self.hop,
             "frame_rule": self.frame_rule,
@@ -181,13 +181,16 @@ def find_tracks(root: Path) -> list[Track]:
     return tracks
 
 
-def select_tracks(tracks: Sequence[Track], *, count: int | None, start: int = 0, names: Sequence[str] = ()) -> list[Track]:
+def select_tracks(
+    tracks: Sequence[Track], *, count: int | None, start: int = 0, names: Sequence[str] = ()
+) -> list[Track]:
     """The tracks named in ``names`` (in that order), or ``count`` tracks from index ``start`` (None: all)."""
     if names:
         by_name = {track.name: track for track in tracks}
         unknown = [name for name in names if name not in by_name]
         if unknown:
-            raise InputError(f"--names: no track named {unknown[0]!r} (the first tracks: {', '.join(list(by_name)[:3])}, ...)")
+            first = ", ".join(list(by_name)[:3])
+            raise InputError(f"--names: no track named {unknown[0]!r} (the first tracks: {first}, ...)")
         return [by_name[name] for name in names]
     if start < 0 or start >= len(tracks):
         raise InputError(f"--start {start}: there are {len(tracks)} tracks (indices 0 to {len(tracks) - 1})")
@@ -599,7 +602,9 @@ def summary(bench: Bench, results: Sequence[Mapping]) -> dict:
         "model": bench.loaded.name,
         "settings": {
             "variant": bench.settings.variant_key,
-            "training": {k: v for k, v in asdict(bench.settings.training).items() if k not in ("strategy", "cache_bytes")},
+            "training": {
+                k: v for k, v in asdict(bench.settings.training).items() if k not in ("strategy", "cache_bytes")
+            },
             "cpu_budget": bench.settings.cpu_budget,
             "shifts": bench.settings.shifts,
             "win": bench.settings.win,

@@ -15,7 +15,7 @@ from ugosa_cli import bench as bench_lib
 from ugosa_cli import hub
 from ugosa_cli.adaptation import AdaptationSettings
 from ugosa_cli.cli import adapt_cmd, common
-from ugosa_cli.errors import InputError
+from ugosa_cli.errors import InputError, UgosaError
 from ugosa_cli.metrics import FRAME_RULES
 from ugosa_cli.separation import pick_device
 
@@ -116,26 +116,46 @@ def _run(bench: bench_lib.Bench, pending: list[bench_lib.Job], estimate: float |
             def progress(step: bench_lib.JobProgress) -> None:
                 reporter.update(current, step.done, step.total, status=f"{step.phase} {step.job.strategy.name}")
 
-            bench.run_job(job, prepared, progress)
+            try:
+                bench.run_job(job, prepared, progress)
+            except UgosaError as exc:
+                where = f"{job.track.name}, {job.strategy.name}"
+                raise type(exc)(exc.message if where in exc.message else f"{where}: {exc.message}") from exc
         reporter.update(overall, len(pending), len(pending), status="done")
 
 
 def bench(
     musdb: Annotated[
         Path,
-        typer.Option("--musdb", metavar="DIR", help="MUSDB18-HQ root (or its test folder): test/<track>/{mixture,drums,bass,other,vocals}.wav."),
+        typer.Option(
+            "--musdb",
+            metavar="DIR",
+            help="MUSDB18-HQ root (or its test folder): test/<track>/{mixture,drums,bass,other,vocals}.wav.",
+        ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the results, the variant audio and labels.")],
-    tracks: Annotated[Optional[int], typer.Option("--tracks", metavar="N", help="Number of test tracks, in name order (default: all; paper: 10).")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the results, the variant audio and labels.")
+    ],
+    tracks: Annotated[
+        Optional[int],
+        typer.Option("--tracks", metavar="N", help="Number of test tracks, in name order (default: all; paper: 10)."),
+    ] = None,
     start: Annotated[int, typer.Option("--start", metavar="N", help="Index of the first track (0-based).")] = 0,
-    names: Annotated[Optional[str], typer.Option("--names", metavar="NAMES", help="Comma-separated track names instead of --tracks/--start.")] = None,
+    names: Annotated[
+        Optional[str],
+        typer.Option("--names", metavar="NAMES", help="Comma-separated track names instead of --tracks/--start."),
+    ] = None,
     strategies: Annotated[
         Optional[str],
         typer.Option("--strategies", metavar="NAMES", help="Comma-separated strategies (default: every P-Lk:D, then B0)."),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Keep stored results made with the same settings; run the rest.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep stored results made with the same settings; run the rest.")
+    ] = False,
     as_is: Annotated[bool, typer.Option("--as-is", help="Use the tracks unchanged instead of the UGOSA variant.")] = False,
-    variant_seed: Annotated[int, typer.Option("--variant-seed", metavar="N", help="Seed of the order in which sources are silenced.")] = 0,
+    variant_seed: Annotated[
+        int, typer.Option("--variant-seed", metavar="N", help="Seed of the order in which sources are silenced.")
+    ] = 0,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     device: adapt_cmd.DeviceOpt = "auto",
     epochs: adapt_cmd.Epochs = None,
