@@ -13,13 +13,8 @@ from typing import Iterator
 from ugosa_cli.errors import InputError, RunError
 
 
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
-
-    The temporary file is removed on any failure, Ctrl-C included, so no half-written file survives.
-    """
-    target = Path(target)
+def _reserve_temporary(target: Path) -> Path:
+    """Create an empty temporary file beside ``target`` (making its folder), mapping failures to one line."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
@@ -30,7 +25,26 @@ def atomic_path(target: Path) -> Iterator[Path]:
             raise InputError(f"cannot write to {target.parent}: read-only file system; choose another output folder") from exc
         raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
-    tmp = Path(tmp_name)
+    return Path(tmp_name)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail now, before long work, if files cannot be created in ``folder`` or where it would be made."""
+    folder = Path(folder).resolve()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise RunError(f"cannot write to {folder}: {existing} is a file, not a folder")
+    _reserve_temporary(existing / ".ugosa-write-check").unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
+
+    The temporary file is removed on any failure, Ctrl-C included, so no half-written file survives.
+    """
+    target = Path(target)
+    tmp = _reserve_temporary(target)
     try:
         yield tmp
         os.replace(tmp, target)

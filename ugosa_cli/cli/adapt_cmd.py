@@ -30,7 +30,7 @@ from ugosa_cli.audio import STDIN, Audio, collect_stems, fit_length, match_chann
 from ugosa_cli.checkpoint import LoadedModel, save_checkpoint
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import sha256_file
+from ugosa_cli.fsutil import ensure_writable, sha256_file
 from ugosa_cli.labels import LABEL_FORMATS, Labels, activation_matrix, read_labels
 from ugosa_cli.model import ConvTasNet
 from ugosa_cli.separation import DEVICES, pick_device
@@ -306,6 +306,7 @@ def adapt(
     target = out or Path(f"{name}-adapted.th")
     if track != STDIN and target.resolve() == Path(track).resolve():
         raise InputError(f"{target}: refusing to overwrite the input song; choose another --out")
+    ensure_writable(target.resolve().parent)
     options = GuidanceOptions(labels, labels_format, mapping or [], ignore_unknown, margin, strategy, epochs, lr,
                               window, hop, gamma, batch_size, optimizer, seed, protocol, amp, references or [])
     loaded = common.load_model(model, offline=offline)

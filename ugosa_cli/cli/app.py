@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated, Optional
 
@@ -68,13 +69,13 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Run the app; map every outcome to one line on stderr and a documented exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C into exit 130 (announced here as
-    ``ugosa: interrupted``); errors raised by the
-    library arrive here as :class:`UgosaError` and are printed as one line, without a traceback
-    unless ``--debug`` (or ``UGOSA_DEBUG=1``) is given.
+    Typer itself reports usage errors (exit 2) and turns Ctrl-C (and here SIGTERM) into exit 130,
+    announced as ``ugosa: interrupted``; errors raised by the library arrive as :class:`UgosaError` and
+    are printed as one line, without a traceback unless ``--debug`` (or ``UGOSA_DEBUG=1``) is given.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     common.STATE.debug = _debug_requested(args)
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         app(args=args, prog_name="ugosa")
     except UgosaError as exc:
@@ -94,3 +95,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         common.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         sys.exit(EXIT_FAILURE)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's time limit, ``kill``) stops like Ctrl-C: partial files are removed, exit 130."""
+    raise KeyboardInterrupt

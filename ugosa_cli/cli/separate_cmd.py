@@ -11,9 +11,9 @@ import typer
 
 from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, read_audio
-from ugosa_cli.cli import common
+from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
-from ugosa_cli.cli import adapt_cmd
+from ugosa_cli.fsutil import ensure_writable
 from ugosa_cli.labels import activation_matrix
 from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, gate_stems, select_stems, write_stems
 from ugosa_cli.separation import SeparationOptions, pick_device, separate_audio
@@ -178,6 +178,7 @@ def separate(
     options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
     keep = _split_names(stems or []) or None
     torch_device = pick_device(device)
+    ensure_writable(out)
     loaded = common.load_model(model, offline=offline)
     common.info(f"model {loaded.name} on {torch_device}")
     base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
