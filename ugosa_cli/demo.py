@@ -1,0 +1,233 @@
+"""The offline demonstration: a held-out synthetic song separated before and after guided adaptation.
+
+:func:`run_demo` generates a song with :mod:`ugosa_cli.synth` (a seed the demo model never saw, with
+its sounds moved away from the training distribution by ``timbre``), separates it with the model as is
+(``B0``), adapts the model to the song from the song's true activation labels, separates again and
+scores both sets of stems against the true stems: SDR per source, and the leakage, i.e. the power of
+each estimated stem where its instrument rests.
+
+Seed ranges of the synthetic songs, so that no scored song was used for training:
+
+- ``1_000_000 ..``  training songs (``scripts/train_demo_model.py``)
+- ``1_900_000 ..``  the training script's validation songs
+- ``2_000_000 ..``  held-out songs: ``ugosa demo --seed N`` plays song ``HELD_OUT_SEED_BASE + N``
+- ``3_000_000 ..``  held-out songs of the adaptation benchmark (``benchmarks/adaptation_gain.py``)
+
+A model file may carry the adaptation settings that suit it under the provenance key
+``"adaptation_defaults"`` (fields of :class:`AdaptationSettings`); the demo and ``ugosa adapt`` use them
+when the user does not choose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ugosa_cli.adaptation import AdaptationResult, AdaptationSettings, Adapter, StepReport, parse_strategy
+from ugosa_cli.audio import write_audio
+from ugosa_cli.checkpoint import LoadedModel
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
+from ugosa_cli.metrics import mdx_sdr
+from ugosa_cli.separation import SeparationOptions, separate_array
+from ugosa_cli.synth import MIN_DURATION, SOURCES, Song, generate_song
+
+DEMO_MODEL = "demo"
+ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
+HELD_OUT_SEED_BASE = 2_000_000
+DEMO_TIMBRE = 0.6
+DEFAULT_DURATION = 20.0
+MAX_DURATION = 600.0
+SILENCE_FLOOR = 1e-12
+
+
+def adaptation_defaults(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The adaptation settings a model file recommends for itself (only known settings; {} if none)."""
+    stored = provenance.get(ADAPTATION_DEFAULTS_KEY)
+    if not isinstance(stored, Mapping):
+        return {}
+    known = {field.name for field in dataclasses.fields(AdaptationSettings)}
+    return {key: value for key, value in stored.items() if key in known}
+
+
+def model_settings(provenance: Mapping[str, Any], **overrides: Any) -> AdaptationSettings:
+    """:class:`AdaptationSettings`: the library defaults, then the model's own, then ``overrides``."""
+    values = {**adaptation_defaults(provenance), **{k: v for k, v in overrides.items() if v is not None}}
+    return AdaptationSettings(**values)
+
+
+@dataclass
+class SourceScore:
+    """One source before (B0) and after adaptation. Leakage is None for a source that never rests."""
+
+    source: str
+    sdr_before: float
+    sdr_after: float
+    leakage_before_db: float | None
+    leakage_after_db: float | None
+    silent_seconds: float
+
+    @property
+    def sdr_gain(self) -> float:
+        return self.sdr_after - self.sdr_before
+
+    @property
+    def leakage_drop_db(self) -> float | None:
+        if self.leakage_before_db is None or self.leakage_after_db is None:
+            return None
+        return self.leakage_before_db - self.leakage_after_db
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo made: the song, its labels, both sets of stems, the scores and the training."""
+
+    song: Song
+    labels: Labels
+    sources: tuple[str, ...]
+    before: np.ndarray  # (sources, channels, frames)
+    after: np.ndarray
+    scores: list[SourceScore]
+    adaptation: AdaptationResult
+    seconds: float
+
+    @property
+    def mean_sdr_before(self) -> float:
+        return float(np.mean([s.sdr_before for s in self.scores]))
+
+    @property
+    def mean_sdr_after(self) -> float:
+        return float(np.mean([s.sdr_after for s in self.scores]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "song": {"seed": self.song.seed, "duration": self.song.duration, "timbre": self.song.timbre,
+                     "tempo": self.song.tempo, "key": self.song.key},
+            "strategy": self.adaptation.strategy.name,
+            "settings": self.adaptation.settings.to_dict(),
+            "sources": [
+                {**dataclasses.asdict(s), "sdr_gain": s.sdr_gain, "leakage_drop_db": s.leakage_drop_db}
+                for s in self.scores
+            ],
+            "mean_sdr_before": self.mean_sdr_before,
+            "mean_sdr_after": self.mean_sdr_after,
+            "adaptation_seconds": round(self.adaptation.seconds, 2),
+            "seconds": round(self.seconds, 2),
+            "sdr": "whole-song SDR in dB (MDX definition)",
+            "leakage": "power of the estimated stem where the instrument rests, dB",
+        }
+
+
+def leakage_db(estimate: np.ndarray, active: np.ndarray) -> float | None:
+    """Mean power (dB) of an estimated stem (channels, frames) over the frames where ``active`` is 0."""
+    silent = active < 0.5
+    if not silent.any():
+        return None
+    return 10 * math.log10(float(np.mean(estimate[:, silent].astype(np.float64) ** 2)) + SILENCE_FLOOR)
+
+
+def score_stems(
+    references: np.ndarray, before: np.ndarray, after: np.ndarray, activations: np.ndarray,
+    sources: tuple[str, ...], samplerate: int,
+) -> list[SourceScore]:
+    """SDR and leakage per source for two sets of estimates of the same (sources, channels, frames) stems."""
+    return [
+        SourceScore(
+            source=name,
+            sdr_before=mdx_sdr(references[i], before[i]),
+            sdr_after=mdx_sdr(references[i], after[i]),
+            leakage_before_db=leakage_db(before[i], activations[i]),
+            leakage_after_db=leakage_db(after[i], activations[i]),
+            silent_seconds=float(np.sum(activations[i] < 0.5)) / samplerate,
+        )
+        for i, name in enumerate(sources)
+    ]
+
+
+def song_labels(song: Song) -> Labels:
+    return labels_from_regions(song.regions, duration=song.duration, origin=f"song {song.seed}")
+
+
+def check_model(loaded: LoadedModel) -> None:
+    """The demo needs a model that separates the generator's sources, in their order."""
+    if tuple(loaded.model.sources) != SOURCES:
+        raise InputError(f"model {loaded.name} separates {', '.join(loaded.model.sources)}; the demo needs "
+                         f"{', '.join(SOURCES)}")
+
+
+def run_demo(
+    loaded: LoadedModel,
+    *,
+    seed: int = 0,
+    duration: float = DEFAULT_DURATION,
+    strategy: str | None = None,
+    timbre: float = DEMO_TIMBRE,
+    on_stage: Callable[[str], None] | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    **settings: Any,
+) -> DemoResult:
+    """Generate held-out song ``seed``, separate it with B0, adapt with its true labels, separate again, score.
+
+    The model is adapted in place. ``strategy`` and ``settings`` (fields of :class:`AdaptationSettings`)
+    override the model's own adaptation defaults.
+    """
+    if isinstance(seed, bool) or seed < 0:
+        raise InputError(f"--seed {seed}: use a whole number >= 0")
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise InputError(f"--duration {duration}: use {MIN_DURATION:g} to {MAX_DURATION:g} seconds")
+    if strategy is not None and not parse_strategy(strategy).trains:
+        raise InputError(f"--strategy {strategy}: the demo compares B0 with an adapted model; choose P-Lk:D or M-Lk:D")
+    if strategy is not None and parse_strategy(strategy).loss == "S":
+        raise InputError(f"--strategy {strategy}: the demo adapts from labels; S- strategies need the true stems")
+    check_model(loaded)
+    stage = on_stage or (lambda message: None)
+    began = time.perf_counter()
+    model = loaded.model
+    chosen = model_settings(loaded.provenance, strategy=strategy, **settings)
+
+    stage(f"generating held-out song {seed} ({duration:g} s, timbre {timbre:+g})")
+    song = generate_song(HELD_OUT_SEED_BASE + seed, duration=duration, samplerate=model.samplerate,
+                         channels=model.audio_channels, timbre=timbre)
+    labels = song_labels(song)
+    activations = activation_matrix(labels, song.samplerate, song.frames)
+    references = np.stack([song.stems[name] for name in model.sources])
+    mix = song.mix
+
+    stage(f"separating with {loaded.name} as is (B0)")
+    before = separate_array(model, mix, SeparationOptions())
+    stage(f"adapting with {chosen.strategy} from the song's labels")
+    adapter = Adapter(model, mix, activations, chosen)
+    adaptation = adapter.run(on_step)
+    stage("separating with the adapted model")
+    after = separate_array(model, mix, SeparationOptions())
+    scores = score_stems(references, before, after, activations, model.sources, song.samplerate)
+    return DemoResult(song, labels, model.sources, before, after, scores, adaptation, time.perf_counter() - began)
+
+
+def write_demo(result: DemoResult, folder: Path) -> dict[str, Path]:
+    """Keep the demo's files: ``song.wav``, ``labels.txt``, and ``true/``, ``before/``, ``after/`` stems.
+
+    Audio is 32-bit float WAV, so the true stems keep their exact silences. Returns the paths by name
+    (``song``, ``labels``, and ``true/drums`` etc.).
+    """
+    folder = Path(folder)
+    rate = result.song.samplerate
+    paths = {"song": folder / "song.wav", "labels": folder / "labels.txt"}
+    write_audio(paths["song"], result.song.mix, rate, bits=32)
+    with atomic_path(paths["labels"]) as tmp:
+        tmp.write_text(format_labels(result.labels, "audacity"), encoding="utf-8")
+    sets = {"true": np.stack([result.song.stems[n] for n in result.sources]), "before": result.before,
+            "after": result.after}
+    for kind, stems in sets.items():
+        for name, stem in zip(result.sources, stems):
+            paths[f"{kind}/{name}"] = folder / kind / f"{name}.wav"
+            write_audio(paths[f"{kind}/{name}"], stem, rate, bits=32)
+    return paths
