@@ -9,6 +9,7 @@ averaged (time-equivariance trick). With ``shifts=0`` the stems equal demucs 2.0
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -75,7 +76,12 @@ def segment_offsets(length: int, segment: int, overlap: float) -> list[int]:
 
 
 class _Segmenter:
-    """Overlap-add of model outputs over segments of one (already normalised) song."""
+    """Overlap-add of model outputs over the segments of one song, streamed into one output tensor.
+
+    The song is normalised chunk by chunk (never as a whole copy), and each segment's output goes straight
+    into the output, weighted by its triangle over the summed triangles where it lies: the same weighted
+    average as summing everything and dividing at the end, without a second song-sized accumulator.
+    """
 
     def __init__(self, model: ConvTasNet, segment: int, overlap: float, batch_size: int) -> None:
         self.model = model
@@ -83,25 +89,52 @@ class _Segmenter:
         self.overlap = overlap
         self.batch_size = batch_size
         self.min_length = model.config.L
+        self.weight: Tensor | None = None
 
     def plan(self, length: int) -> list[int]:
         return segment_offsets(length, self.segment, self.overlap)
 
-    def run(self, mix: Tensor, offsets: list[int], tick: Callable[[int], None]) -> Tensor:
-        channels, length = mix.shape
-        device = mix.device
-        out = torch.zeros(len(self.model.sources), channels, length, device=device)
-        total_weight = torch.zeros(length, device=device)
-        weight = triangle_weight(self.segment).to(device)
+    def run(
+        self,
+        mix: Tensor,
+        out: Tensor,
+        view: tuple[int, int],
+        scale: float,
+        normalise: tuple[Tensor, Tensor],
+        tick: Callable[[int], None],
+    ) -> None:
+        """Add ``scale`` times the overlap-added output of one view of ``mix`` to ``out`` (same time axis).
+
+        ``view`` = (start, length): the view starts ``start`` samples into the song (negative: before it,
+        zeros); ``normalise`` = (mean, std) of the song's mono downmix.
+        """
+        start, length = view
+        if self.weight is None or self.weight.device != mix.device:
+            self.weight = triangle_weight(self.segment).to(mix.device)
+        offsets = self.plan(length)
         for group in self._batches(offsets, length):
             chunk_length = min(self.segment, length - group[0])
-            batch = torch.stack([mix[:, o : o + chunk_length] for o in group])
+            batch = torch.stack([_normalised_chunk(mix, start + o, chunk_length, normalise) for o in group])
             result = self._model_forward(batch)
             for o, chunk_out in zip(group, result):
-                out[..., o : o + chunk_length] += weight[:chunk_length] * chunk_out
-                total_weight[o : o + chunk_length] += weight[:chunk_length]
+                share = self.weight[:chunk_length] * (scale / self._weight_sum(offsets, o, chunk_length, length))
+                begin, end = max(start + o, 0), min(start + o + chunk_length, mix.shape[-1])
+                if begin < end:
+                    inside = slice(begin - start - o, end - start - o)
+                    out[..., begin:end].addcmul_(chunk_out[..., inside], share[inside])
             tick(len(group))
-        return out / total_weight
+
+    def _weight_sum(self, offsets: list[int], offset: int, chunk_length: int, length: int) -> Tensor:
+        """Summed triangle weights of all segments over ``[offset, offset + chunk_length)``."""
+        assert self.weight is not None
+        total = torch.zeros(chunk_length, device=self.weight.device)
+        first = bisect.bisect_left(offsets, offset - self.segment + 1)
+        last = bisect.bisect_left(offsets, offset + chunk_length)
+        for other in offsets[first:last]:
+            other_length = min(self.segment, length - other)
+            begin, end = max(other, offset), min(other + other_length, offset + chunk_length)
+            total[begin - offset : end - offset] += self.weight[begin - other : end - other]
+        return total
 
     def _model_forward(self, batch: Tensor) -> Tensor:
         """The model on a batch of equal-length chunks; chunks shorter than one filter are zero-padded."""
@@ -121,13 +154,22 @@ class _Segmenter:
             yield [o]
 
 
-def separate_tensor(
+def _normalised_chunk(mix: Tensor, begin: int, length: int, normalise: tuple[Tensor, Tensor]) -> Tensor:
+    """``(mix - mean) / std`` over ``[begin, begin + length)``, zero outside the song."""
+    mean, std = normalise
+    frames = mix.shape[-1]
+    inside = (mix[:, max(begin, 0) : min(begin + length, frames)] - mean) / std
+    return torch.nn.functional.pad(inside, (max(-begin, 0), max(begin + length - frames, 0)))
+
+
+def _separate_into(
     model: ConvTasNet,
     mix: Tensor,
-    options: SeparationOptions = SeparationOptions(),
-    progress: ProgressCallback | None = None,
+    normalise: tuple[Tensor, Tensor],
+    options: SeparationOptions,
+    progress: ProgressCallback | None,
 ) -> Tensor:
-    """Separate a normalised mixture (channels, time) already on the model's device -> (sources, channels, time)."""
+    """Normalised stems (sources, channels, time) of ``mix``, which is normalised on the fly."""
     segment = int(round(options.segment * model.samplerate)) if options.segment else model.config.segment
     segment = max(segment, model.config.L)
     segmenter = _Segmenter(model, segment, options.overlap, options.batch_size)
@@ -136,12 +178,10 @@ def separate_tensor(
         max_shift = int(0.5 * model.samplerate)
         rng = random.Random(options.seed)
         shift_offsets = [rng.randint(0, max_shift) for _ in range(options.shifts)]
-        padded = torch.nn.functional.pad(mix, (max_shift, max_shift))
-        views = [(padded[:, s : s + length + max_shift], max_shift - s) for s in shift_offsets]
+        views = [(s - max_shift, length + max_shift) for s in shift_offsets]
     else:
-        views = [(mix, 0)]
-    plans = [segmenter.plan(view.shape[-1]) for view, _ in views]
-    total = sum(len(p) for p in plans)
+        views = [(0, length)]
+    total = sum(len(segmenter.plan(view_length)) for _, view_length in views)
     done = 0
 
     def tick(count: int) -> None:
@@ -152,11 +192,22 @@ def separate_tensor(
 
     if progress:
         progress(0, total)
-    result = torch.zeros(len(model.sources), *mix.shape, device=mix.device)
+    out = torch.zeros(len(model.sources), *mix.shape, device=mix.device)
     with torch.inference_mode():
-        for (view, start), plan in zip(views, plans):
-            result += segmenter.run(view, plan, tick)[..., start : start + length]
-    return result / len(views)
+        for view in views:
+            segmenter.run(mix, out, view, 1 / len(views), normalise, tick)
+    return out
+
+
+def separate_tensor(
+    model: ConvTasNet,
+    mix: Tensor,
+    options: SeparationOptions = SeparationOptions(),
+    progress: ProgressCallback | None = None,
+) -> Tensor:
+    """Separate a normalised mixture (channels, time) already on the model's device -> (sources, channels, time)."""
+    identity = (torch.zeros((), device=mix.device), torch.ones((), device=mix.device))
+    return _separate_into(model, mix, identity, options, progress)
 
 
 def separate_array(
@@ -166,16 +217,21 @@ def separate_array(
     device: torch.device | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Separate a mixture (model channels, frames) at the model's rate -> stems (sources, channels, frames)."""
+    """Separate a mixture (model channels, frames) at the model's rate -> stems (sources, channels, frames).
+
+    Besides the mixture, only the stems are song-sized: segments are normalised, separated and added in
+    one at a time, and the stems are scaled back in place.
+    """
     device = device or torch.device("cpu")
     wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32)).to(device)
     ref = wav.mean(0)
     mean, std = ref.mean(), ref.std()
+    del ref
     if not torch.isfinite(std) or std <= 0:
         std = torch.ones((), device=device)  # silent input: nothing to scale
     model = model.to(device).eval()
-    stems = separate_tensor(model, (wav - mean) / std, options, progress)
-    return (stems * std + mean).cpu().numpy()
+    stems = _separate_into(model, wav, (mean, std), options, progress)
+    return stems.mul_(std).add_(mean).cpu().numpy()
 
 
 def separate_audio(
@@ -196,5 +252,6 @@ def separate_audio(
         stems = stems.mean(axis=1, keepdims=True)
     elif stems.shape[1] == 1 and out_channels > 1:
         stems = np.repeat(stems, out_channels, axis=1)
-    stems = np.stack([resample(stem, model.samplerate, audio.samplerate) for stem in stems])
+    if audio.samplerate != model.samplerate:
+        stems = np.stack([resample(stem, model.samplerate, audio.samplerate) for stem in stems])
     return fit_length(stems, audio.frames).astype(np.float32, copy=False)
