@@ -6,7 +6,7 @@ import datetime
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Mapping, Optional
 
 import numpy as np
 import typer
@@ -29,6 +29,7 @@ from ugosa_cli.adaptation import (
 from ugosa_cli.audio import STDIN, Audio, collect_stems, fit_length, match_channels, read_audio, resample
 from ugosa_cli.checkpoint import LoadedModel, save_checkpoint
 from ugosa_cli.cli import common
+from ugosa_cli.demo import adaptation_defaults
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import ensure_writable, sha256_file
 from ugosa_cli.labels import LABEL_FORMATS, Labels, activation_matrix, read_labels
@@ -47,14 +48,14 @@ class GuidanceOptions:
     mapping: list[str]
     ignore_unknown: bool
     margin: float
-    strategy: str
+    strategy: Optional[str]
     epochs: Optional[int]
-    lr: float
-    window: float
+    lr: Optional[float]
+    window: Optional[float]
     hop: Optional[float]
     gamma: float
     batch_size: Optional[int]
-    optimizer: str
+    optimizer: Optional[str]
     seed: Optional[int]
     protocol: str
     amp: bool
@@ -72,25 +73,44 @@ MapOpt = Annotated[Optional[list[str]], typer.Option("--map", metavar="WORD=SOUR
 IgnoreUnknown = Annotated[bool, typer.Option("--ignore-unknown", help="Skip labels naming no known source.")]
 Margin = Annotated[float, typer.Option("--margin", metavar="SEC", help="Widen labelled active regions by this many seconds.")]
 StrategyOpt = Annotated[
-    str, typer.Option("--strategy", "-s", metavar="STRATEGY", help="B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).")
+    Optional[str],
+    typer.Option(
+        "--strategy", "-s", metavar="STRATEGY",
+        help=f"B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model's "
+        f"recommendation, else {DEFAULT_STRATEGY}).",
+    ),
 ]
 Epochs = Annotated[Optional[int], typer.Option("--epochs", metavar="N", help="Passes over the song's windows (paper: 10).")]
-Lr = Annotated[float, typer.Option("--lr", metavar="RATE", help="Learning rate.")]
-Window = Annotated[float, typer.Option("--window", metavar="SEC", help="Training window in seconds.")]
+Lr = Annotated[
+    Optional[float],
+    typer.Option("--lr", metavar="RATE", help="Learning rate (default: the model's recommendation, else 1e-5)."),
+]
+Window = Annotated[
+    Optional[float],
+    typer.Option(
+        "--window", metavar="SEC", help="Training window in seconds (default: the model's recommendation, else 10)."
+    ),
+]
 Hop = Annotated[Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds (paper: 1).")]
 Gamma = Annotated[float, typer.Option("--gamma", metavar="WEIGHT", help="Weight of the silence term of the proposed loss.")]
 BatchSize = Annotated[
     Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step (default 1; 4 on CUDA).")
 ]
-OptimizerOpt = Annotated[str, typer.Option("--optimizer", metavar="NAME", help=f"One of {', '.join(OPTIMIZERS)}.")]
+OptimizerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--optimizer", metavar="NAME", help=f"One of {', '.join(OPTIMIZERS)} (default: the model's, else ranger)."
+    ),
+]
 Seed = Annotated[Optional[int], typer.Option("--seed", metavar="N", help="Seed for repeatable runs (window order, init).")]
 Protocol = Annotated[
     str,
     typer.Option(
         "--protocol",
         metavar="auto|paper",
-        help="auto: the paper's settings on a GPU, a plan of about 2x the separation time on a CPU; "
-        "paper: always the paper's (10 epochs, 10 s windows, 1 s hop).",
+        help="auto: the settings the model file recommends (the demo model has its own), else the paper's on a "
+        "GPU and a plan of about 2x the separation time on a CPU; paper: always the paper's (10 epochs, 10 s "
+        "windows, 1 s hop).",
     ),
 ]
 Amp = Annotated[bool, typer.Option("--amp", help="Mixed precision (bfloat16) on CUDA.")]
@@ -129,17 +149,22 @@ def load_guidance(options: GuidanceOptions, model_sources: tuple[str, ...], audi
     return labels
 
 
-def _settings(options: GuidanceOptions, cuda: bool) -> AdaptationSettings:
-    defaults = AdaptationSettings()
+def _settings(options: GuidanceOptions, cuda: bool, model_defaults: Mapping[str, Any]) -> AdaptationSettings:
+    """The user's settings; where the user chose nothing, the model's recommendation, then the paper's."""
+    defaults = AdaptationSettings(**model_defaults)
+
+    def chosen(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
     return AdaptationSettings(
-        strategy=parse_strategy(options.strategy).name,
-        epochs=defaults.epochs if options.epochs is None else options.epochs,
-        lr=options.lr,
-        window=options.window,
-        hop=defaults.hop if options.hop is None else options.hop,
+        strategy=parse_strategy(chosen(options.strategy, defaults.strategy)).name,
+        epochs=chosen(options.epochs, defaults.epochs),
+        lr=chosen(options.lr, defaults.lr),
+        window=chosen(options.window, defaults.window),
+        hop=chosen(options.hop, defaults.hop),
         gamma=options.gamma,
-        batch_size=(4 if cuda else 1) if options.batch_size is None else options.batch_size,
-        optimizer=options.optimizer,
+        batch_size=chosen(options.batch_size, model_defaults.get("batch_size", 4 if cuda else 1)),
+        optimizer=chosen(options.optimizer, defaults.optimizer),
         seed=options.seed,
         amp=options.amp,
     )
@@ -157,11 +182,12 @@ def prepare_adapter(
                    audio.samplerate, model.samplerate)
     activations = activation_matrix(labels, model.samplerate, mix.shape[1])
     references = _references(options.references, model, mix.shape[1]) if options.references else None
-    settings = _settings(options, device.type == "cuda")
+    model_defaults = adaptation_defaults(loaded.provenance) if options.protocol == "auto" else {}
+    settings = _settings(options, device.type == "cuda", model_defaults)
     adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     step_s, prefix_s, forward_s = adapter.measure()
-    plan_note = "the paper's protocol"
-    user_fixed = options.epochs is not None or options.hop is not None
+    plan_note = f"the settings {loaded.name} recommends" if model_defaults else "the paper's protocol"
+    user_fixed = options.epochs is not None or options.hop is not None or bool(model_defaults)
     if device.type == "cpu" and options.protocol == "auto" and not user_fixed and adapter.strategy.trains:
         settings, plan_note = fit_to_budget(
             settings,
@@ -274,14 +300,14 @@ def adapt(
         Optional[Path], typer.Option("--out", "-o", metavar="FILE", help="Where to write the adapted model (default: TRACK-adapted.th).")
     ] = None,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
-    strategy: StrategyOpt = DEFAULT_STRATEGY,
+    strategy: StrategyOpt = None,
     epochs: Epochs = None,
-    lr: Lr = 1e-5,
-    window: Window = 10.0,
+    lr: Lr = None,
+    window: Window = None,
     hop: Hop = None,
     gamma: Gamma = 1.0,
     batch_size: BatchSize = None,
-    optimizer: OptimizerOpt = "ranger",
+    optimizer: OptimizerOpt = None,
     seed: Seed = 0,
     protocol: Protocol = "auto",
     amp: Amp = False,
