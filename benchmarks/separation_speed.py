@@ -6,6 +6,8 @@
 Runs alternate (reference, ugosa, reference, ...) so drifts in machine speed hit both alike; prints seconds
 per second of audio (median over repeats), the speed ratio, and the largest difference between the stems.
 Weights are random (the real ones cannot be downloaded here); speed and equality do not depend on them.
+Also prints the achieved GFLOP/s of each (FLOPs counted analytically over the segments actually run)
+against the machine's fp32 matmul rate measured in the same run (best of 5 products of 2048x2048).
 """
 
 from __future__ import annotations
@@ -19,11 +21,44 @@ import time
 import torch
 
 from reference import import_demucs
-from ugosa_cli.model import DEFAULT_SOURCES, build_model, config_from_state_dict
-from ugosa_cli.separation import separate_array
+from ugosa_cli.model import DEFAULT_SOURCES, ModelConfig, build_model, config_from_state_dict
+from ugosa_cli.separation import segment_offsets, separate_array
 from ugosa_cli.synth import generate_song
 
 TINY = dict(N=32, L=20, B=32, H=64, X=3, R=2)
+
+
+def forward_flops(config: ModelConfig, samples: int) -> float:
+    """Multiply-adds x 2 of one forward over ``samples``: the convolutions, masks and decoder (norms excluded)."""
+    frames = (samples - config.L) // (config.L // 2) + 1
+    sources = len(config.sources)
+    per_frame = (
+        2 * config.audio_channels * config.L * config.N  # encoder
+        + 2 * config.N * config.B  # bottleneck
+        + config.R * config.X * (4 * config.B * config.H + 2 * config.H * config.P)  # 1x1 convs + depthwise
+        + 2 * config.B * sources * config.N  # mask conv
+        + sources * config.N  # masking
+        + 2 * sources * config.N * config.audio_channels * config.L  # decoder
+    )
+    return float(per_frame * frames)
+
+
+def separation_flops(config: ModelConfig, length: int, overlap: float = 0.25) -> float:
+    """FLOPs of separating ``length`` samples in the model's segments (no shifts)."""
+    return sum(
+        forward_flops(config, min(config.segment, length - o)) for o in segment_offsets(length, config.segment, overlap)
+    )
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of ``size`` x ``size`` matrix products on this machine, now."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        began = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - began)
+    return 2 * size**3 / best / 1e9
 
 
 def main() -> None:
@@ -62,6 +97,8 @@ def main() -> None:
             outputs[name] = fn()
             times[name].append(time.perf_counter() - began)
     per_second = {name: statistics.median(t) / args.seconds for name, t in times.items()}
+    flops = separation_flops(ours.config, wav.shape[-1])
+    peak = matmul_gflops()
     result = {
         "clip_seconds": args.seconds,
         "model": "tiny" if args.tiny else "tasnet (full size)",
@@ -70,17 +107,22 @@ def main() -> None:
         "seconds_per_audio_second": per_second,
         "speedup": per_second["demucs 2.0.3"] / per_second["ugosa"],
         "max_abs_diff": float(abs(outputs["ugosa"] - outputs["demucs 2.0.3"]).max()),
+        "gflop": flops / 1e9,
+        "gflops": {name: flops / 1e9 / statistics.median(t) for name, t in times.items()},
+        "matmul_peak_gflops": peak,
         "runs": times,
     }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"| implementation | s per s of audio (median of {args.repeats}) |")
-    print("| --- | --- |")
+    print(f"| implementation | s per s of audio (median of {args.repeats}) | GFLOP/s | of matmul peak |")
+    print("| --- | --- | --- | --- |")
     for name, value in per_second.items():
-        print(f"| {name} | {value:.3f} |")
+        rate = result["gflops"][name]
+        print(f"| {name} | {value:.3f} | {rate:.1f} | {rate / peak:.0%} |")
     print(f"\nspeed-up {result['speedup']:.2f}x, max |difference| {result['max_abs_diff']:.2e}, "
-          f"{result['threads']} threads, {args.seconds:g} s clip, {result['model']}")
+          f"{result['threads']} threads, {args.seconds:g} s clip, {result['model']}, "
+          f"{result['gflop']:.0f} GFLOP, fp32 matmul peak {peak:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
