@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.cli import common, main
 from ugosa_cli.model import ConvTasNet, ModelConfig
 
@@ -78,3 +79,11 @@ def write_wav(tmp_path):
 def tiny_model() -> ConvTasNet:
     torch.manual_seed(0)
     return ConvTasNet(TINY_CONFIG).eval()
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_model) -> Path:
+    """The tiny model saved as a ugosa checkpoint."""
+    path = tmp_path / "tiny.th"
+    save_checkpoint(path, tiny_model)
+    return path

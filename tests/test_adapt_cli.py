@@ -10,15 +10,8 @@ import soundfile as sf
 import torch
 
 from conftest import tone_mix
-from ugosa_cli.checkpoint import load_model_file, save_checkpoint
+from ugosa_cli.checkpoint import load_model_file
 from ugosa_cli.fsutil import sha256_file
-
-
-@pytest.fixture
-def model_file(tmp_path, tiny_model):
-    path = tmp_path / "tiny.th"
-    save_checkpoint(path, tiny_model)
-    return path
 
 
 @pytest.fixture

@@ -32,13 +32,6 @@ SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
 
 
 @pytest.fixture
-def model_file(tmp_path, tiny_model):
-    path = tmp_path / "tiny.th"
-    save_checkpoint(path, tiny_model)
-    return path
-
-
-@pytest.fixture
 def labels_file(tmp_path):
     path = tmp_path / "labels.txt"
     path.write_text("0.0\t0.5\tvocals\n0.3\t1.0\tdrums\n")

@@ -11,16 +11,8 @@ import soundfile as sf
 import torch
 
 from conftest import tone_mix
-from ugosa_cli.checkpoint import save_checkpoint
 
 STEMS = ("drums", "bass", "other", "vocals")
-
-
-@pytest.fixture
-def model_file(tmp_path, tiny_model):
-    path = tmp_path / "tiny.th"
-    save_checkpoint(path, tiny_model)
-    return path
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000])

@@ -16,20 +16,12 @@ import pytest
 import soundfile as sf
 
 from conftest import tone_mix
-from ugosa_cli.checkpoint import save_checkpoint
 
 UGOSA = Path(sys.executable).parent / "ugosa"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 ENV.pop("NO_COLOR", None)
 ENV.pop("FORCE_COLOR", None)
 STEMS = ("drums", "bass", "other", "vocals")
-
-
-@pytest.fixture
-def model_file(tmp_path, tiny_model):
-    path = tmp_path / "tiny.th"
-    save_checkpoint(path, tiny_model)
-    return path
 
 
 @pytest.fixture
