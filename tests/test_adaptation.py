@@ -177,3 +177,25 @@ def test_cpu_plan_fits_the_budget():
         base, frames=180 * 44100, samplerate=44100, step_seconds=10.0, prefix_seconds=0.5, forward_seconds=1.0
     )
     assert slow.epochs == 1 and slow.max_windows is not None and slow.max_windows < 18
+
+
+def test_recomputing_activations_gives_the_same_updates(tiny_model):
+    mix, acts = _song()
+    states = []
+    for budget in (1 << 40, 0):
+        model = _fresh(tiny_model)
+        settings = AdaptationSettings(strategy="P-L1:D", epochs=1, lr=1e-3, window=1.0, seed=2, activation_bytes=budget)
+        adapter = Adapter(model, mix, acts, settings)
+        assert adapter.split.recompute == (budget == 0)
+        adapter.run()
+        states.append(model.state_dict())
+    for key in states[0]:
+        torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=1e-7)
+
+
+def test_full_size_windows_are_recomputed_by_default():
+    mix = np.zeros((2, 441000), np.float32)
+    acts = np.ones((4, 441000), np.float32)
+    acts[0, :1000] = 0
+    adapter = Adapter(ConvTasNet(ModelConfig()), mix, acts, AdaptationSettings(strategy="P-L2:D"))
+    assert adapter.split.recompute and "recomputing activations" in adapter.notes[-1]

@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.utils.checkpoint
 import torch_optimizer
 from torch import Tensor, nn
 
@@ -156,15 +157,26 @@ class SplitModel:
     for a repeat cut, the input of that repeat; for L4, the input of the last block (the block's frozen
     1x1 conv and norm are cheap and recomputed); for L5, the output of the last repeat (the frozen mask
     conv is recomputed). ``suffix(prefix(x))`` equals ``model(x)``.
+
+    With ``recompute=True`` the trained blocks keep only their inputs for the backward pass and run their
+    forward again there (activation checkpointing): the same gradients, for a fraction of the memory.
     """
 
-    def __init__(self, model: ConvTasNet, strategy: Strategy) -> None:
+    def __init__(self, model: ConvTasNet, strategy: Strategy, *, recompute: bool = False) -> None:
         assert strategy.cut is not None
         self.model = model
         self.cut = strategy.cut
+        self.recompute = recompute
         first = _first_trained_repeat(model, strategy.cut)
         self.frozen_repeats = first if first is not None else model.config.R
         self.frozen_blocks_in_last = model.config.X - 1 if strategy.cut == 4 else 0
+
+    @property
+    def trained_blocks(self) -> int:
+        """Temporal blocks whose activations the backward pass needs."""
+        if self.cut in (4, 5):
+            return 1 if self.cut == 4 else 0
+        return (self.model.config.R - self.frozen_repeats) * self.model.config.X
 
     @torch.no_grad()
     def prefix(self, mix: Tensor) -> tuple[Tensor, Tensor]:
@@ -186,7 +198,12 @@ class SplitModel:
                 hidden = block.net[:3](features)
             features = features + block.net[3](hidden)
         elif self.cut != 5:
-            features = model.repeats[self.frozen_repeats :](features)
+            for repeat in model.repeats[self.frozen_repeats :]:
+                for block in repeat:
+                    if self.recompute and torch.is_grad_enabled():
+                        features = torch.utils.checkpoint.checkpoint(block, features, use_reentrant=False)
+                    else:
+                        features = block(features)
         return model.decode_from(mixture_w, features, length)
 
 
@@ -232,6 +249,7 @@ class AdaptationSettings:
     amp: bool = False
     max_windows: int | None = None  # train on at most this many windows (the most informative ones)
     cache_bytes: int = 4 << 30  # memory for cached prefix outputs; windows beyond it recompute
+    activation_bytes: int = 2 << 30  # above this estimated backward memory, trained blocks are recomputed
 
     def __post_init__(self) -> None:
         parse_strategy(self.strategy)
@@ -424,7 +442,20 @@ class Adapter:
             starts = sorted(chosen)
         self.starts = starts
         self.split = SplitModel(model, self.strategy) if self.strategy.trains else None
+        if self.split is not None and self.activation_estimate() > settings.activation_bytes:
+            self.split.recompute = True
+            self.notes.append(
+                f"recomputing activations in the backward pass (about {self.activation_estimate() / 2**30:.1f} GiB "
+                "otherwise): same updates, less memory, about a third slower"
+            )
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def activation_estimate(self) -> int:
+        """Bytes the backward pass would keep for the trained blocks (about six hidden-width maps each)."""
+        if self.split is None:
+            return 0
+        frames = self.window // (self.model.config.L // 2)
+        return 6 * 4 * self.split.trained_blocks * self.settings.batch_size * frames * self.model.config.H
 
     @property
     def steps_per_epoch(self) -> int:
