@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         "adaptation_defaults": ADAPTATION_DEFAULTS,
         "minutes": round(minutes, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {args.threads} torch threads",
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "ugosa_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
