@@ -53,7 +53,7 @@ class GuidanceOptions:
     lr: Optional[float]
     window: Optional[float]
     hop: Optional[float]
-    gamma: float
+    gamma: Optional[float]
     batch_size: Optional[int]
     optimizer: Optional[str]
     seed: Optional[int]
@@ -92,7 +92,13 @@ Window = Annotated[
     ),
 ]
 Hop = Annotated[Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds (paper: 1).")]
-Gamma = Annotated[float, typer.Option("--gamma", metavar="WEIGHT", help="Weight of the silence term of the proposed loss.")]
+Gamma = Annotated[
+    Optional[float],
+    typer.Option(
+        "--gamma", metavar="WEIGHT",
+        help="Weight of the silence term of the proposed loss (default: the model's recommendation, else 1).",
+    ),
+]
 BatchSize = Annotated[
     Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step (default 1; 4 on CUDA).")
 ]
@@ -162,7 +168,7 @@ def _settings(options: GuidanceOptions, cuda: bool, model_defaults: Mapping[str,
         lr=chosen(options.lr, defaults.lr),
         window=chosen(options.window, defaults.window),
         hop=chosen(options.hop, defaults.hop),
-        gamma=options.gamma,
+        gamma=chosen(options.gamma, defaults.gamma),
         batch_size=chosen(options.batch_size, model_defaults.get("batch_size", 4 if cuda else 1)),
         optimizer=chosen(options.optimizer, defaults.optimizer),
         seed=options.seed,
@@ -305,7 +311,7 @@ def adapt(
     lr: Lr = None,
     window: Window = None,
     hop: Hop = None,
-    gamma: Gamma = 1.0,
+    gamma: Gamma = None,
     batch_size: BatchSize = None,
     optimizer: OptimizerOpt = None,
     seed: Seed = 0,
