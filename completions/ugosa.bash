@@ -13,7 +13,7 @@ _ugosa_values_labels_format="audacity csv tsv frames json"
 _ugosa_values_frame_rule="museval per-source"
 
 _ugosa_models() {
-    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra"
+    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra demo"
     for f in "$dir"/*.th; do [[ -e $f ]] && names+=" $(basename "$f" .th)"; done
     printf "%s" "$names"
 }
@@ -44,7 +44,7 @@ _ugosa() {
     fi
     for word in "${words[@]:1}"; do
         case "$path" in
-            "") case "$word" in separate|adapt|strategies|eval|bench|model|labels) path="$word" ;; esac ;;
+            "") case "$word" in separate|adapt|strategies|eval|bench|demo|model|labels) path="$word" ;; esac ;;
             "model") case "$word" in list|download|path|import|remove) path="model $word" ;; esac ;;
             "labels") case "$word" in show|convert|from-stems) path="labels $word" ;; esac ;;
         esac
@@ -52,7 +52,7 @@ _ugosa() {
     case "$path" in
         "")
             if [[ $cur == -* ]]; then _ugosa_words "--version -h --help"; return; fi
-            _ugosa_words "separate adapt strategies eval bench model labels"
+            _ugosa_words "separate adapt strategies eval bench demo model labels"
             ;;
         "separate")
             case "$prev" in
@@ -154,6 +154,15 @@ _ugosa() {
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
             if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m --model -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            ;;
+        "demo")
+            case "$prev" in
+                -o|--out) compopt -o default; COMPREPLY=(); return ;;
+                --seed) COMPREPLY=(); return ;;
+                --duration) COMPREPLY=(); return ;;
+                -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
+            esac
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration -s --strategy --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi

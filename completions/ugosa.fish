@@ -7,7 +7,7 @@ function __ugosa_path
     for word in (commandline -opc)[2..-1]
         switch "$path"
             case ''
-                contains -- $word separate adapt strategies eval bench model labels; and set path $word
+                contains -- $word separate adapt strategies eval bench demo model labels; and set path $word
             case 'model'
                 contains -- $word list download path import remove; and set path "model $word"
             case 'labels'
@@ -23,7 +23,7 @@ function __ugosa_at
 end
 
 function __ugosa_models
-    printf '%s\n' tasnet tasnet_extra
+    printf '%s\n' tasnet tasnet_extra demo
     set -l cache $UGOSA_CACHE_DIR
     if test -z "$cache"
         set -q XDG_CACHE_HOME; and set cache $XDG_CACHE_HOME/ugosa; or set cache $HOME/.cache/ugosa
@@ -41,6 +41,7 @@ complete -c ugosa -n '__ugosa_at' -a adapt -d 'Adapt the model to one song from 
 complete -c ugosa -n '__ugosa_at' -a strategies -d 'List the fine-tuning strategies: what each trains and its number of trainable parameters (#TP).'
 complete -c ugosa -n '__ugosa_at' -a eval -d 'Score estimated stems against references: SDR, SIR, ISR, SAR (BSSEval v4), MDX SDR, PES and EPS, in dB.'
 complete -c ugosa -n '__ugosa_at' -a bench -d 'Run the paper\'s experiment on MUSDB18: adapt with each strategy, separate, score, print the table.'
+complete -c ugosa -n '__ugosa_at' -a demo -d 'Make a song and its labels, separate it before and after adapting, and print SDR and leakage per source.'
 complete -c ugosa -n '__ugosa_at' -a model -d 'Manage pretrained models and the model cache.'
 complete -c ugosa -n '__ugosa_at' -a labels -d 'Activation labels: where each instrument plays.'
 complete -c ugosa -n '__ugosa_at' -l version -d 'Print the version and exit.'
@@ -64,16 +65,16 @@ complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random
 complete -c ugosa -n '__ugosa_at separate' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at separate' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
 complete -c ugosa -n '__ugosa_at separate' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
-complete -c ugosa -n '__ugosa_at separate' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).'
+complete -c ugosa -n '__ugosa_at separate' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at separate' -l gate -d 'Silence each stem outside its labelled regions (with short fades).'
 complete -c ugosa -n '__ugosa_at separate' -l epochs -r -f -d 'Passes over the song\'s windows (paper: 10).'
-complete -c ugosa -n '__ugosa_at separate' -l lr -r -f -d 'Learning rate.'
-complete -c ugosa -n '__ugosa_at separate' -l window -r -f -d 'Training window in seconds.'
+complete -c ugosa -n '__ugosa_at separate' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
+complete -c ugosa -n '__ugosa_at separate' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at separate' -l hop -r -f -d 'Hop between training windows in seconds (paper: 1).'
-complete -c ugosa -n '__ugosa_at separate' -l gamma -r -f -d 'Weight of the silence term of the proposed loss.'
+complete -c ugosa -n '__ugosa_at separate' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
 complete -c ugosa -n '__ugosa_at separate' -l batch-size -r -f -d 'Windows per step (default 1; 4 on CUDA).'
-complete -c ugosa -n '__ugosa_at separate' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam.'
-complete -c ugosa -n '__ugosa_at separate' -l protocol -r -f -a 'auto paper' -d 'auto: the paper\'s settings on a GPU, a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
+complete -c ugosa -n '__ugosa_at separate' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
+complete -c ugosa -n '__ugosa_at separate' -l protocol -r -f -a 'auto paper' -d 'auto: the settings the model file recommends (the demo model has its own), else the paper\'s on a GPU and a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
 complete -c ugosa -n '__ugosa_at separate' -l amp -d 'Mixed precision (bfloat16) on CUDA.'
 complete -c ugosa -n '__ugosa_at separate' -l references -r -F -d 'True stems for S- strategies: a folder or files.'
 complete -c ugosa -n '__ugosa_at separate' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
@@ -91,16 +92,16 @@ complete -c ugosa -n '__ugosa_at separate' -F
 complete -c ugosa -n '__ugosa_at adapt' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
 complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th).'
 complete -c ugosa -n '__ugosa_at adapt' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
-complete -c ugosa -n '__ugosa_at adapt' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`).'
+complete -c ugosa -n '__ugosa_at adapt' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at adapt' -l epochs -r -f -d 'Passes over the song\'s windows (paper: 10).'
-complete -c ugosa -n '__ugosa_at adapt' -l lr -r -f -d 'Learning rate.'
-complete -c ugosa -n '__ugosa_at adapt' -l window -r -f -d 'Training window in seconds.'
+complete -c ugosa -n '__ugosa_at adapt' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
+complete -c ugosa -n '__ugosa_at adapt' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at adapt' -l hop -r -f -d 'Hop between training windows in seconds (paper: 1).'
-complete -c ugosa -n '__ugosa_at adapt' -l gamma -r -f -d 'Weight of the silence term of the proposed loss.'
+complete -c ugosa -n '__ugosa_at adapt' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
 complete -c ugosa -n '__ugosa_at adapt' -l batch-size -r -f -d 'Windows per step (default 1; 4 on CUDA).'
-complete -c ugosa -n '__ugosa_at adapt' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam.'
+complete -c ugosa -n '__ugosa_at adapt' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at adapt' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
-complete -c ugosa -n '__ugosa_at adapt' -l protocol -r -f -a 'auto paper' -d 'auto: the paper\'s settings on a GPU, a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
+complete -c ugosa -n '__ugosa_at adapt' -l protocol -r -f -a 'auto paper' -d 'auto: the settings the model file recommends (the demo model has its own), else the paper\'s on a GPU and a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
 complete -c ugosa -n '__ugosa_at adapt' -l amp -d 'Mixed precision (bfloat16) on CUDA.'
 complete -c ugosa -n '__ugosa_at adapt' -l references -r -F -d 'True stems for S- strategies: a folder or files.'
 complete -c ugosa -n '__ugosa_at adapt' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
@@ -150,14 +151,14 @@ complete -c ugosa -n '__ugosa_at bench' -l variant-seed -r -f -d 'Seed of the or
 complete -c ugosa -n '__ugosa_at bench' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
 complete -c ugosa -n '__ugosa_at bench' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at bench' -l epochs -r -f -d 'Passes over the song\'s windows (paper: 10).'
-complete -c ugosa -n '__ugosa_at bench' -l lr -r -f -d 'Learning rate.'
-complete -c ugosa -n '__ugosa_at bench' -l window -r -f -d 'Training window in seconds.'
+complete -c ugosa -n '__ugosa_at bench' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
+complete -c ugosa -n '__ugosa_at bench' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at bench' -l hop -r -f -d 'Hop between training windows in seconds (paper: 1).'
-complete -c ugosa -n '__ugosa_at bench' -l gamma -r -f -d 'Weight of the silence term of the proposed loss.'
+complete -c ugosa -n '__ugosa_at bench' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
 complete -c ugosa -n '__ugosa_at bench' -l batch-size -r -f -d 'Windows per step (paper: 1).'
-complete -c ugosa -n '__ugosa_at bench' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam.'
+complete -c ugosa -n '__ugosa_at bench' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at bench' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
-complete -c ugosa -n '__ugosa_at bench' -l protocol -r -f -a 'auto paper' -d 'auto: the paper\'s settings on a GPU, a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
+complete -c ugosa -n '__ugosa_at bench' -l protocol -r -f -a 'auto paper' -d 'auto: the settings the model file recommends (the demo model has its own), else the paper\'s on a GPU and a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
 complete -c ugosa -n '__ugosa_at bench' -l amp -d 'Mixed precision (bfloat16) on CUDA.'
 complete -c ugosa -n '__ugosa_at bench' -l shifts -r -f -d 'Random time shifts averaged when separating (paper: 10).'
 complete -c ugosa -n '__ugosa_at bench' -l eval-win -r -f -d 'BSSEval frame length in seconds (paper: 2).'
@@ -171,6 +172,16 @@ complete -c ugosa -n '__ugosa_at bench' -l offline -d 'Never use the network; us
 complete -c ugosa -n '__ugosa_at bench' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at bench' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at bench' -s h -l help -d 'Show this message and exit.'
+
+# ugosa demo
+complete -c ugosa -n '__ugosa_at demo' -s o -l out -r -F -d 'Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder.'
+complete -c ugosa -n '__ugosa_at demo' -l seed -r -f -d 'Which held-out song to make (0, 1, 2, ...).'
+complete -c ugosa -n '__ugosa_at demo' -l duration -r -f -d 'Song length in seconds.'
+complete -c ugosa -n '__ugosa_at demo' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'P-Lk:D or M-Lk:D (default: the one the demo model recommends).'
+complete -c ugosa -n '__ugosa_at demo' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at demo' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at demo' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at demo' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model
 complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, whether it is on disk, size, description and path.'
