@@ -39,7 +39,8 @@ def test_list_json(cli, server, hub_env, publish):
     document = json.loads(result.stdout)
     assert document["cache"] == str(hub_env)
     rows = {row["name"]: row for row in document["models"]}
-    assert set(rows) == {"tasnet", "tasnet_extra"}
+    assert set(rows) == {"tasnet", "tasnet_extra", "demo"}
+    assert rows["demo"]["kind"] == "packaged" and rows["demo"]["available"] is True
     assert rows["tasnet"] == {
         "name": "tasnet",
         "description": "test tasnet",
