@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=None, help="override the recommended window (s)")
     parser.add_argument("--hop", type=float, default=None, help="override the recommended hop (s)")
     parser.add_argument("--optimizer", default=None, help="override the recommended optimizer")
+    parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
     parser.add_argument("--no-bsseval", action="store_true", help="skip BSSEval (fast; whole-song SDR only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write every score to this file")
@@ -163,14 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     base_state = {key: value.clone() for key, value in model.state_dict().items()}
     strategies = strategy_names(model, args.strategies)
     timbres = [float(t) for t in args.timbres.split(",")]
-    overrides = dict(epochs=args.epochs, lr=args.lr, window=args.window, hop=args.hop, optimizer=args.optimizer)
+    overrides = dict(epochs=args.epochs, lr=args.lr, window=args.window, hop=args.hop, optimizer=args.optimizer,
+                     gamma=args.gamma)
     settings = {s: model_settings(loaded.provenance, strategy=s, **overrides) for s in strategies if s != "B0"}
     tp = {s: count_trainable(model, parse_strategy(s)) for s in strategies}
     print(f"model {loaded.name} (sha256 {loaded.sha256[:8]}), {args.songs} songs x {args.duration:g} s, "
           f"timbres {timbres}, seeds {BENCHMARK_SEED_BASE}..{BENCHMARK_SEED_BASE + args.songs - 1}")
     if settings:
         example = next(iter(settings.values())).to_dict()
-        print("adaptation: " + ", ".join(f"{k}={example[k]}" for k in ("epochs", "lr", "window", "hop", "optimizer")))
+        print("adaptation: " + ", ".join(f"{k}={example[k]}" for k in ("epochs", "lr", "window", "hop", "optimizer", "gamma")))
 
     records = []
     for k in range(args.songs):

@@ -39,17 +39,19 @@ def adapted_run(demo_model):
     return demo.run_demo(demo_model, seed=1, duration=8.0, epochs=4)
 
 
-def test_adapting_with_true_labels_lowers_leakage_where_instruments_rest(adapted_run):
+def test_adapting_with_true_labels_lowers_the_energy_where_instruments_rest(adapted_run):
     resting = [s for s in adapted_run.scores if s.leakage_before_db is not None]
     assert resting, "the song should have sources that rest"
-    for score in resting:
-        assert score.leakage_after_db < score.leakage_before_db, score
+    energy = lambda db: sum(10 ** (value / 10) for value in db)  # noqa: E731
+    before = energy(s.leakage_before_db for s in resting)
+    after = energy(s.leakage_after_db for s in resting)
+    assert after < 0.8 * before, [(s.source, s.leakage_before_db, s.leakage_after_db) for s in resting]
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped demo model is undertrained (341 steps); adaptation lowers its "
-                   "leakage but not yet its SDR (see BENCHMARKS.md, adaptation gain)")
+@pytest.mark.xfail(strict=True, reason="with the shipped demo model, adaptation lowers the "
+                   "leakage but not yet the SDR (see BENCHMARKS.md, adaptation gain)")
 def test_adapting_with_true_labels_raises_mean_sdr_over_b0(adapted_run):
-    assert adapted_run.mean_sdr_after > adapted_run.mean_sdr_before
+    assert adapted_run.mean_sdr_after > adapted_run.mean_sdr_before + 0.1
 
 
 def test_demo_cli_keeps_song_labels_and_stems(cli, tmp_path):
