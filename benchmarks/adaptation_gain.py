@@ -34,8 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
-from ugosa_cli.adaptation import Adapter, count_trainable, parse_strategy  # noqa: E402
-from ugosa_cli.demo import leakage_db, model_settings, song_labels  # noqa: E402
+from ugosa_cli.adaptation import Adapter, count_trainable, model_settings, parse_strategy  # noqa: E402
+from ugosa_cli.demo import leakage_db, song_labels  # noqa: E402
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import evaluate_stems, mdx_sdr  # noqa: E402

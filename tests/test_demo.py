@@ -10,6 +10,7 @@ import soundfile as sf
 
 from conftest import tone_mix
 from ugosa_cli import demo, hub
+from ugosa_cli.adaptation import ADAPTATION_DEFAULTS_KEY, adaptation_defaults
 from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.labels import read_labels
 from ugosa_cli.synth import SOURCES
@@ -30,7 +31,7 @@ def test_demo_model_ships_in_the_package_with_its_provenance(demo_model):
     provenance = demo_model.provenance
     assert provenance["trained_by"] == "scripts/train_demo_model.py"
     assert set(provenance["validation_sdr_db"]) == set(SOURCES)
-    assert demo.adaptation_defaults(provenance)["strategy"].startswith("P-L")
+    assert adaptation_defaults(provenance)["strategy"].startswith("P-L")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def recommending_model(tmp_path, tiny_model):
     path = tmp_path / "tiny.th"
     recommended = {"strategy": "P-L3:D", "epochs": 3, "lr": 5e-3, "window": 1.0, "hop": 0.5, "optimizer": "adam",
                    "gamma": 4.0, "not_a_setting": 1}
-    save_checkpoint(path, tiny_model, {demo.ADAPTATION_DEFAULTS_KEY: recommended})
+    save_checkpoint(path, tiny_model, {ADAPTATION_DEFAULTS_KEY: recommended})
     song = tmp_path / "song.wav"
     sf.write(song, tone_mix(3.0, 8000, seed=3), 8000)
     labels = tmp_path / "labels.txt"

@@ -14,8 +14,8 @@ import math
 import random
 import re
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -612,3 +612,27 @@ class Adapter:
             silence=silence,
             notes=self.notes,
         )
+
+
+# --- a model file's own recommendation --------------------------------------------------------------------
+
+ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
+
+
+def adaptation_defaults(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The adaptation settings a model file recommends for itself (only known settings; {} if none).
+
+    They are stored in the checkpoint's provenance under :data:`ADAPTATION_DEFAULTS_KEY` as fields of
+    :class:`AdaptationSettings`.
+    """
+    stored = provenance.get(ADAPTATION_DEFAULTS_KEY)
+    if not isinstance(stored, Mapping):
+        return {}
+    known = {setting.name for setting in fields(AdaptationSettings)}
+    return {key: value for key, value in stored.items() if key in known}
+
+
+def model_settings(provenance: Mapping[str, Any], **overrides: Any) -> AdaptationSettings:
+    """:class:`AdaptationSettings`: the library defaults, then the model's own, then ``overrides`` (None skipped)."""
+    values = {**adaptation_defaults(provenance), **{k: v for k, v in overrides.items() if v is not None}}
+    return AdaptationSettings(**values)

@@ -13,9 +13,8 @@ Seed ranges of the synthetic songs, so that no scored song was used for training
 - ``2_000_000 ..``  held-out songs: ``ugosa demo --seed N`` plays song ``HELD_OUT_SEED_BASE + N``
 - ``3_000_000 ..``  held-out songs of the adaptation benchmark (``benchmarks/adaptation_gain.py``)
 
-A model file may carry the adaptation settings that suit it under the provenance key
-``"adaptation_defaults"`` (fields of :class:`AdaptationSettings`); the demo and ``ugosa adapt`` use them
-when the user does not choose.
+The demo adapts with the settings the model file recommends for itself
+(:func:`ugosa_cli.adaptation.model_settings`) unless the caller overrides them.
 """
 
 from __future__ import annotations
@@ -25,11 +24,11 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
-from ugosa_cli.adaptation import AdaptationResult, AdaptationSettings, Adapter, StepReport, parse_strategy
+from ugosa_cli.adaptation import AdaptationResult, Adapter, StepReport, model_settings, parse_strategy
 from ugosa_cli.audio import write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
@@ -40,27 +39,11 @@ from ugosa_cli.separation import SeparationOptions, separate_array
 from ugosa_cli.synth import MIN_DURATION, SOURCES, Song, generate_song
 
 DEMO_MODEL = "demo"
-ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
 HELD_OUT_SEED_BASE = 2_000_000
 DEMO_TIMBRE = 0.6
 DEFAULT_DURATION = 20.0
 MAX_DURATION = 600.0
 SILENCE_FLOOR = 1e-12
-
-
-def adaptation_defaults(provenance: Mapping[str, Any]) -> dict[str, Any]:
-    """The adaptation settings a model file recommends for itself (only known settings; {} if none)."""
-    stored = provenance.get(ADAPTATION_DEFAULTS_KEY)
-    if not isinstance(stored, Mapping):
-        return {}
-    known = {field.name for field in dataclasses.fields(AdaptationSettings)}
-    return {key: value for key, value in stored.items() if key in known}
-
-
-def model_settings(provenance: Mapping[str, Any], **overrides: Any) -> AdaptationSettings:
-    """:class:`AdaptationSettings`: the library defaults, then the model's own, then ``overrides``."""
-    values = {**adaptation_defaults(provenance), **{k: v for k, v in overrides.items() if v is not None}}
-    return AdaptationSettings(**values)
 
 
 @dataclass

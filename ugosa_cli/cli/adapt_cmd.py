@@ -20,6 +20,7 @@ from ugosa_cli.adaptation import (
     AdaptationResult,
     AdaptationSettings,
     StepReport,
+    adaptation_defaults,
     count_trainable,
     describe_trainable,
     fit_to_budget,
@@ -29,7 +30,6 @@ from ugosa_cli.adaptation import (
 from ugosa_cli.audio import STDIN, Audio, collect_stems, fit_length, match_channels, read_audio, resample
 from ugosa_cli.checkpoint import LoadedModel, save_checkpoint
 from ugosa_cli.cli import common
-from ugosa_cli.demo import adaptation_defaults
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import ensure_writable, sha256_file
 from ugosa_cli.labels import LABEL_FORMATS, Labels, activation_matrix, read_labels
