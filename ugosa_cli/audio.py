@@ -7,11 +7,15 @@ atomic so a stem appears whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
+import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Sequence
+from typing import BinaryIO, Iterator, Literal
 
 import numpy as np
 import soundfile as sf
@@ -21,6 +25,7 @@ from ugosa_cli.errors import InputError, RunError
 from ugosa_cli.fsutil import atomic_path
 
 STDIN = "-"
+BLOCK_FRAMES = 1 << 16  # frames per block when audio is read or written in pieces
 ClipMode = Literal["rescale", "clamp", "none"]
 CLIP_MODES: tuple[str, ...] = ("rescale", "clamp", "none")
 FORMATS: tuple[str, ...] = ("wav", "flac")
@@ -54,39 +59,105 @@ class Audio:
     def duration(self) -> float:
         return self.frames / self.samplerate
 
+    def blocks(self, size: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The samples in (channels, at most ``size`` frames) pieces, as :meth:`AudioFile.blocks` gives them."""
+        for start in range(0, self.frames, size):
+            yield self.samples[:, start : start + size]
+
+
+class AudioFile:
+    """An audio file (or standard input) opened for reading whole or block by block, in any number of passes.
+
+    Opening checks that the file exists and can be decoded; samples are decoded only when read.
+    """
+
+    def __init__(self, path: str | Path, stdin: BinaryIO | None = None) -> None:
+        name = str(path)
+        if name == STDIN:
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            data = stream.read()
+            if not data:
+                raise InputError(
+                    "standard input is empty: pipe an audio file into ugosa, e.g. `cat song.wav | ugosa separate -`"
+                )
+            self._data: bytes | None = data
+            self.source = "<stdin>"
+        else:
+            file = Path(path)
+            if not file.exists():
+                raise InputError(f"{file}: no such file")
+            if file.is_dir():
+                raise InputError(f"{file}: is a folder, expected an audio file")
+            if file.stat().st_size == 0:
+                raise InputError(f"{file}: the file is empty (0 bytes)")
+            self._data = None
+            self.source = str(file)
+        self._path = name
+        with self._open() as handle:
+            self.samplerate = int(handle.samplerate)
+            self.channels = int(handle.channels)
+            self.frames = int(handle.frames)
+            extra = handle.extra_info
+        if self.frames == 0:
+            raise InputError(f"{self.source}: the audio has no samples")
+        self.warnings = _truncation_warnings(self.source, extra, self.frames / self.samplerate)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate
+
+    def _open(self) -> sf.SoundFile:
+        handle: str | io.BytesIO = io.BytesIO(self._data) if self._data is not None else self._path
+        try:
+            return sf.SoundFile(handle)
+        except sf.LibsndfileError as exc:
+            raise InputError(
+                f"{self.source}: cannot read audio ({_libsndfile_reason(exc)}); use WAV, FLAC, OGG or MP3"
+            ) from exc
+        except (RuntimeError, ValueError, EOFError) as exc:
+            raise InputError(f"{self.source}: cannot read audio ({exc}); use WAV, FLAC, OGG or MP3") from exc
+
+    def blocks(self, size: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The samples as (channels, at most ``size`` frames) float32 blocks, from the start."""
+        with self._open() as handle:
+            while True:
+                try:
+                    block = handle.read(size, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    raise InputError(f"{self.source}: cannot read audio ({_libsndfile_reason(exc)})") from exc
+                if len(block) == 0:
+                    return
+                yield _checked(np.ascontiguousarray(block.T), self.source)
+
+    def read(self) -> Audio:
+        """All samples at once."""
+        samples = np.concatenate(list(self.blocks()), axis=1)
+        return Audio(samples=samples, samplerate=self.samplerate, source=self.source)
+
 
 def read_audio(path: str | Path, stdin: BinaryIO | None = None) -> Audio:
     """Read a whole audio file (or standard input for ``-``), checking it holds usable samples."""
-    name = str(path)
-    if name == STDIN:
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        data = stream.read()
-        if not data:
-            raise InputError("standard input is empty: pipe an audio file into ugosa, e.g. `cat song.wav | ugosa separate -`")
-        handle: str | io.BytesIO = io.BytesIO(data)
-        label = "<stdin>"
-    else:
-        file = Path(path)
-        if not file.exists():
-            raise InputError(f"{file}: no such file")
-        if file.is_dir():
-            raise InputError(f"{file}: is a folder, expected an audio file")
-        if file.stat().st_size == 0:
-            raise InputError(f"{file}: the file is empty (0 bytes)")
-        handle = str(file)
-        label = str(file)
-    try:
-        samples, samplerate = sf.read(handle, dtype="float32", always_2d=True)
-    except sf.LibsndfileError as exc:
-        raise InputError(f"{label}: cannot read audio ({_libsndfile_reason(exc)}); use WAV, FLAC, OGG or MP3") from exc
-    except (RuntimeError, ValueError, EOFError) as exc:
-        raise InputError(f"{label}: cannot read audio ({exc}); use WAV, FLAC, OGG or MP3") from exc
-    samples = np.ascontiguousarray(samples.T)
-    if samples.shape[1] == 0:
-        raise InputError(f"{label}: the audio has no samples")
+    return AudioFile(path, stdin).read()
+
+
+def _checked(samples: np.ndarray, label: str) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise InputError(f"{label}: the audio contains NaN or infinite samples; fix or re-export the file")
-    return Audio(samples=samples, samplerate=int(samplerate), source=label)
+    return samples
+
+
+_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _truncation_warnings(label: str, extra_info: str, seconds: float) -> tuple[str, ...]:
+    """A warning when libsndfile found fewer sample bytes than the WAV header announces (a cut-off file)."""
+    match = _DATA_CHUNK.search(extra_info)
+    if not match or int(match.group(2)) >= int(match.group(1)):
+        return ()
+    return (
+        f"{label}: the file is cut off ({match.group(2)} of the {match.group(1)} bytes of samples its header "
+        f"announces); using the {seconds:.1f} s that are there",
+    )
 
 
 def _libsndfile_reason(exc: Exception) -> str:
@@ -100,6 +171,27 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         return samples
     out = soxr.resample(np.ascontiguousarray(samples.T), from_rate, to_rate, quality="HQ")
     return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+class StreamResampler:
+    """:func:`resample` applied block by block: the concatenated outputs equal resampling the whole at once."""
+
+    def __init__(self, from_rate: int, to_rate: int, channels: int) -> None:
+        self._stream = (
+            None if from_rate == to_rate else soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality="HQ")
+        )
+        self._channels = channels
+
+    def __call__(self, block: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """Resample (channels, frames); ``last=True`` also flushes what the filter still holds."""
+        if self._stream is None:
+            return block
+        out = self._stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=last)
+        return np.ascontiguousarray(out.T)
+
+    def flush(self) -> np.ndarray:
+        """The filter's remaining output at the end of the stream."""
+        return self(np.zeros((self._channels, 0), np.float32), last=True)
 
 
 def fit_length(samples: np.ndarray, frames: int) -> np.ndarray:
@@ -130,20 +222,6 @@ def match_channels(samples: np.ndarray, channels: int, *, downmix: bool = False,
     raise InputError(f"{label}: cannot map {have} channels onto a {channels}-channel model")
 
 
-def prepare_clip(stems: np.ndarray, mode: ClipMode) -> np.ndarray:
-    """Keep samples within [-1, 1] for fixed-point output.
-
-    ``rescale`` divides all stems of a track by one common factor when any would clip, so the stems
-    still sum to the mixture; ``clamp`` clips each sample; ``none`` leaves the values untouched.
-    """
-    if mode == "none":
-        return stems
-    if mode == "clamp":
-        return np.clip(stems, -1.0, 1.0)
-    peak = float(np.abs(stems).max(initial=0.0))
-    return stems / max(1.0, peak * 1.01) if peak > 1.0 else stems
-
-
 def subtype_for(fmt: str, bits: int) -> str:
     try:
         return _SUBTYPES[(fmt, bits)]
@@ -157,10 +235,20 @@ def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = 
     with atomic_path(Path(path)) as tmp:
         try:
             sf.write(str(tmp), np.ascontiguousarray(samples.T), samplerate, subtype=subtype, format=fmt.upper())
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise RunError(f"{path}: cannot write audio: {exc}") from exc
-        except OSError as exc:
-            raise RunError(f"{path}: cannot write audio: {exc.strerror or exc}") from exc
+        except (OSError, RuntimeError) as exc:
+            raise write_failure(path, exc) from exc
+
+
+def write_failure(path: Path, exc: Exception) -> RunError:
+    """The one-line error for an audio file that could not be written; a full disk is named as such."""
+    full = getattr(exc, "errno", None) == errno.ENOSPC
+    if not full:
+        with contextlib.suppress(OSError):
+            full = shutil.disk_usage(Path(path).parent).free < (1 << 20)
+    if full:
+        return RunError(f"{path}: cannot write audio: the disk is full; free some space or choose another --out")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return RunError(f"{path}: cannot write audio: {reason}")
 
 
 # File name suffixes taken as audio when a folder of stems is scanned.

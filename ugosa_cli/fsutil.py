@@ -13,7 +13,7 @@ from typing import Iterator
 from ugosa_cli.errors import InputError, RunError
 
 
-def _reserve_temporary(target: Path) -> Path:
+def reserve_temporary(target: Path) -> Path:
     """Create an empty temporary file beside ``target`` (making its folder), mapping failures to one line."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def ensure_writable(folder: Path) -> None:
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
         raise RunError(f"cannot write to {folder}: {existing} is a file, not a folder")
-    _reserve_temporary(existing / ".ugosa-write-check").unlink()
+    reserve_temporary(existing / ".ugosa-write-check").unlink()
 
 
 @contextlib.contextmanager
@@ -44,7 +44,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     The temporary file is removed on any failure, Ctrl-C included, so no half-written file survives.
     """
     target = Path(target)
-    tmp = _reserve_temporary(target)
+    tmp = reserve_temporary(target)
     try:
         yield tmp
         os.replace(tmp, target)

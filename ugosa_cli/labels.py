@@ -754,13 +754,21 @@ def activation_matrix(labels: Labels, samplerate: float, frames: int) -> np.ndar
     A region ``[start, end)`` covers samples ``round(start * rate)`` to ``round(end * rate)`` (excluded);
     unconstrained rows are all 1.
     """
-    matrix = np.zeros((len(labels.sources), frames), dtype=np.float32)
+    return activation_rows(labels, samplerate, 0, frames, frames)
+
+
+def activation_rows(labels: Labels, samplerate: float, begin: int, end: int, frames: int) -> np.ndarray:
+    """Columns ``begin`` to ``end`` (excluded) of the activation matrix of a song of ``frames`` samples."""
+    matrix = np.zeros((len(labels.sources), end - begin), dtype=np.float32)
     for row, source in enumerate(labels.sources):
         if source in labels.unconstrained:
             matrix[row] = 1.0
             continue
-        for start, end in labels.regions[source]:
-            matrix[row, _sample(start, samplerate, frames) : _sample(end, samplerate, frames)] = 1.0
+        for start, stop in labels.regions[source]:
+            first = max(_sample(start, samplerate, frames), begin)
+            last = min(_sample(stop, samplerate, frames), end)
+            if first < last:
+                matrix[row, first - begin : last - begin] = 1.0
     return matrix
 
 

@@ -1,15 +1,21 @@
-"""Where stems go and how they are written: the file-name template, stem selection, clipping, formats."""
+"""Where stems go and how they are written: the file-name template, stem selection, gating, clipping, formats."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
+import soundfile as sf
 
-from ugosa_cli.audio import BIT_DEPTHS, CLIP_MODES, FORMATS, ClipMode, prepare_clip, subtype_for, write_audio
+from ugosa_cli.audio import BIT_DEPTHS, BLOCK_FRAMES, CLIP_MODES, FORMATS, ClipMode, subtype_for, write_failure
 from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import reserve_temporary
+from ugosa_cli.labels import Labels, activation_rows
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "track", "stem", "ext")
@@ -47,54 +53,180 @@ class OutputSpec:
         return self.root / self.template.format(model=model, track=track, stem=stem, ext=self.fmt)
 
 
-def select_stems(
-    stems: np.ndarray,
-    sources: tuple[str, ...],
-    *,
-    keep: tuple[str, ...] | None = None,
-    two_stems: str | None = None,
-) -> dict[str, np.ndarray]:
-    """Name the model's stems and apply ``--stems`` (a subset) or ``--two-stems`` (STEM and no_STEM)."""
-    for name in (keep or ()) + ((two_stems,) if two_stems else ()):
-        if name not in sources:
-            raise InputError(f"stem {name!r} is not produced by this model; it makes {', '.join(sources)}")
-    named = dict(zip(sources, stems))
-    if two_stems:
-        rest = sum(stem for name, stem in named.items() if name != two_stems)
-        return {two_stems: named[two_stems], f"no_{two_stems}": np.asarray(rest, dtype=np.float32)}
-    if keep:
-        return {name: named[name] for name in sources if name in keep}
-    return named
+@dataclass(frozen=True)
+class StemSelection:
+    """Which stems a run writes: all the model's, a subset (``--stems``) or STEM and no_STEM (``--two-stems``)."""
+
+    keep: tuple[str, ...] | None = None
+    two_stems: str | None = None
+
+    def names(self, sources: tuple[str, ...]) -> tuple[str, ...]:
+        """The written stems' names, checked against the model's sources."""
+        for name in (self.keep or ()) + ((self.two_stems,) if self.two_stems else ()):
+            if name not in sources:
+                raise InputError(f"stem {name!r} is not produced by this model; it makes {', '.join(sources)}")
+        if self.two_stems:
+            return (self.two_stems, f"no_{self.two_stems}")
+        return tuple(name for name in sources if not self.keep or name in self.keep)
+
+    def apply(self, stems: np.ndarray, sources: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Name a block of the model's stems (sources, channels, frames) and keep the selected ones."""
+        named = dict(zip(sources, stems))
+        if self.two_stems:
+            rest = sum(stem for name, stem in named.items() if name != self.two_stems)
+            return {self.two_stems: named[self.two_stems], f"no_{self.two_stems}": np.asarray(rest, dtype=np.float32)}
+        return {name: named[name] for name in self.names(sources)}
 
 
-def write_stems(
-    stems: dict[str, np.ndarray],
-    samplerate: int,
-    spec: OutputSpec,
-    *,
-    model: str,
-    track: str,
-    protect: tuple[Path, ...] = (),
-) -> dict[str, Path]:
-    """Write each stem atomically; refuse any path that would overwrite one of ``protect`` (the inputs)."""
-    paths = {name: spec.path(model=model, track=track, stem=name) for name in stems}
-    protected = {p.resolve() for p in protect}
-    for path in paths.values():
-        if path.resolve() in protected:
-            raise InputError(f"{path}: refusing to overwrite the input file; choose another --out or --filename")
-    scaled = prepare_clip(np.stack(list(stems.values())), spec.clip_mode)
-    for samples, path in zip(scaled, paths.values()):
-        write_audio(path, samples, samplerate, fmt=spec.fmt, bits=spec.bits)
-    return paths
+class StemWriter:
+    """Writes the stems of one track block by block, then moves them under their names together.
 
-
-def gate_stems(stems: np.ndarray, activations: np.ndarray, samplerate: int, fade: float = 0.01) -> np.ndarray:
-    """Multiply each stem (sources, channels, frames) by its activations (sources, frames).
-
-    The 0/1 activations are smoothed by a moving average of ``fade`` seconds, so each border becomes a
-    linear fade instead of a click.
+    Until :meth:`commit`, everything goes to hidden temporary files beside the targets; any failure,
+    Ctrl-C included, removes them, so a stem appears whole or not at all. With ``--clip-mode rescale``
+    the common scale is known only at the end, so blocks are kept as float32 until then.
     """
-    width = max(1, int(round(fade * samplerate)))
-    kernel = np.full(width, 1.0 / width, dtype=np.float32)
-    smooth = np.stack([np.convolve(row.astype(np.float32), kernel, mode="same") for row in activations])
-    return (stems * smooth[:, None, :]).astype(np.float32, copy=False)
+
+    def __init__(self, paths: dict[str, Path], samplerate: int, channels: int, spec: OutputSpec, protect: tuple[Path, ...] = ()) -> None:
+        protected = {p.resolve() for p in protect}
+        for path in paths.values():
+            if path.resolve() in protected:
+                raise InputError(f"{path}: refusing to overwrite the input file; choose another --out or --filename")
+        self.paths = paths
+        self.samplerate = samplerate
+        self.channels = channels
+        self.spec = spec
+        self.peak = 0.0
+        self._temporaries: list[Path] = []
+        self._raw: dict[str, BinaryIO] = {}
+        self._encoded: dict[str, sf.SoundFile] = {}
+
+    def __enter__(self) -> "StemWriter":
+        try:
+            for name, path in self.paths.items():
+                tmp = self._temporary(path)
+                if self.spec.clip_mode == "rescale":
+                    self._raw[name] = open(tmp, "wb")
+                else:
+                    self._encoded[name] = self._open_encoded(tmp, path)
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._discard()
+
+    def write(self, stems: dict[str, np.ndarray]) -> None:
+        """Append a block: stem name -> (channels, frames)."""
+        for name, block in stems.items():
+            try:
+                if name in self._raw:
+                    self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+                    self._raw[name].write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
+                else:
+                    samples = np.clip(block, -1.0, 1.0) if self.spec.clip_mode == "clamp" else block
+                    self._encoded[name].write(np.ascontiguousarray(samples.T))
+            except (OSError, RuntimeError) as exc:
+                raise write_failure(self.paths[name], exc) from exc
+
+    def commit(self) -> dict[str, Path]:
+        """Finish every stem and give each its final name; returns stem name -> path."""
+        finished = {name: self._finish(name) for name in self.paths}
+        for name, tmp in finished.items():
+            os.replace(tmp, self.paths[name])
+            self._temporaries.remove(tmp)
+        return dict(self.paths)
+
+    def _finish(self, name: str) -> Path:
+        """Close one stem's temporary file in the output format (encoding the float32 blocks if needed)."""
+        path = self.paths[name]
+        if name in self._encoded:
+            handle = self._encoded.pop(name)
+            try:
+                handle.close()
+            except (OSError, RuntimeError) as exc:
+                raise write_failure(path, exc) from exc
+            return Path(handle.name)
+        raw = self._raw.pop(name)
+        raw.close()
+        scale = 1.0 / (self.peak * 1.01) if self.peak > 1.0 else 1.0
+        encoded_path = self._temporary(path)
+        encoded = self._open_encoded(encoded_path, path)
+        try:
+            with encoded, open(raw.name, "rb") as source:
+                while True:
+                    block = np.fromfile(source, dtype=np.float32, count=BLOCK_FRAMES * self.channels)
+                    if block.size == 0:
+                        break
+                    encoded.write(block.reshape(-1, self.channels) * np.float32(scale))
+        except (OSError, RuntimeError) as exc:
+            raise write_failure(path, exc) from exc
+        Path(raw.name).unlink()
+        self._temporaries.remove(Path(raw.name))
+        return encoded_path
+
+    def _temporary(self, path: Path) -> Path:
+        tmp = reserve_temporary(path)
+        self._temporaries.append(tmp)
+        return tmp
+
+    def _open_encoded(self, tmp: Path, path: Path) -> sf.SoundFile:
+        try:
+            return sf.SoundFile(
+                str(tmp), "w", samplerate=self.samplerate, channels=self.channels,
+                subtype=subtype_for(self.spec.fmt, self.spec.bits), format=self.spec.fmt.upper(),
+            )
+        except (OSError, RuntimeError) as exc:
+            raise write_failure(path, exc) from exc
+
+    def _discard(self) -> None:
+        for handle in [*self._raw.values(), *self._encoded.values()]:
+            with contextlib.suppress(Exception):
+                handle.close()
+        self._raw.clear()
+        self._encoded.clear()
+        for tmp in self._temporaries:
+            tmp.unlink(missing_ok=True)
+        self._temporaries.clear()
+
+
+class Gate:
+    """Multiplies each stem by its labelled activations, smoothed into short linear fades (no clicks).
+
+    The 0/1 activations are averaged over ``fade`` seconds around each sample; blocks are gated where
+    they lie in the song, so a song is gated piece by piece exactly as it would be whole.
+    """
+
+    def __init__(self, labels: Labels, samplerate: int, frames: int, fade: float = 0.01) -> None:
+        self.labels = labels
+        self.samplerate = samplerate
+        self.frames = frames
+        self.width = max(1, int(round(fade * samplerate)))
+
+    def __call__(self, stems: np.ndarray, start: int) -> np.ndarray:
+        """Gate a block (sources, channels, n) that begins ``start`` samples into the song."""
+        count = stems.shape[-1]
+        before, after = self.width // 2, (self.width - 1) // 2
+        lo, hi = start - before, start + count + after
+        rows = activation_rows(self.labels, self.samplerate, max(lo, 0), min(hi, self.frames), self.frames)
+        padded = np.pad(rows.astype(np.float64), ((0, 0), (max(-lo, 0) + 1, max(hi - self.frames, 0))))
+        summed = np.cumsum(padded, axis=1)
+        smooth = (summed[:, self.width :] - summed[:, : -self.width]) / self.width
+        return (stems * smooth[:, None, :count].astype(np.float32)).astype(np.float32, copy=False)
+
+
+def write_separation(
+    blocks: Iterator[np.ndarray],
+    sources: tuple[str, ...],
+    writer: StemWriter,
+    selection: StemSelection = StemSelection(),
+    gate: Gate | None = None,
+) -> None:
+    """Gate, select and write a song's stem blocks (as :func:`~ugosa_cli.separation.separate_blocks` gives them),
+    then commit the writer."""
+    position = 0
+    for block in blocks:
+        gated = gate(block, position) if gate else block
+        position += block.shape[-1]
+        writer.write(selection.apply(gated, sources))
+    writer.commit()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import bisect
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ugosa_cli.audio import Audio, fit_length, match_channels, resample
+from ugosa_cli.audio import Audio, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError
 from ugosa_cli.model import ConvTasNet
 
@@ -75,12 +75,91 @@ def segment_offsets(length: int, segment: int, overlap: float) -> list[int]:
     return list(range(0, length, stride))
 
 
-class _Segmenter:
-    """Overlap-add of model outputs over the segments of one song, streamed into one output tensor.
+class _Moments:
+    """Mean and (unbiased) standard deviation of a signal given block by block, accumulated in float64."""
 
-    The song is normalised chunk by chunk (never as a whole copy), and each segment's output goes straight
-    into the output, weighted by its triangle over the summed triangles where it lies: the same weighted
-    average as summing everything and dividing at the end, without a second song-sized accumulator.
+    def __init__(self) -> None:
+        self.count = 0
+        self._sum = 0.0
+        self._squares = 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        values = values.astype(np.float64, copy=False)
+        self.count += values.size
+        self._sum += float(values.sum())
+        self._squares += float(np.dot(values, values))
+
+    def mean_std(self) -> tuple[float, float]:
+        """``(mean, std)``; std is 1 for a silent or one-sample signal (nothing to scale)."""
+        mean = self._sum / max(self.count, 1)
+        variance = (self._squares - self.count * mean * mean) / max(self.count - 1, 1)
+        std = float(np.sqrt(max(variance, 0.0)))
+        return mean, std if std > 0 and np.isfinite(std) else 1.0
+
+
+class _TensorMixture:
+    """A whole mixture (channels, frames) already on the device."""
+
+    def __init__(self, mix: Tensor) -> None:
+        self.mix = mix
+
+    def read(self, begin: int, end: int) -> Tensor:
+        return self.mix[:, begin:end]
+
+
+class _StreamedMixture:
+    """A mixture arriving as consecutive (channels, n) blocks; only the part still needed is kept.
+
+    Reads must not go back before the ``begin`` of an earlier read (segments are processed in order).
+    """
+
+    def __init__(self, blocks: Iterator[np.ndarray], channels: int, device: torch.device) -> None:
+        self._blocks = blocks
+        self._device = device
+        self._buffer = np.zeros((channels, 0), np.float32)
+        self._start = 0  # song position of the buffer's first sample
+
+    def read(self, begin: int, end: int) -> Tensor:
+        if begin > self._start:
+            self._buffer = self._buffer[:, begin - self._start :]
+            self._start = begin
+        pieces = [self._buffer]
+        have = self._start + self._buffer.shape[1]
+        while have < end:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            pieces.append(block)
+            have += block.shape[1]
+        if len(pieces) > 1:
+            self._buffer = np.concatenate(pieces, axis=1)
+        chunk = self._buffer[:, begin - self._start : end - self._start]
+        return torch.from_numpy(np.ascontiguousarray(chunk)).to(self._device)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One model call's place: ``offset`` within a view that starts ``view_start`` samples into the song."""
+
+    view_start: int
+    view_length: int
+    offsets: list[int]  # every segment start of the view (shared)
+    offset: int
+    length: int
+    scale: float
+
+    @property
+    def start(self) -> int:
+        return self.view_start + self.offset
+
+
+class _Segmenter:
+    """Overlap-add of model outputs over the segments of one song, streamed from input to output.
+
+    Segments of all views are run in the order of their start in the song. Each segment's output goes
+    into a rolling accumulator weighted by its triangle over the summed triangles where it lies (the same
+    weighted average as summing everything and dividing at the end); once no later segment can touch a
+    stretch of the song, that stretch is final and is handed on, so memory does not grow with the song.
     """
 
     def __init__(self, model: ConvTasNet, segment: int, overlap: float, batch_size: int) -> None:
@@ -91,49 +170,75 @@ class _Segmenter:
         self.min_length = model.config.L
         self.weight: Tensor | None = None
 
-    def plan(self, length: int) -> list[int]:
-        return segment_offsets(length, self.segment, self.overlap)
+    def plan(self, views: list[tuple[int, int]], scale: float) -> list[_Segment]:
+        """Every segment of every view ``(start, length)``, ordered by where it starts in the song."""
+        segments = []
+        for view_start, view_length in views:
+            offsets = segment_offsets(view_length, self.segment, self.overlap)
+            for offset in offsets:
+                length = min(self.segment, view_length - offset)
+                segments.append(_Segment(view_start, view_length, offsets, offset, length, scale))
+        return sorted(segments, key=lambda s: s.start)
 
+    @torch.inference_mode()  # entered on each resume, left at each yield: the caller's mode is untouched
     def run(
         self,
-        mix: Tensor,
-        out: Tensor,
-        view: tuple[int, int],
-        scale: float,
-        normalise: tuple[Tensor, Tensor],
+        mixture: _TensorMixture | _StreamedMixture,
+        frames: int,
+        segments: list[_Segment],
+        normalise: tuple[float, float],
         tick: Callable[[int], None],
-    ) -> None:
-        """Add ``scale`` times the overlap-added output of one view of ``mix`` to ``out`` (same time axis).
+    ) -> Iterator[Tensor]:
+        """Yield the song's stems (sources, channels, n) in consecutive final stretches, ``frames`` in all.
 
-        ``view`` = (start, length): the view starts ``start`` samples into the song (negative: before it,
-        zeros); ``normalise`` = (mean, std) of the song's mono downmix.
+        ``normalise`` = (mean, std): the model sees ``(mix - mean) / std`` and its output is scaled back.
         """
-        start, length = view
-        if self.weight is None or self.weight.device != mix.device:
-            self.weight = triangle_weight(self.segment).to(mix.device)
-        offsets = self.plan(length)
-        for group in self._batches(offsets, length):
-            chunk_length = min(self.segment, length - group[0])
-            batch = torch.stack([_normalised_chunk(mix, start + o, chunk_length, normalise) for o in group])
-            result = self._model_forward(batch)
-            for o, chunk_out in zip(group, result):
-                share = self.weight[:chunk_length] * (scale / self._weight_sum(offsets, o, chunk_length, length))
-                begin, end = max(start + o, 0), min(start + o + chunk_length, mix.shape[-1])
-                if begin < end:
-                    inside = slice(begin - start - o, end - start - o)
-                    out[..., begin:end].addcmul_(chunk_out[..., inside], share[inside])
+        device = next(self.model.parameters()).device
+        if self.weight is None or self.weight.device != device:
+            self.weight = triangle_weight(self.segment).to(device)
+        mean, std = normalise
+        shape = (len(self.model.sources), self.model.audio_channels)
+        accumulator = torch.zeros(*shape, 0, device=device)
+        done = 0  # song position of the accumulator's first sample: everything before it was yielded
+        for first, group in self._batches(segments):
+            chunks = [self._chunk(mixture, frames, s, mean, std) for s in group]
+            result = self._model_forward(torch.stack(chunks))
+            end = min(max(s.start + s.length for s in group), frames)
+            if end - done > accumulator.shape[-1]:
+                grow = torch.zeros(*shape, end - done - accumulator.shape[-1], device=device)
+                accumulator = torch.cat([accumulator, grow], dim=-1)
+            for s, chunk_out in zip(group, result):
+                begin, stop = max(s.start, 0), min(s.start + s.length, frames)
+                if begin < stop:
+                    share = self.weight[: s.length] * (s.scale / self._weight_sum(s))
+                    inside = slice(begin - s.start, stop - s.start)
+                    accumulator[..., begin - done : stop - done].addcmul_(chunk_out[..., inside], share[inside])
             tick(len(group))
+            following = first + len(group)
+            final = frames if following == len(segments) else min(max(segments[following].start, 0), frames)
+            if final > done:
+                ready, accumulator = accumulator[..., : final - done], accumulator[..., final - done :]
+                yield ready * std + mean if (mean, std) != (0.0, 1.0) else ready
+                done = final
 
-    def _weight_sum(self, offsets: list[int], offset: int, chunk_length: int, length: int) -> Tensor:
-        """Summed triangle weights of all segments over ``[offset, offset + chunk_length)``."""
+    def _chunk(self, mixture: _TensorMixture | _StreamedMixture, frames: int, s: _Segment, mean: float, std: float) -> Tensor:
+        """The normalised mixture over a segment, zero outside the song."""
+        begin, end = max(s.start, 0), min(s.start + s.length, frames)
+        if begin >= end:
+            return torch.zeros(self.model.audio_channels, s.length, device=self.weight.device)
+        inside = (mixture.read(begin, end) - mean) / std
+        return torch.nn.functional.pad(inside, (begin - s.start, s.start + s.length - end))
+
+    def _weight_sum(self, s: _Segment) -> Tensor:
+        """Summed triangle weights of all segments of its view over the segment's span."""
         assert self.weight is not None
-        total = torch.zeros(chunk_length, device=self.weight.device)
-        first = bisect.bisect_left(offsets, offset - self.segment + 1)
-        last = bisect.bisect_left(offsets, offset + chunk_length)
-        for other in offsets[first:last]:
-            other_length = min(self.segment, length - other)
-            begin, end = max(other, offset), min(other + other_length, offset + chunk_length)
-            total[begin - offset : end - offset] += self.weight[begin - other : end - other]
+        total = torch.zeros(s.length, device=self.weight.device)
+        first = bisect.bisect_left(s.offsets, s.offset - self.segment + 1)
+        last = bisect.bisect_left(s.offsets, s.offset + s.length)
+        for other in s.offsets[first:last]:
+            other_length = min(self.segment, s.view_length - other)
+            begin, end = max(other, s.offset), min(other + other_length, s.offset + s.length)
+            total[begin - s.offset : end - s.offset] += self.weight[begin - other : end - other]
         return total
 
     def _model_forward(self, batch: Tensor) -> Tensor:
@@ -144,59 +249,51 @@ class _Segmenter:
         padded = torch.nn.functional.pad(batch, (0, self.min_length - length))
         return self.model(padded)[..., :length]
 
-    def _batches(self, offsets: list[int], length: int) -> Iterator[list[int]]:
-        """Group offsets whose segments have the same length, ``batch_size`` at a time."""
-        full = [o for o in offsets if o + self.segment <= length]
-        partial = [o for o in offsets if o + self.segment > length]
-        for start in range(0, len(full), self.batch_size):
-            yield full[start : start + self.batch_size]
-        for o in partial:
-            yield [o]
+    def _batches(self, segments: list[_Segment]) -> Iterator[tuple[int, list[_Segment]]]:
+        """Runs of consecutive full-length segments, ``batch_size`` at most; shorter ones alone."""
+        index = 0
+        while index < len(segments):
+            group = [segments[index]]
+            while (
+                len(group) < self.batch_size
+                and group[0].length == self.segment
+                and index + len(group) < len(segments)
+                and segments[index + len(group)].length == self.segment
+            ):
+                group.append(segments[index + len(group)])
+            yield index, group
+            index += len(group)
 
 
-def _normalised_chunk(mix: Tensor, begin: int, length: int, normalise: tuple[Tensor, Tensor]) -> Tensor:
-    """``(mix - mean) / std`` over ``[begin, begin + length)``, zero outside the song."""
-    mean, std = normalise
-    frames = mix.shape[-1]
-    inside = (mix[:, max(begin, 0) : min(begin + length, frames)] - mean) / std
-    return torch.nn.functional.pad(inside, (max(-begin, 0), max(begin + length - frames, 0)))
-
-
-def _separate_into(
+def _stream_stems(
     model: ConvTasNet,
-    mix: Tensor,
-    normalise: tuple[Tensor, Tensor],
+    mixture: _TensorMixture | _StreamedMixture,
+    frames: int,
+    normalise: tuple[float, float],
     options: SeparationOptions,
     progress: ProgressCallback | None,
-) -> Tensor:
-    """Normalised stems (sources, channels, time) of ``mix``, which is normalised on the fly."""
+) -> Iterator[Tensor]:
+    """Stems (sources, channels, n) of a mixture of ``frames`` samples at the model's rate, stretch by stretch."""
     segment = int(round(options.segment * model.samplerate)) if options.segment else model.config.segment
-    segment = max(segment, model.config.L)
-    segmenter = _Segmenter(model, segment, options.overlap, options.batch_size)
-    length = mix.shape[-1]
+    segmenter = _Segmenter(model, max(segment, model.config.L), options.overlap, options.batch_size)
     if options.shifts:
         max_shift = int(0.5 * model.samplerate)
         rng = random.Random(options.seed)
-        shift_offsets = [rng.randint(0, max_shift) for _ in range(options.shifts)]
-        views = [(s - max_shift, length + max_shift) for s in shift_offsets]
+        views = [(rng.randint(0, max_shift) - max_shift, frames + max_shift) for _ in range(options.shifts)]
     else:
-        views = [(0, length)]
-    total = sum(len(segmenter.plan(view_length)) for _, view_length in views)
+        views = [(0, frames)]
+    segments = segmenter.plan(views, 1 / len(views))
     done = 0
 
     def tick(count: int) -> None:
         nonlocal done
         done += count
         if progress:
-            progress(done, total)
+            progress(done, len(segments))
 
     if progress:
-        progress(0, total)
-    out = torch.zeros(len(model.sources), *mix.shape, device=mix.device)
-    with torch.inference_mode():
-        for view in views:
-            segmenter.run(mix, out, view, 1 / len(views), normalise, tick)
-    return out
+        progress(0, len(segments))
+    yield from segmenter.run(mixture, frames, segments, normalise, tick)
 
 
 def separate_tensor(
@@ -206,8 +303,8 @@ def separate_tensor(
     progress: ProgressCallback | None = None,
 ) -> Tensor:
     """Separate a normalised mixture (channels, time) already on the model's device -> (sources, channels, time)."""
-    identity = (torch.zeros((), device=mix.device), torch.ones((), device=mix.device))
-    return _separate_into(model, mix, identity, options, progress)
+    stretches = _stream_stems(model, _TensorMixture(mix), mix.shape[-1], (0.0, 1.0), options, progress)
+    return torch.cat(list(stretches), dim=-1)
 
 
 def separate_array(
@@ -219,19 +316,90 @@ def separate_array(
 ) -> np.ndarray:
     """Separate a mixture (model channels, frames) at the model's rate -> stems (sources, channels, frames).
 
-    Besides the mixture, only the stems are song-sized: segments are normalised, separated and added in
-    one at a time, and the stems are scaled back in place.
+    Besides the mixture, only the stems are song-sized: segments are normalised, separated and copied
+    out one stretch at a time.
     """
     device = device or torch.device("cpu")
-    wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32)).to(device)
-    ref = wav.mean(0)
-    mean, std = ref.mean(), ref.std()
-    del ref
-    if not torch.isfinite(std) or std <= 0:
-        std = torch.ones((), device=device)  # silent input: nothing to scale
+    mix = np.ascontiguousarray(mix, dtype=np.float32)
+    moments = _Moments()
+    moments.add(mix.mean(axis=0))
     model = model.to(device).eval()
-    stems = _separate_into(model, wav, (mean, std), options, progress)
-    return stems.mul_(std).add_(mean).cpu().numpy()
+    stems = np.empty((len(model.sources), *mix.shape), dtype=np.float32)
+    position = 0
+    wav = torch.from_numpy(mix).to(device)
+    for stretch in _stream_stems(model, _TensorMixture(wav), mix.shape[-1], moments.mean_std(), options, progress):
+        stems[..., position : position + stretch.shape[-1]] = stretch.cpu().numpy()
+        position += stretch.shape[-1]
+    return stems
+
+
+class AudioBlocks(Protocol):
+    """Audio that can be read from the start in blocks, any number of times (:class:`AudioFile`, :class:`Audio`)."""
+
+    source: str
+    samplerate: int
+    channels: int
+    frames: int
+
+    def blocks(self, size: int = ...) -> Iterator[np.ndarray]: ...
+
+
+def separate_blocks(
+    model: ConvTasNet,
+    audio: AudioBlocks,
+    options: SeparationOptions = SeparationOptions(),
+    device: torch.device | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    downmix: bool = False,
+) -> Iterator[np.ndarray]:
+    """Stems (sources, channels, n) at the input's rate and channel count, in consecutive blocks.
+
+    The input is read twice, block by block: once for the loudness statistics the model's input is
+    normalised with, once to separate it. Memory does not grow with the song's length; the blocks add
+    up to exactly the input's frames.
+    """
+    device = device or torch.device("cpu")
+    model = model.to(device).eval()
+
+    input_frames = 0
+
+    def model_rate_blocks() -> Iterator[np.ndarray]:
+        nonlocal input_frames
+        input_frames = 0
+        to_model = StreamResampler(audio.samplerate, model.samplerate, model.audio_channels)
+        for block in audio.blocks():
+            input_frames += block.shape[1]
+            yield to_model(match_channels(block, model.audio_channels, downmix=downmix, label=audio.source))
+        yield to_model.flush()
+
+    moments = _Moments()
+    for block in model_rate_blocks():
+        moments.add(block.mean(axis=0))
+    frames, expected = moments.count, input_frames
+    mixture = _StreamedMixture(model_rate_blocks(), model.audio_channels, device)
+    out_channels = min(audio.channels, 2)
+    sources = len(model.sources)
+    from_model = StreamResampler(model.samplerate, audio.samplerate, sources * out_channels)
+
+    def at_input_rate(stretch: np.ndarray, *, last: bool = False) -> np.ndarray:
+        if out_channels == 1 and stretch.shape[1] > 1:
+            stretch = stretch.mean(axis=1, keepdims=True)
+        elif stretch.shape[1] == 1 and out_channels > 1:
+            stretch = np.repeat(stretch, out_channels, axis=1)
+        flat = from_model(stretch.reshape(sources * out_channels, -1), last=last)
+        return flat.reshape(sources, out_channels, -1)
+
+    written = 0
+    for stretch in _stream_stems(model, mixture, frames, moments.mean_std(), options, progress):
+        block = at_input_rate(stretch.cpu().numpy())[..., : expected - written]
+        written += block.shape[-1]
+        if block.shape[-1]:
+            yield block
+    tail = at_input_rate(np.zeros((sources, model.audio_channels, 0), np.float32), last=True)
+    tail = fit_length(tail[..., : expected - written], expected - written)
+    if tail.shape[-1]:
+        yield tail
 
 
 def separate_audio(
@@ -243,15 +411,6 @@ def separate_audio(
     *,
     downmix: bool = False,
 ) -> np.ndarray:
-    """Stems (sources, channels, frames) at the input's rate, channel count and length."""
-    mix = match_channels(audio.samples, model.audio_channels, downmix=downmix, label=audio.source)
-    mix = resample(mix, audio.samplerate, model.samplerate)
-    stems = separate_array(model, mix, options, device, progress)
-    out_channels = min(audio.channels, 2)
-    if out_channels == 1 and stems.shape[1] > 1:
-        stems = stems.mean(axis=1, keepdims=True)
-    elif stems.shape[1] == 1 and out_channels > 1:
-        stems = np.repeat(stems, out_channels, axis=1)
-    if audio.samplerate != model.samplerate:
-        stems = np.stack([resample(stem, model.samplerate, audio.samplerate) for stem in stems])
-    return fit_length(stems, audio.frames).astype(np.float32, copy=False)
+    """Stems (sources, channels, frames) at the input's rate, channel count and length, as one array."""
+    blocks = separate_blocks(model, audio, options, device, progress, downmix=downmix)
+    return np.concatenate(list(blocks), axis=-1)

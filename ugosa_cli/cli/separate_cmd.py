@@ -6,17 +6,15 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from ugosa_cli import hub
-from ugosa_cli.audio import STDIN, read_audio
+from ugosa_cli.audio import STDIN, AudioFile
 from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable
-from ugosa_cli.labels import activation_matrix
-from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, gate_stems, select_stems, write_stems
-from ugosa_cli.separation import SeparationOptions, pick_device, separate_audio
+from ugosa_cli.output import DEFAULT_TEMPLATE, Gate, OutputSpec, StemSelection, StemWriter, write_separation
+from ugosa_cli.separation import SeparationOptions, pick_device, separate_blocks
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -59,12 +57,6 @@ def read_track_list(source: str) -> list[str]:
         raise InputError(f"--from-list {source}: cannot read: {exc.strerror or exc}") from None
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
-
-
-def stem_names(sources: tuple[str, ...], keep: tuple[str, ...] | None, two_stems: str | None) -> tuple[str, ...]:
-    """The stems a run writes, named and checked exactly as :func:`select_stems` does."""
-    placeholder = np.zeros((len(sources), 1, 1), np.float32)
-    return tuple(select_stems(placeholder, sources, keep=keep, two_stems=two_stems))
 
 
 def _failure(track: str, exc: UgosaError) -> str:
@@ -183,21 +175,24 @@ def separate(
     common.info(f"model {loaded.name} on {torch_device}")
     base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
     adapted_name = f"{loaded.name}-adapted" if labels and adapt_cmd.parse_strategy(strategy).trains else loaded.name
-    written = stem_names(loaded.model.sources, keep, two_stems)
+    selection = StemSelection(keep, two_stems)
+    written = selection.names(loaded.model.sources)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track in tracks:
             name = track_name(track)
             record: dict[str, object] = {"input": track, "track": name, "model": adapted_name}
-            if skip_existing:
-                existing = {stem: spec.path(model=adapted_name, track=name, stem=stem) for stem in written}
-                if all(path.is_file() for path in existing.values()):
-                    common.info(f"skipping {track}: its {len(existing)} stems exist already")
-                    _report(json_out, {**record, "skipped": True}, existing)
-                    continue
+            paths = {stem: spec.path(model=adapted_name, track=name, stem=stem) for stem in written}
+            if skip_existing and all(path.is_file() for path in paths.values()):
+                common.info(f"skipping {track}: its {len(paths)} stems exist already")
+                _report(json_out, {**record, "skipped": True}, paths)
+                continue
             try:
-                audio = read_audio(track)
+                audio = AudioFile(track)
+                for warning in audio.warnings:
+                    common.warn(warning)
                 report: dict[str, object] = {}
+                song_gate = None
                 if labels is not None:
                     assert base_state is not None
                     loaded.model.load_state_dict(base_state)
@@ -207,21 +202,19 @@ def separate(
                         references or [],
                     )
                     result, plan, song_labels = adapt_cmd.guided_adaptation(
-                        loaded, track, audio, guidance, device, downmix=downmix
+                        loaded, track, audio.read(), guidance, device, downmix=downmix
                     )
                     assert result is not None
                     report = {"adaptation": adapt_cmd.result_json(result, plan)}
+                    if gate:
+                        song_gate = Gate(song_labels, audio.samplerate, audio.frames)
+                protect = () if track == STDIN else (Path(track),)
                 task = reporter.add(f"separating {name}", None)
-                estimates = separate_audio(
+                blocks = separate_blocks(
                     loaded.model, audio, options, torch_device, reporter.callback(task), downmix=downmix
                 )
-                if gate:
-                    estimates = gate_stems(
-                        estimates, activation_matrix(song_labels, audio.samplerate, audio.frames), audio.samplerate
-                    )
-                selected = select_stems(estimates, loaded.model.sources, keep=keep, two_stems=two_stems)
-                protect = () if track == STDIN else (Path(track),)
-                paths = write_stems(selected, audio.samplerate, spec, model=adapted_name, track=name, protect=protect)
+                with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
+                    write_separation(blocks, loaded.model.sources, writer, selection, song_gate)
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise
