@@ -27,3 +27,23 @@ def test_adaptation_gain_prints_the_tables(tmp_path):
     assert "best strategy P-L5:D" in out
     report = json.loads(scores.read_text())
     assert {r["strategy"] for r in report["records"]} == {"B0", "P-L5:D"}
+
+
+def _run_json(script: str, *args: str, cwd: Path) -> dict:
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_separation_speed_compares_against_the_reference_and_matches_its_stems(tmp_path):
+    result = _run_json("separation_speed.py", "--tiny", cwd=tmp_path)
+    assert set(result["seconds_per_audio_second"]) == {"demucs 2.0.3", "ugosa"}
+    assert result["max_abs_diff"] < 1e-4
+    assert result["speedup"] > 0 and result["matmul_peak_gflops"] > 0
+
+
+def test_memory_benchmark_measures_the_real_command(tmp_path):
+    result = _run_json("memory.py", "--minutes", "0.05", "--tiny", cwd=tmp_path)
+    assert result["stems_written"] == 4
+    assert result["peak_rss_mb"] >= result["baseline_rss_mb"] > 0
