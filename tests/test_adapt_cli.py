@@ -135,3 +135,22 @@ def test_supervised_strategy_with_reference_folder(cli, model_file, song, tmp_pa
     result = cli("adapt", path, "--labels", labels, "--model", model_file, "--strategy", "S-L2:D", "--references", refs, "-o", out, *FAST)
     assert result.exit_code == 0, result.stderr
     assert load_model_file(out).provenance["strategy"] == "S-L2:D"
+
+
+def test_separate_with_labels_follows_the_model_recommendation(cli, tiny_model, song, tmp_path):
+    from ugosa_cli.adaptation import ADAPTATION_DEFAULTS_KEY
+    from ugosa_cli.checkpoint import save_checkpoint
+
+    path, labels = song
+    model = tmp_path / "recommending.th"
+    recommended = {"strategy": "B0", "lr": 5e-3, "window": 1.0, "epochs": 1, "optimizer": "adam", "gamma": 4.0}
+    save_checkpoint(model, tiny_model, {ADAPTATION_DEFAULTS_KEY: recommended})
+    result = cli("separate", path, "--labels", labels, "--model", model, "-o", tmp_path / "r", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"] == "recommending" and report["adaptation"]["plan"]["strategy"] == "B0"
+    given = cli("separate", path, "--labels", labels, "--model", model, "-o", tmp_path / "g", "--strategy", "P-L5:D", "--json")
+    assert given.exit_code == 0, given.stderr
+    plan = json.loads(given.stdout)["adaptation"]["plan"]
+    assert json.loads(given.stdout)["model"] == "recommending-adapted" and plan["strategy"] == "P-L5:D"
+    assert (plan["settings"]["lr"], plan["settings"]["window"], plan["settings"]["optimizer"]) == (5e-3, 1.0, "adam")

@@ -20,6 +20,7 @@ from ugosa_cli.adaptation import (
     AdaptationResult,
     AdaptationSettings,
     StepReport,
+    Strategy,
     adaptation_defaults,
     count_trainable,
     describe_trainable,
@@ -155,6 +156,16 @@ def load_guidance(options: GuidanceOptions, model_sources: tuple[str, ...], audi
     return labels
 
 
+def effective_strategy(strategy: str | None, model_defaults: Mapping[str, Any]) -> Strategy:
+    """The strategy a run uses: the user's, else the model's recommendation, else the paper's default."""
+    return parse_strategy(strategy or model_defaults.get("strategy") or DEFAULT_STRATEGY)
+
+
+def recommended(loaded: LoadedModel, protocol: str) -> dict[str, Any]:
+    """The model file's recommended adaptation settings, unless ``--protocol`` asks for another plan."""
+    return adaptation_defaults(loaded.provenance) if protocol == "auto" else {}
+
+
 def _settings(options: GuidanceOptions, cuda: bool, model_defaults: Mapping[str, Any]) -> AdaptationSettings:
     """The user's settings; where the user chose nothing, the model's recommendation, then the paper's."""
     defaults = AdaptationSettings(**model_defaults)
@@ -163,7 +174,7 @@ def _settings(options: GuidanceOptions, cuda: bool, model_defaults: Mapping[str,
         return default if value is None else value
 
     return AdaptationSettings(
-        strategy=parse_strategy(chosen(options.strategy, defaults.strategy)).name,
+        strategy=effective_strategy(options.strategy, model_defaults).name,
         epochs=chosen(options.epochs, defaults.epochs),
         lr=chosen(options.lr, defaults.lr),
         window=chosen(options.window, defaults.window),
@@ -188,7 +199,7 @@ def prepare_adapter(
                    audio.samplerate, model.samplerate)
     activations = activation_matrix(labels, model.samplerate, mix.shape[1])
     references = _references(options.references, model, mix.shape[1]) if options.references else None
-    model_defaults = adaptation_defaults(loaded.provenance) if options.protocol == "auto" else {}
+    model_defaults = recommended(loaded, options.protocol)
     settings = _settings(options, device.type == "cuda", model_defaults)
     adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     step_s, prefix_s, forward_s = adapter.measure()

@@ -127,17 +127,17 @@ def separate(
         bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
     ] = False,
     labels: adapt_cmd.LabelsOpt = None,
-    strategy: adapt_cmd.StrategyOpt = adapt_cmd.DEFAULT_STRATEGY,
+    strategy: adapt_cmd.StrategyOpt = None,
     gate: Annotated[
         bool, typer.Option("--gate", help="Silence each stem outside its labelled regions (with short fades).")
     ] = False,
     epochs: adapt_cmd.Epochs = None,
-    lr: adapt_cmd.Lr = 1e-5,
-    window: adapt_cmd.Window = 10.0,
+    lr: adapt_cmd.Lr = None,
+    window: adapt_cmd.Window = None,
     hop: adapt_cmd.Hop = None,
-    gamma: adapt_cmd.Gamma = 1.0,
+    gamma: adapt_cmd.Gamma = None,
     batch_size: adapt_cmd.BatchSize = None,
-    optimizer: adapt_cmd.OptimizerOpt = "ranger",
+    optimizer: adapt_cmd.OptimizerOpt = None,
     protocol: adapt_cmd.Protocol = "auto",
     amp: adapt_cmd.Amp = False,
     references: adapt_cmd.References = None,
@@ -174,7 +174,8 @@ def separate(
     loaded = common.load_model(model, offline=offline)
     common.info(f"model {loaded.name} on {torch_device}")
     base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
-    adapted_name = f"{loaded.name}-adapted" if labels and adapt_cmd.parse_strategy(strategy).trains else loaded.name
+    trains = labels is not None and adapt_cmd.effective_strategy(strategy, adapt_cmd.recommended(loaded, protocol)).trains
+    adapted_name = f"{loaded.name}-adapted" if trains else loaded.name
     selection = StemSelection(keep, two_stems)
     written = selection.names(loaded.model.sources)
     failures: list[str] = []
