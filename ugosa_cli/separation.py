@@ -5,6 +5,10 @@ v2 did). Long songs are cut in segments that overlap; each segment's output is w
 peaking at its centre and the weighted outputs are summed and divided by the summed weights. With
 ``shifts=K`` the whole song is also shifted by K random offsets of up to half a second and the results
 averaged (time-equivariance trick). With ``shifts=0`` the stems equal demucs 2.0.3's ``apply_model``.
+
+Segments run in the order of their start, and each stretch of the song is handed on as soon as no later
+segment can change it: :func:`separate_blocks` reads a file and yields its stems block by block, so a
+song of any length separates in the memory of a few segments.
 """
 
 from __future__ import annotations
