@@ -4,7 +4,8 @@
     python benchmarks/adaptation_speed.py --tiny       # small model, short clip (CI smoke test)
 
 The plain loop is what the paper's code does: batch 1, the whole model forward on every window, loss,
-backward, optimiser step. ugosa computes the frozen prefix once per window (cached) and trains only the
+backward, optimiser step, with every depthwise conv through ``nn.Conv1d`` (``use_fast_backward(False)``).
+ugosa computes the frozen prefix once per window (cached) and trains only the
 rest; without the cache it recomputes the prefix under no_grad each step. Each figure is the fastest of
 ``--steps`` timed steps after one warm-up; seconds per epoch = windows per epoch x seconds per step (a
 cached run pays the prefix once, in its first epoch). Timing whole epochs of the full model is hours on a
@@ -37,7 +38,11 @@ TINY = ModelConfig(N=32, B=32, H=64, X=3, R=4)
 
 
 def plain_step_seconds(model: ConvTasNet, strategy: str, mix: torch.Tensor, acts: torch.Tensor, steps: int) -> float:
-    """Fastest of ``steps`` reference-style steps: whole forward, proposed loss, backward, Ranger step."""
+    """Fastest of ``steps`` reference-style steps: whole forward, proposed loss, backward, Ranger step.
+
+    Switches ``model`` to ``nn.Conv1d`` depthwise convs first, as the paper's code trains.
+    """
+    model.use_fast_backward(False)
     trainable = freeze_for(model, parse_strategy(strategy))
     optimizer = _make_optimizer("ranger", trainable, 1e-5)
     timings = []
