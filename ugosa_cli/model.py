@@ -292,9 +292,11 @@ class DepthwiseSeparableConv(nn.Module):
     values and gradients within float32 rounding) unless ``fast_backward`` is off. Forward + backward of
     one (1, 512, frames) conv, kernel 3, dilations 1..512, 2 threads, fastest of 5 on a loaded machine
     (2026-11, load 6): 10 s of 44.1 kHz (44100 frames) F.conv1d 0.80-1.16 s, this path 0.25-0.34 s; 4 s
-    0.26-0.74 s against 0.14-0.17 s; 1 s 46-146 ms against 3-12 ms. It won at every dilation and length,
-    hence no per-case rule. F.conv1d's backward also took 12 s at some sizes (4 s windows, dilations 2-8).
-    Autograd through a sum of shifted, scaled copies was slower than both at 4 s and 10 s (0.6-1.7 s).
+    0.26-0.74 s against 0.14-0.17 s; 1 s 46-146 ms against 3-12 ms (one 96 ms outlier). It won at every
+    dilation and length, hence no per-case rule. F.conv1d's backward also took 12 s at some sizes (4 s
+    windows, dilations 2-8). Autograd through a sum of shifted, scaled copies was slower than both at 4 s
+    and 10 s (0.6-1.7 s). A full-size P-L2:D adaptation step on a 4 s window, alternated in one run:
+    50 s with this path, 222 s with ``nn.Conv1d``.
     """
 
     def __init__(self, channels: int, out_channels: int, kernel_size: int, dilation: int) -> None:
