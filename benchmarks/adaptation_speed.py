@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -98,6 +99,7 @@ def main() -> None:
                 "speedup_cached": plain / step,
             }
         )
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # each row as soon as it is measured
     if args.json:
         print(json.dumps({"windows_per_epoch": windows, "threads": torch.get_num_threads(), "rows": rows}))
         return
