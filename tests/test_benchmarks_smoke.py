@@ -47,3 +47,11 @@ def test_memory_benchmark_measures_the_real_command(tmp_path):
     result = _run_json("memory.py", "--minutes", "0.05", "--tiny", cwd=tmp_path)
     assert result["stems_written"] == 4
     assert result["peak_rss_mb"] >= result["baseline_rss_mb"] > 0
+
+
+def test_adaptation_speed_reports_every_strategy_against_the_plain_loop(tmp_path):
+    result = _run_json("adaptation_speed.py", "--tiny", "--strategies", "P-L2:D,P-L5:D", cwd=tmp_path)
+    assert [row["strategy"] for row in result["rows"]] == ["P-L2:D", "P-L5:D"]
+    for row in result["rows"]:
+        assert row["plain_epoch_s"] > 0 and row["cached_epoch_s"] > 0
+        assert row["uncached_epoch_s"] >= row["cached_epoch_s"]
