@@ -51,7 +51,7 @@ SAMPLERATE = 44100
 DEMO_CONFIG = dict(N=128, L=64, B=48, H=96, P=3, X=4, R=4)
 # Adaptation settings that suit this model (written into the checkpoint; `ugosa adapt` and `ugosa demo`
 # use them when the user gives no flags).
-ADAPTATION_DEFAULTS = dict(strategy="P-L3:D", epochs=10, lr=3e-4, window=4.0, hop=4.0, gamma=10.0, optimizer="adam")
+ADAPTATION_DEFAULTS = dict(strategy="P-L1:D", epochs=10, lr=3e-4, window=4.0, hop=4.0, gamma=10.0, optimizer="adam")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

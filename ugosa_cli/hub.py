@@ -75,7 +75,7 @@ REGISTRY: dict[str, ModelEntry] = {
     for entry in (
         ModelEntry("tasnet", "tasnet-beb46fac.th", "ConvTasNet (demucs v2) trained on MUSDB18 train"),
         ModelEntry("tasnet_extra", "tasnet_extra-df3777b2.th", "ConvTasNet (demucs v2), MUSDB18 + 150 extra songs"),
-        ModelEntry("demo", "demo-7702e936.th", "Small ConvTasNet trained on synthetic songs (offline demo)", packaged=True),
+        ModelEntry("demo", "demo-2a43f749.th", "Small ConvTasNet trained on synthetic songs (offline demo)", packaged=True),
     )
 }
 
