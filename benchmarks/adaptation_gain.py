@@ -4,7 +4,8 @@
     python benchmarks/adaptation_gain.py --songs 1 --duration 4 --no-bsseval --strategies B0,P-L5:D   # smoke
 
 Songs: seeds ``3_000_000 + k`` (never used to train or validate the demo model, see ``ugosa_cli/demo.py``),
-with timbres moved away from the training distribution (``--timbres``, cycled over the songs). Each
+with timbres moved away from the training distribution: by default by ``HELD_OUT_TIMBRE`` (2) of
+``ugosa_cli/demo.py``, alternating its sign (``--timbres``, cycled over the songs). Each
 strategy starts from the same model and adapts with the song's true activation labels, using the
 model's recommended settings unless flags override them; then the whole song is separated and scored:
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
 from ugosa_cli.adaptation import Adapter, count_trainable, model_settings, parse_strategy  # noqa: E402
-from ugosa_cli.demo import leakage_db, song_labels  # noqa: E402
+from ugosa_cli.demo import HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import evaluate_stems, mdx_sdr  # noqa: E402
@@ -53,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default="demo", help="registry name or checkpoint file (default: demo)")
     parser.add_argument("--songs", type=int, default=8, help="number of held-out songs")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per song")
-    parser.add_argument("--timbres", default="0.6,-0.6", help="comma-separated timbre shifts, cycled over songs")
+    parser.add_argument("--timbres", default=f"{HELD_OUT_TIMBRE:g},{-HELD_OUT_TIMBRE:g}",
+                        help="comma-separated timbre shifts, cycled over songs (default: the held-out shift, both signs)")
     parser.add_argument("--strategies", default=None, help="comma-separated (default: B0 and every P-Lk:D)")
     parser.add_argument("--epochs", type=int, default=None, help="override the model's recommended epochs")
     parser.add_argument("--lr", type=float, default=None, help="override the model's recommended learning rate")
