@@ -26,13 +26,10 @@ import platform
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -115,34 +112,6 @@ class SongPool:
         return np.stack(stems)
 
 
-def shifted_depthwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """The dilated depthwise convolution as a sum of shifted, scaled copies of ``x``.
-
-    Same weights, same result as ``conv(x)``; its backward pass is several times faster on CPUs, where
-    PyTorch's dilated grouped convolution backward is slow.
-    """
-    frames = x.shape[-1]
-    padded = F.pad(x, conv.padding * 2)
-    dilation = conv.dilation[0]
-    out = padded[..., :frames] * conv.weight[:, :, 0]
-    for tap in range(1, conv.kernel_size[0]):
-        out = out + padded[..., tap * dilation : tap * dilation + frames] * conv.weight[:, :, tap]
-    return out
-
-
-def use_fast_depthwise(model: ConvTasNet) -> None:
-    """Route every depthwise convolution of ``model`` through :func:`shifted_depthwise` (checked equal)."""
-    probe = torch.randn(1, model.audio_channels, 4 * model.samplerate // 10)
-    with torch.no_grad():
-        expected = model(probe)
-        for module in model.modules():
-            if isinstance(module, nn.Conv1d) and module.groups > 1:
-                module.forward = types.MethodType(shifted_depthwise, module)  # type: ignore[method-assign]
-        difference = float((model(probe) - expected).abs().max())
-    if difference > 1e-4:
-        raise RuntimeError(f"fast depthwise convolution differs from Conv1d by {difference}")
-
-
 def normalised_batch(stems: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(mix, targets) in the normalised domain, each example by its own mono mixture's mean and std."""
     stems_t = torch.from_numpy(np.ascontiguousarray(stems, dtype=np.float32))  # (batch, sources, channels, t)
@@ -180,8 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     began = time.time()
 
     config = ModelConfig(**DEMO_CONFIG, samplerate=SAMPLERATE)
-    model = ConvTasNet(config).train()
-    use_fast_depthwise(model)
+    model = ConvTasNet(config).train()  # trains through model.py's fast depthwise backward on CPUs
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     pool = SongPool(args.pool, args.song_seconds, args.timbre_spread, rng)
     valid = [
