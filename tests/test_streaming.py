@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import tracemalloc
 from pathlib import Path
 
@@ -180,3 +181,14 @@ def test_a_wav_cut_off_inside_its_samples_is_separated_with_a_warning(cli, write
     assert result.exit_code == 0, result.stderr
     assert "cut.wav: the file is cut off" in result.stderr and "0.4 s" in result.stderr
     assert sf.info(result.stdout.split()[0]).frames == 3000
+
+
+def test_every_command_that_reads_audio_warns_about_a_cut_off_wav(cli, write_wav, tmp_path):
+    song = write_wav("cut.wav", seconds=1.0, subtype="PCM_16")
+    song.write_bytes(song.read_bytes()[: 44 + 4 * 3000])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\t0.2\tvocals\n")
+    result = cli("labels", "show", labels, "--audio", song, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "cut.wav: the file is cut off" in result.stderr
+    assert json.loads(result.stdout)["duration"] == pytest.approx(3000 / 8000)

@@ -28,7 +28,7 @@ from ugosa_cli.adaptation import (
     parse_strategy,
     strategy_table,
 )
-from ugosa_cli.audio import STDIN, Audio, collect_stems, fit_length, match_channels, read_audio, resample
+from ugosa_cli.audio import STDIN, Audio, collect_stems, fit_length, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel, save_checkpoint
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
@@ -238,7 +238,7 @@ def _references(paths: list[str], model: ConvTasNet, frames: int) -> np.ndarray:
         raise InputError(f"--references: no stem for {', '.join(missing)}; give one file per source ({', '.join(model.sources)})")
     out = []
     for name in model.sources:
-        audio = read_audio(files[name])
+        audio = common.open_audio(str(files[name])).read()
         samples = resample(match_channels(audio.samples, model.audio_channels, label=audio.source),
                            audio.samplerate, model.samplerate)
         out.append(fit_length(samples, frames))
@@ -353,7 +353,7 @@ def adapt(
     options = GuidanceOptions(labels, labels_format, mapping or [], ignore_unknown, margin, strategy, epochs, lr,
                               window, hop, gamma, batch_size, optimizer, seed, protocol, amp, references or [])
     loaded = common.load_model(model, offline=offline)
-    audio = read_audio(track)
+    audio = common.open_audio(track).read()
     result, plan, _ = guided_adaptation(loaded, track, audio, options, device, downmix=downmix, dry_run=dry_run)
     if result is None:
         if json_out:

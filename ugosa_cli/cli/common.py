@@ -29,6 +29,7 @@ from rich.progress import (
 )
 
 from ugosa_cli import hub
+from ugosa_cli.audio import AudioFile
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 
@@ -78,6 +79,14 @@ def info(message: str) -> None:
 def warn(message: str) -> None:
     """A warning line on stderr (always shown)."""
     stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow", soft_wrap=True)
+
+
+def open_audio(path: str) -> AudioFile:
+    """Open an audio file (``-``: stdin), warning about what is wrong with it but still usable (a cut-off WAV)."""
+    audio = AudioFile(path)
+    for line in audio.warnings:
+        warn(line)
+    return audio
 
 
 def error(message: str) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ugosa_cli.audio import Audio, collect_stems, fit_length, match_channels, read_audio, resample
+from ugosa_cli.audio import Audio, collect_stems, fit_length, match_channels, resample
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import METRICS, evaluate_stems
@@ -166,8 +166,8 @@ def evaluate(
     ignored = [name for name in reference_files if name not in names]
     if ignored:
         common.info(f"not scored (no estimate chosen): {', '.join(ignored)}")
-    ref_audio = {name: read_audio(reference_files[name]) for name in names}
-    est_audio = {name: read_audio(estimate_files[name]) for name in names}
+    ref_audio = {name: common.open_audio(str(reference_files[name])).read() for name in names}
+    est_audio = {name: common.open_audio(str(estimate_files[name])).read() for name in names}
     refs, ests, rate, notes = reconcile(ref_audio, est_audio)
     for note in notes:
         common.warn(note)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ugosa_cli.audio import read_audio, resample
+from ugosa_cli.audio import resample
 from ugosa_cli.cli import common
 from ugosa_cli.cli.adapt_cmd import IgnoreUnknown, LabelsFormat, Margin, MapOpt
 from ugosa_cli.errors import InputError, RunError
@@ -63,7 +63,7 @@ def _song_duration(audio: str | None, duration: str | None, labels_file: str) ->
     if audio is not None:
         if audio == "-" and labels_file == "-":
             raise InputError("the labels and --audio cannot both come from standard input")
-        return read_audio(audio).duration
+        return common.open_audio(audio).duration
     if duration is not None:
         seconds = parse_time(duration, where="--duration")
         if seconds <= 0:
@@ -321,7 +321,7 @@ def from_stems(
     samplerate = None
     for source, path in _stem_files(paths).items():
         common.info(f"reading {source}: {path}")
-        audio = read_audio(path)
+        audio = common.open_audio(str(path)).read()
         samplerate = samplerate or audio.samplerate
         stems[source] = resample(audio.samples, audio.samplerate, samplerate)
     labels = detect_activations(stems, samplerate, theta=theta, min_region=min_region, min_gap=min_gap)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ugosa_cli import hub
-from ugosa_cli.audio import STDIN, AudioFile
+from ugosa_cli.audio import STDIN
 from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable
@@ -189,9 +189,7 @@ def separate(
                 _report(json_out, {**record, "skipped": True}, paths)
                 continue
             try:
-                audio = AudioFile(track)
-                for warning in audio.warnings:
-                    common.warn(warning)
+                audio = common.open_audio(track)
                 report: dict[str, object] = {}
                 song_gate = None
                 if labels is not None:
