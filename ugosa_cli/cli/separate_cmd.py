@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ugosa_cli import hub
-from ugosa_cli.audio import STDIN
+from ugosa_cli.audio import STDIN, Audio, AudioFile
 from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable
@@ -189,7 +189,7 @@ def separate(
                 _report(json_out, {**record, "skipped": True}, paths)
                 continue
             try:
-                audio = common.open_audio(track)
+                audio: AudioFile | Audio = common.open_audio(track)
                 report: dict[str, object] = {}
                 song_gate = None
                 if labels is not None:
@@ -200,8 +200,9 @@ def separate(
                         strategy, epochs, lr, window, hop, gamma, batch_size, optimizer, seed, protocol, amp,
                         references or [],
                     )
+                    audio = audio.read()  # adaptation needs the whole song; separation then reuses it
                     result, plan, song_labels = adapt_cmd.guided_adaptation(
-                        loaded, track, audio.read(), guidance, device, downmix=downmix
+                        loaded, track, audio, guidance, device, downmix=downmix
                     )
                     assert result is not None
                     report = {"adaptation": adapt_cmd.result_json(result, plan)}
