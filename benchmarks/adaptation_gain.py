@@ -5,7 +5,9 @@
 
 Songs: seeds ``3_000_000 + k`` (never used to train or validate the demo model, see ``ugosa_cli/demo.py``),
 with timbres moved away from the training distribution: by default by ``HELD_OUT_TIMBRE`` (2) of
-``ugosa_cli/demo.py``, alternating its sign (``--timbres``, cycled over the songs). Each
+``ugosa_cli/demo.py``, alternating its sign (``--timbres``, cycled over the songs). As in the paper's
+experiment, each source rests in one quarter of each song (``--rests quarters``, the default;
+``--rests sections`` draws sections at random as the training songs do). Each
 strategy starts from the same model and adapts with the song's true activation labels, using the
 model's recommended settings unless flags override them; then the whole song is separated and scored:
 
@@ -36,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
 from ugosa_cli.adaptation import Adapter, count_trainable, model_settings, parse_strategy  # noqa: E402
-from ugosa_cli.demo import HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
+from ugosa_cli.demo import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import evaluate_stems, mdx_sdr  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
-from ugosa_cli.synth import SOURCES, generate_song  # noqa: E402
+from ugosa_cli.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
 
 BENCHMARK_SEED_BASE = 3_000_000
 TARGET_GAIN_DB = 1.0
@@ -56,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per song")
     parser.add_argument("--timbres", default=f"{HELD_OUT_TIMBRE:g},{-HELD_OUT_TIMBRE:g}",
                         help="comma-separated timbre shifts, cycled over songs (default: the held-out shift, both signs)")
+    parser.add_argument("--rests", default=HELD_OUT_RESTS, choices=REST_LAYOUTS,
+                        help=f"where the sources rest (default: {HELD_OUT_RESTS}, the paper's protocol)")
     parser.add_argument("--strategies", default=None, help="comma-separated (default: B0 and every P-Lk:D)")
     parser.add_argument("--epochs", type=int, default=None, help="override the model's recommended epochs")
     parser.add_argument("--lr", type=float, default=None, help="override the model's recommended learning rate")
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = {s: model_settings(loaded.provenance, strategy=s, **overrides) for s in strategies if s != "B0"}
     tp = {s: count_trainable(model, parse_strategy(s)) for s in strategies}
     print(f"model {loaded.name} (sha256 {loaded.sha256[:8]}), {args.songs} songs x {args.duration:g} s, "
-          f"timbres {timbres}, seeds {BENCHMARK_SEED_BASE}..{BENCHMARK_SEED_BASE + args.songs - 1}")
+          f"timbres {timbres}, rests in {args.rests}, seeds {BENCHMARK_SEED_BASE}..{BENCHMARK_SEED_BASE + args.songs - 1}")
     if settings:
         example = next(iter(settings.values())).to_dict()
         print("adaptation: " + ", ".join(f"{k}={example[k]}" for k in ("epochs", "lr", "window", "hop", "optimizer", "gamma")))
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     for k in range(args.songs):
         song = generate_song(BENCHMARK_SEED_BASE + k, duration=args.duration, samplerate=model.samplerate,
-                             channels=model.audio_channels, timbre=timbres[k % len(timbres)])
+                             channels=model.audio_channels, timbre=timbres[k % len(timbres)], rests=args.rests)
         activations = activation_matrix(song_labels(song), song.samplerate, song.frames)
         references = np.stack([song.stems[name] for name in SOURCES])
         for strategy in strategies:

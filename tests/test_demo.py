@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone_mix
-from ugosa_cli import demo, hub
+from ugosa_cli import demo, hub, synth
 from ugosa_cli.adaptation import ADAPTATION_DEFAULTS_KEY, adaptation_defaults
 from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.labels import read_labels
@@ -50,7 +50,7 @@ def test_adapting_with_true_labels_lowers_the_energy_where_instruments_rest(adap
 
 
 def test_adapting_with_true_labels_raises_mean_sdr_over_b0(adapted_run):
-    assert adapted_run.song.timbre == demo.HELD_OUT_TIMBRE
+    assert (adapted_run.song.timbre, adapted_run.song.rests) == (demo.HELD_OUT_TIMBRE, demo.HELD_OUT_RESTS)
     assert adapted_run.mean_sdr_after > adapted_run.mean_sdr_before + 0.1, [
         (s.source, s.sdr_before, s.sdr_after) for s in adapted_run.scores]
 
@@ -80,9 +80,23 @@ def test_demo_cli_prints_the_before_after_table(cli):
     for word in ("SDR B0", "SDR adapted", "leakage", "P-L5:D", "mean", *SOURCES):
         assert word in result.stdout
     assert "adapting with P-L5:D" in result.stderr
+    assert "rests in quarters" in result.stderr
 
 
-@pytest.mark.parametrize("args", [("--strategy", "B0"), ("--strategy", "S-L2:D"), ("--duration", "1"), ("--seed", "-1")])
+@pytest.mark.parametrize("rests", ["quarters", "sections"])
+def test_demo_cli_rest_layout_decides_where_the_labels_put_silences(cli, tmp_path, rests):
+    out = tmp_path / rests
+    result = cli("demo", "--duration", "4", "--rests", rests, "--strategy", "P-L5:D", "--out", out, "--json", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["song"]["rests"] == rests
+    labels = read_labels(out / "labels.txt", sources=SOURCES)
+    song = synth.generate_song(demo.HELD_OUT_SEED_BASE, duration=4.0, timbre=demo.HELD_OUT_TIMBRE, rests=rests)
+    flat = lambda regions: [t for region in regions for t in region]  # noqa: E731
+    for name in SOURCES:
+        assert flat(labels.regions[name]) == pytest.approx(flat(song.regions[name]), abs=1e-3)
+
+
+@pytest.mark.parametrize("args", [("--strategy", "B0"), ("--strategy", "S-L2:D"), ("--duration", "1"), ("--seed", "-1"), ("--rests", "halves")])
 def test_demo_cli_rejects_bad_choices(cli, args):
     result = cli("demo", *args)
     assert result.exit_code == 2

@@ -93,6 +93,28 @@ def test_every_source_rests_somewhere_and_plays_somewhere(duration, samplerate):
             assert 0 < playing < result.duration - 0.1, (seed, name, result.regions[name])
 
 
+@pytest.mark.parametrize(("seed", "duration", "samplerate"), [(0, 2.0, 8000), (1, 7.3, 11025), (2, 20.0, 8000)])
+def test_quarter_rests_follow_the_papers_protocol(seed, duration, samplerate):
+    """rests="quarters": every source rests in one quarter and plays the other three; one source per quarter."""
+    result = generate_song(seed, duration=duration, samplerate=samplerate, rests="quarters")
+    assert result.rests == "quarters"
+    silent_quarter = {}
+    for name in SOURCES:
+        gaps = [(0.0, result.regions[name][0][0])] if result.regions[name][0][0] > 0 else []
+        gaps += [(end, start) for (_, end), (start, _) in zip(result.regions[name], result.regions[name][1:])]
+        if result.regions[name][-1][1] < result.duration:
+            gaps.append((result.regions[name][-1][1], result.duration))
+        assert len(gaps) == 1, (name, result.regions[name])
+        start, end = gaps[0]
+        assert 0.15 * duration < end - start < 0.35 * duration, (name, gaps)
+        silent_quarter[name] = round(4 * (start + end) / 2 / duration - 0.5)
+        stem = result.stems[name]
+        assert not np.any(stem[:, round(start * samplerate) : round(end * samplerate)])
+    assert sorted(silent_quarter.values()) == [0, 1, 2, 3]
+    sections = generate_song(seed, duration=duration, samplerate=samplerate)
+    assert sections.rests == "sections" and sections.regions != result.regions
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_mix_is_the_sum_of_the_stems_and_does_not_clip(seed):
     result = song(seed)
@@ -209,6 +231,7 @@ def test_write_song_as_flac_and_refuses_unknown_formats(tmp_path):
         ({"seed": 0, "samplerate": 4000}, "sample rate"),
         ({"seed": 0, "channels": 6}, "channels"),
         ({"seed": 0, "timbre": math.nan}, "timbre"),
+        ({"seed": 0, "rests": "halves"}, "rest layout 'halves' is not known; use sections or quarters"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(kwargs, message):

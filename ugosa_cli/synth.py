@@ -1,8 +1,9 @@
 """Synthetic multitrack songs: drums, bass, other (piano, arpeggio or pad) and a sung melody.
 
 Everything is drawn from the seed: tempo, key, chord progression, sections, patterns and the base
-timbres. Each source rests in some sections and plays in others; outside its regions a stem is
-exactly zero (only a few milliseconds of fade lie inside the region borders), so the regions are
+timbres. Each source rests in some sections and plays in others (``rests="sections"``), or, as in the
+UGOSA paper's experiment, rests in exactly one quarter of the song (``rests="quarters"``); outside its
+regions a stem is exactly zero (only a few milliseconds of fade lie inside the region borders), so the regions are
 true activation labels. ``timbre`` moves the sounds away from the training distribution (filters,
 harmonic balance, formants, drum tunings) without changing the arrangement.
 
@@ -26,6 +27,9 @@ from ugosa_cli.labels import format_labels, labels_from_regions
 from ugosa_cli.model import DEFAULT_SOURCES
 
 SOURCES = DEFAULT_SOURCES
+# Where sources rest: "sections" (sections drawn from the seed, each source resting in some of them) or
+# "quarters" (the paper's protocol: each source rests in one quarter of the song, one source per quarter).
+REST_LAYOUTS = ("sections", "quarters")
 MIN_DURATION = 2.0
 MIN_SAMPLERATE = 8000
 FADE_SECONDS = 0.003
@@ -92,6 +96,7 @@ class Song:
     key: str
     seed: int
     timbre: float
+    rests: str = "sections"
 
     @property
     def mix(self) -> np.ndarray:
@@ -164,18 +169,27 @@ class _Timbre:
 
 
 def generate_song(
-    seed: int, *, duration: float = 20.0, samplerate: int = 44100, channels: int = 2, timbre: float = 0.0
+    seed: int,
+    *,
+    duration: float = 20.0,
+    samplerate: int = 44100,
+    channels: int = 2,
+    timbre: float = 0.0,
+    rests: str = "sections",
 ) -> Song:
     """Generate a song deterministically from ``seed`` (same seed and settings: bit-identical stems).
 
-    The arrangement (tempo, key, sections, regions, notes) depends only on ``seed`` and ``duration``.
+    The arrangement (tempo, key, sections, regions, notes) depends only on ``seed``, ``duration`` and
+    ``rests`` (one of :data:`REST_LAYOUTS`).
     ``timbre`` 0 draws the sounds from the training distribution; a larger magnitude moves each source's
     sound further along a seeded direction (filters, harmonic balance, formants, drum tuning; at 1 about
     an octave of filter cutoff for bass and keys and a 15 % formant shift), and its sign flips them.
     """
     _check_settings(seed, duration, samplerate, channels, timbre)
+    if rests not in REST_LAYOUTS:
+        raise InputError(f"rest layout {rests!r} is not known; use {' or '.join(REST_LAYOUTS)}")
     frames = round(duration * samplerate)
-    arrangement = _arrange(seed, frames / samplerate, samplerate)
+    arrangement = _arrange(seed, frames / samplerate, samplerate, rests)
     sound = _draw_timbre(seed, timbre, samplerate)
     noise = _stream(seed, _NOISE_STREAM)
     raw = {
@@ -193,6 +207,7 @@ def generate_song(
         key=arrangement.key,
         seed=seed,
         timbre=timbre,
+        rests=rests,
     )
 
 
@@ -248,7 +263,7 @@ def _midi_to_hz(pitch: float) -> float:
 # --- arrangement -------------------------------------------------------------------------------
 
 
-def _arrange(seed: int, duration: float, samplerate: int) -> _Arrangement:
+def _arrange(seed: int, duration: float, samplerate: int, rests: str) -> _Arrangement:
     rng = _stream(seed, _ARRANGEMENT_STREAM)
     tempo = float(rng.integers(80, 141))
     beat = 60.0 / tempo
@@ -260,8 +275,12 @@ def _arrange(seed: int, duration: float, samplerate: int) -> _Arrangement:
     bars = math.ceil(duration / (4 * beat))
     chords = [_triad(scale, progression[bar % len(progression)]) for bar in range(bars)]
 
-    sections = _sections(duration, beat, rng)
-    active = _activity(len(sections), rng)
+    if rests == "quarters":
+        sections = _quarters(duration, beat)
+        active = _one_rest_each(rng)
+    else:
+        sections = _sections(duration, beat, rng)
+        active = _activity(len(sections), rng)
     regions = {name: _merge([sections[i] for i in np.flatnonzero(active[row])]) for row, name in enumerate(SOURCES)}
     grid = _Grid(beat, regions)
     sample_regions = {
@@ -296,6 +315,24 @@ def _sections(duration: float, beat: float, rng: np.random.Generator) -> list[tu
     if len(edges) > 3 and edges[-1] - edges[-2] < 0.5 * length:
         del edges[-2]
     return list(zip(edges[:-1], edges[1:]))
+
+
+def _quarters(duration: float, beat: float) -> list[tuple[float, float]]:
+    """Four sections of about a quarter of the song each, their borders on the beat grid when it fits."""
+    edges = [0.0]
+    for quarter in (1, 2, 3):
+        edge = round(duration * quarter / 4 / beat) * beat
+        edges.append(edge if edges[-1] < edge < duration else duration * quarter / 4)
+    edges.append(duration)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _one_rest_each(rng: np.random.Generator) -> np.ndarray:
+    """Activity for :func:`_quarters`: section q silences one source, each source in a different section."""
+    active = np.ones((len(SOURCES), 4), dtype=bool)
+    for section, source in enumerate(rng.permutation(len(SOURCES))):
+        active[source, section] = False
+    return active
 
 
 def _snap(time: float, samplerate: int) -> float:

@@ -46,6 +46,15 @@ def demo(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Which held-out song to make (0, 1, 2, ...).")] = 0,
     duration: Annotated[float, typer.Option("--duration", help="Song length in seconds.")] = demo_lib.DEFAULT_DURATION,
+    rests: Annotated[
+        str,
+        typer.Option(
+            "--rests",
+            help="Where the instruments rest: 'quarters' (each in one quarter of the song, the paper's protocol) or "
+            "'sections' (sections drawn at random; a source may rest most of the song).",
+            metavar="quarters|sections",
+        ),
+    ] = demo_lib.HELD_OUT_RESTS,
     strategy: Annotated[
         Optional[str],
         typer.Option("--strategy", "-s", help="P-Lk:D or M-Lk:D (default: the one the demo model recommends)."),
@@ -71,7 +80,8 @@ def demo(
             done = (report.epoch - 1) * report.steps + report.step
             reporter.update(task, done, total, status=f"loss={report.loss:.4f}")
 
-        result = demo_lib.run_demo(loaded, seed=seed, duration=duration, strategy=strategy, on_stage=common.info,
+        result = demo_lib.run_demo(loaded, seed=seed, duration=duration, rests=rests, strategy=strategy,
+                                   on_stage=common.info,
                                    on_step=on_step)
     summary = result.to_dict()
     if out is not None:
