@@ -5,7 +5,10 @@ from seeds ``TRAIN_SEED_BASE + k`` (k = 0, 1, 2, ...), with a timbre drawn aroun
 kept in memory and one song is replaced by a fresh seed every step. Half of the examples are remixes
 (each source from a different song of the pool), every stem gets a random gain, and stereo channels are
 swapped at random. The loss is the L1 distance between estimated and true stems in the normalised
-domain (the mixture divided by its mono standard deviation after removing its mean), as demucs trained.
+domain (the mixture divided by its mono standard deviation after removing its mean), as demucs trained,
+plus ``--consistency`` times the L1 distance between the sum of the estimates and the mixture: a model
+whose stems add up to the mixture makes mistakes by moving sound between sources rather than losing it,
+and moved sound is what the labels of guided adaptation can put back.
 
 Validation songs use seeds from ``VALID_SEED_BASE``; the benchmark and ``ugosa demo`` use other ranges
 (see ``ugosa_cli/demo.py``), so no song used here is ever scored as held out.
@@ -35,7 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ugosa_cli import __version__  # noqa: E402
-from ugosa_cli.checkpoint import save_checkpoint  # noqa: E402
+from ugosa_cli.checkpoint import load_model_file, save_checkpoint  # noqa: E402
+from ugosa_cli.errors import UgosaError  # noqa: E402
 from ugosa_cli.fsutil import sha256_file  # noqa: E402
 from ugosa_cli.metrics import mdx_sdr  # noqa: E402
 from ugosa_cli.model import ConvTasNet, ModelConfig  # noqa: E402
@@ -70,6 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-minutes", type=float, default=None,
         help="wall-time limit for busy machines: the schedule follows whichever of steps and time runs out first",
     )
+    parser.add_argument("--consistency", type=float, default=0.0,
+                        help="weight of the mixture-consistency term |sum of estimates - mix|")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this checkpoint's weights (its configuration must be the demo's)")
     parser.add_argument("--out-dir", type=Path, default=REPO / "ugosa_cli" / "models", help="where to write")
     return parser.parse_args(argv)
 
@@ -150,6 +158,16 @@ def main(argv: list[str] | None = None) -> None:
 
     config = ModelConfig(**DEMO_CONFIG, samplerate=SAMPLERATE)
     model = ConvTasNet(config).train()  # trains through model.py's fast depthwise backward on CPUs
+    initial = None
+    if args.init is not None:
+        try:
+            start = load_model_file(args.init)
+        except UgosaError as error:
+            sys.exit(f"--init: {error}")
+        if start.model.config != config:
+            sys.exit(f"{args.init}: its configuration {start.model.config.to_dict()} is not the demo's")
+        model.load_state_dict(start.model.state_dict())
+        initial = {"file": args.init.name, "sha256": start.sha256, "provenance": start.provenance}
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     pool = SongPool(args.pool, args.song_seconds, args.timbre_spread, rng)
     valid = [
@@ -175,7 +193,10 @@ def main(argv: list[str] | None = None) -> None:
             group["lr"] = learning_rate(progress, args.lr)
         stems = np.stack([pool.example(frames, rng.random() < args.remix) for _ in range(args.batch)])
         mix, targets = normalised_batch(stems)
-        loss = (model(mix) - targets).abs().mean()
+        estimates = model(mix)
+        loss = (estimates - targets).abs().mean()
+        if args.consistency:
+            loss = loss + args.consistency * (estimates.sum(dim=1) - mix).abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -206,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         "valid_seeds": [VALID_SEED_BASE, VALID_SEED_BASE + args.valid_songs - 1],
         "config": config.to_dict(),
         "parameters": parameters,
-        "loss": "L1 on stems in the normalised domain (mix mono mean/std)",
+        "loss": "L1 on stems in the normalised domain (mix mono mean/std)"
+        + (f" + {args.consistency:g} x L1 between the sum of the stems and the mix" if args.consistency else ""),
+        "initialised_from": initial,
         "optimizer": "Adam, linear warm-up and cosine decay",
         "validation_sdr_db": final,
         "validation_metric": "whole-song SDR (MDX), mean over validation songs of 8 s",

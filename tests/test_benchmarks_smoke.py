@@ -25,6 +25,7 @@ def test_adaptation_gain_prints_the_tables(tmp_path):
     assert [row[0] for row in rows[:2]] == ["B0", "P-L5:D"]
     assert all(len(row) == 7 for row in rows)  # strategy, #TP, four sources, mean
     assert "best strategy P-L5:D" in out
+    assert "rests in quarters" in out  # the paper's protocol by default
     report = json.loads(scores.read_text())
     assert {r["strategy"] for r in report["records"]} == {"B0", "P-L5:D"}
 
