@@ -160,9 +160,10 @@ _ugosa() {
                 -o|--out) compopt -o default; COMPREPLY=(); return ;;
                 --seed) COMPREPLY=(); return ;;
                 --duration) COMPREPLY=(); return ;;
+                --rests) compopt -o default; COMPREPLY=(); return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration -s --strategy --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration --rests -s --strategy --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
