@@ -11,6 +11,7 @@ _ugosa_values_optimizer="ranger radam adam"
 _ugosa_values_protocol="auto paper"
 _ugosa_values_labels_format="audacity csv tsv frames json"
 _ugosa_values_frame_rule="museval per-source"
+_ugosa_values_rests="sections quarters"
 
 _ugosa_models() {
     local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra demo"
@@ -160,7 +161,7 @@ _ugosa() {
                 -o|--out) compopt -o default; COMPREPLY=(); return ;;
                 --seed) COMPREPLY=(); return ;;
                 --duration) COMPREPLY=(); return ;;
-                --rests) compopt -o default; COMPREPLY=(); return ;;
+                --rests) _ugosa_words "$_ugosa_values_rests"; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
             if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration --rests -s --strategy --json -q --quiet --debug -h --help"; return; fi

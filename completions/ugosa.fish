@@ -177,7 +177,7 @@ complete -c ugosa -n '__ugosa_at bench' -s h -l help -d 'Show this message and e
 complete -c ugosa -n '__ugosa_at demo' -s o -l out -r -F -d 'Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder.'
 complete -c ugosa -n '__ugosa_at demo' -l seed -r -f -d 'Which held-out song to make (0, 1, 2, ...).'
 complete -c ugosa -n '__ugosa_at demo' -l duration -r -f -d 'Song length in seconds.'
-complete -c ugosa -n '__ugosa_at demo' -l rests -r -F -d 'Where the instruments rest: \'quarters\' (each in one quarter of the song, the paper\'s protocol) or \'sections\' (sections drawn at random; a source may rest most of the song).'
+complete -c ugosa -n '__ugosa_at demo' -l rests -r -f -a 'sections quarters' -d 'Where the instruments rest: \'quarters\' (each in one quarter of the song, the paper\'s protocol) or \'sections\' (sections drawn at random; a source may rest most of the song).'
 complete -c ugosa -n '__ugosa_at demo' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'P-Lk:D or M-Lk:D (default: the one the demo model recommends).'
 complete -c ugosa -n '__ugosa_at demo' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at demo' -s q -l quiet -d 'Print only results, warnings and errors.'

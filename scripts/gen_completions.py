@@ -33,6 +33,7 @@ from ugosa_cli.labels import LABEL_FORMATS
 from ugosa_cli.metrics import FRAME_RULES
 from ugosa_cli.model import DEFAULT_SOURCES
 from ugosa_cli.separation import DEVICES
+from ugosa_cli.synth import REST_LAYOUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROG = "ugosa"
@@ -57,6 +58,7 @@ VALUES_BY_OPTION: dict[str, tuple[str, ...] | str] = {
     "--clip-mode": CLIP_MODES,
     "--bits": tuple(map(str, BIT_DEPTHS)),
     "--format": FORMATS,
+    "--rests": REST_LAYOUTS,
     "--model": MODEL,
     # free text that is not a file
     "--map": NOTHING,
