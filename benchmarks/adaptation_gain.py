@@ -11,8 +11,10 @@ experiment, each source rests in one quarter of each song (``--rests quarters``,
 strategy starts from the same model and adapts with the song's true activation labels, using the
 model's recommended settings unless flags override them; then the whole song is separated and scored:
 
-- SDR: BSSEval v4 (``ugosa_cli.metrics``, 2 s windows, 1.5 s hop, median over frames; museval skips every
-  frame in which any source is silent, so this scores the parts where all four play), as in the paper;
+- SDR: BSSEval v4 (``ugosa_cli.metrics``, 2 s windows, 1.5 s hop, median over frames), as in the paper.
+  Under museval's frame rule (the default) every frame in which any source is silent is skipped, so this
+  scores the parts where all four play; with one quarter of rest per source, only the frames that straddle
+  the borders between quarters. ``--frame-rule per-source`` scores each source on every frame where it plays;
 - whole-song SDR (MDX definition), which also counts the parts where instruments rest;
 - PES: energy of the estimate in frames where the true stem is silent (``ugosa_cli.metrics``);
 - leakage: mean power of the estimate over the samples where the instrument rests (dB).
@@ -41,7 +43,7 @@ from ugosa_cli.adaptation import Adapter, count_trainable, model_settings, parse
 from ugosa_cli.demo import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
-from ugosa_cli.metrics import evaluate_stems, mdx_sdr  # noqa: E402
+from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
 from ugosa_cli.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
 
@@ -70,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hop", type=float, default=None, help="override the recommended hop (s)")
     parser.add_argument("--optimizer", default=None, help="override the recommended optimizer")
     parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
+    parser.add_argument("--frame-rule", default="museval", choices=FRAME_RULES,
+                        help="which BSSEval frames are scored (default museval: only frames where every source sounds)")
     parser.add_argument("--no-bsseval", action="store_true", help="skip BSSEval (fast; whole-song SDR only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write every score to this file")
@@ -90,13 +94,13 @@ def strategy_names(model: torch.nn.Module, requested: str | None) -> list[str]:
 
 
 def score(references: np.ndarray, estimates: np.ndarray, activations: np.ndarray, rate: int,
-          bsseval: bool) -> dict[str, dict[str, float | None]]:
+          bsseval: bool, frame_rule: str) -> dict[str, dict[str, float | None]]:
     """Per source: SDR (BSSEval, or None), whole-song SDR, PES and leakage."""
     result = {}
     metrics = None
     if bsseval:
         metrics = evaluate_stems(dict(zip(SOURCES, references)), dict(zip(SOURCES, estimates)), rate,
-                                 win=2.0, hop=1.5)["sources"]
+                                 win=2.0, hop=1.5, frame_rule=frame_rule)["sources"]
     for index, name in enumerate(SOURCES):
         result[name] = {
             "SDR": metrics[name]["SDR"] if metrics else None,
@@ -195,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             if strategy != "B0":
                 Adapter(model, song.mix, activations, settings[strategy]).run()
             estimates = separate_array(model, song.mix, SeparationOptions())
-            scores = score(references, estimates, activations, song.samplerate, not args.no_bsseval)
+            scores = score(references, estimates, activations, song.samplerate, not args.no_bsseval, args.frame_rule)
             records.append({"song": k, "seed": song.seed, "timbre": song.timbre, "strategy": strategy,
                             "seconds": round(time.time() - started, 2), "scores": scores})
             mean = np.mean([scores[n]["song_SDR"] for n in SOURCES])
@@ -204,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
 
     tables = {metric: summarise(records, strategies, metric) for metric in ("SDR", "song_SDR", "PES", "leakage")}
     if not args.no_bsseval:
-        print_table("SDR (BSSEval v4, dB; median over songs; frames where all sources play)", tables["SDR"], tp)
+        frames = "frames where all sources play" if args.frame_rule == "museval" else "frames where the source plays"
+        print_table(f"SDR (BSSEval v4, dB; median over songs; {frames})", tables["SDR"], tp)
     print_table("Whole-song SDR (dB; median over songs)", tables["song_SDR"], tp)
     if not args.no_bsseval:
         print_table("PES: energy where the true stem is silent (dB; lower is better)", tables["PES"], tp)
