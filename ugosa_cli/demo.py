@@ -1,7 +1,8 @@
 """The offline demonstration: a held-out synthetic song separated before and after guided adaptation.
 
 :func:`run_demo` generates a song with :mod:`ugosa_cli.synth` (a seed the demo model never saw, with
-its sounds moved away from the training distribution by :data:`HELD_OUT_TIMBRE`), separates it with the
+its sounds moved away from the training distribution by :data:`HELD_OUT_TIMBRE`, and each source resting
+in one quarter of it, :data:`HELD_OUT_RESTS`, as in the paper's experiment), separates it with the
 model as is (``B0``), adapts the model to the song from the song's true activation labels, separates again and
 scores both sets of stems against the true stems: SDR per source, and the leakage, i.e. the power of
 each estimated stem where its instrument rests.
@@ -168,8 +169,9 @@ def run_demo(
 ) -> DemoResult:
     """Generate held-out song ``seed``, separate it with B0, adapt with its true labels, separate again, score.
 
-    The model is adapted in place. ``strategy`` and ``settings`` (fields of :class:`AdaptationSettings`)
-    override the model's own adaptation defaults.
+    The model is adapted in place. ``rests`` is a rest layout of :func:`ugosa_cli.synth.generate_song`.
+    ``strategy`` and ``settings`` (fields of :class:`AdaptationSettings`) override the model's own
+    adaptation defaults.
     """
     if isinstance(seed, bool) or seed < 0:
         raise InputError(f"--seed {seed}: use a whole number >= 0")
