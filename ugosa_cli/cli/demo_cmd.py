@@ -81,8 +81,7 @@ def demo(
             reporter.update(task, done, total, status=f"loss={report.loss:.4f}")
 
         result = demo_lib.run_demo(loaded, seed=seed, duration=duration, rests=rests, strategy=strategy,
-                                   on_stage=common.info,
-                                   on_step=on_step)
+                                   on_stage=common.info, on_step=on_step)
     summary = result.to_dict()
     if out is not None:
         paths = demo_lib.write_demo(result, out)
