@@ -238,7 +238,7 @@ def _references(paths: list[str], model: ConvTasNet, frames: int) -> np.ndarray:
         raise InputError(f"--references: no stem for {', '.join(missing)}; give one file per source ({', '.join(model.sources)})")
     out = []
     for name in model.sources:
-        audio = common.open_audio(str(files[name])).read()
+        audio = common.open_audio(files[name]).read()
         samples = resample(match_channels(audio.samples, model.audio_channels, label=audio.source),
                            audio.samplerate, model.samplerate)
         out.append(fit_length(samples, frames))

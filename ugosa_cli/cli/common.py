@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Callable
 
 import typer
@@ -81,7 +82,7 @@ def warn(message: str) -> None:
     stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow", soft_wrap=True)
 
 
-def open_audio(path: str) -> AudioFile:
+def open_audio(path: str | Path) -> AudioFile:
     """Open an audio file (``-``: stdin), warning about what is wrong with it but still usable (a cut-off WAV)."""
     audio = AudioFile(path)
     for line in audio.warnings:

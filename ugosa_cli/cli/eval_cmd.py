@@ -166,8 +166,8 @@ def evaluate(
     ignored = [name for name in reference_files if name not in names]
     if ignored:
         common.info(f"not scored (no estimate chosen): {', '.join(ignored)}")
-    ref_audio = {name: common.open_audio(str(reference_files[name])).read() for name in names}
-    est_audio = {name: common.open_audio(str(estimate_files[name])).read() for name in names}
+    ref_audio = {name: common.open_audio(reference_files[name]).read() for name in names}
+    est_audio = {name: common.open_audio(estimate_files[name]).read() for name in names}
     refs, ests, rate, notes = reconcile(ref_audio, est_audio)
     for note in notes:
         common.warn(note)

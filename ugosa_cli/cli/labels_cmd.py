@@ -321,7 +321,7 @@ def from_stems(
     samplerate = None
     for source, path in _stem_files(paths).items():
         common.info(f"reading {source}: {path}")
-        audio = common.open_audio(str(path)).read()
+        audio = common.open_audio(path).read()
         samplerate = samplerate or audio.samplerate
         stems[source] = resample(audio.samples, audio.samplerate, samplerate)
     labels = detect_activations(stems, samplerate, theta=theta, min_region=min_region, min_gap=min_gap)
