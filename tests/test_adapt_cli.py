@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from conftest import tone_mix
 from ugosa_cli.checkpoint import load_model_file
