@@ -19,9 +19,9 @@ model's recommended settings unless flags override them; then the whole song is 
 - PES: energy of the estimate in frames where the true stem is silent (``ugosa_cli.metrics``);
 - leakage: mean power of the estimate over the samples where the instrument rests (dB).
 
-``--postfilter`` also scores every strategy's stems after a label-constrained Wiener filter (rows
-``<strategy>+W``; :func:`labelled_wiener`, a candidate output mode that ugosa does not offer yet); those
-rows are left out of the target check, which is about adaptation.
+``--resplit`` also scores every strategy's stems after the label-constrained Wiener filter of ``ugosa
+separate --resplit`` (:class:`ugosa_cli.output.Resplit`; rows ``<strategy>+resplit``); those rows are left
+out of the target check, which is about adaptation.
 
 Per strategy and source the median over songs is printed, as the paper does over tracks; "mean" is the
 mean over sources. The last lines check the targets of issue 5 against the best strategy.
@@ -48,6 +48,7 @@ from ugosa_cli.demo import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_lab
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr  # noqa: E402
+from ugosa_cli.output import resplit_array  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
 from ugosa_cli.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
 
@@ -55,6 +56,7 @@ BENCHMARK_SEED_BASE = 3_000_000
 TARGET_GAIN_DB = 1.0
 TARGET_WORST_SOURCE_DB = -0.3
 TARGET_LEAKAGE_DROP_DB = 10.0
+RESPLIT = "+resplit"  # suffix of the rows scoring stems after ugosa separate --resplit's filter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,8 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
     parser.add_argument("--frame-rule", default="museval", choices=FRAME_RULES,
                         help="which BSSEval frames are scored (default museval: only frames where every source sounds)")
-    parser.add_argument("--postfilter", action="store_true",
-                        help="also score each strategy's stems after the label-constrained Wiener filter (rows +W)")
+    parser.add_argument("--resplit", action="store_true",
+                        help="also score each strategy's stems re-split by the labels as ugosa separate --resplit "
+                             "does (rows <strategy>+resplit)")
     parser.add_argument("--no-bsseval", action="store_true", help="skip BSSEval (fast; whole-song SDR only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write every score to this file")
@@ -97,29 +100,6 @@ def strategy_names(model: torch.nn.Module, requested: str | None) -> list[str]:
             continue  # this model is too shallow for that cut
         names.append(f"P-L{cut}:D")
     return names
-
-
-def labelled_wiener(mix: np.ndarray, stems: np.ndarray, activations: np.ndarray, n_fft: int = 2048,
-                    hop: int = 512) -> np.ndarray:
-    """Stems re-split from the mixture by the labels: in each STFT frame the mixture goes to the sources
-    labelled active there, in proportion to their estimated power (all sources where none is labelled).
-
-    ``mix`` (channels, frames), ``stems`` (sources, channels, frames), ``activations`` (sources, frames).
-    The result sums to the mixture and is exactly what the labels allow where a source rests.
-    """
-    window = torch.hann_window(n_fft, dtype=torch.float64)
-    spectrum = lambda x: torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), n_fft, hop,  # noqa: E731
-                                    window=window, return_complex=True)
-    mixture = spectrum(mix)  # (channels, freq, time)
-    power = spectrum(stems.reshape(-1, stems.shape[-1])).abs().square()
-    power = power.view(*stems.shape[:2], *power.shape[-2:]).mean(dim=1, keepdim=True)  # (sources, 1, freq, time)
-    centres = np.minimum(np.arange(power.shape[-1]) * hop, activations.shape[1] - 1)
-    active = torch.from_numpy(activations[:, centres] > 0.5).view(len(stems), 1, 1, -1)
-    active = active | ~active.any(dim=0, keepdim=True)
-    weights = torch.where(active, power + 1e-12, torch.zeros(()))
-    split = weights / weights.sum(dim=0, keepdim=True) * mixture.unsqueeze(0)
-    waves = torch.istft(split.reshape(-1, *split.shape[-2:]), n_fft, hop, window=window, length=mix.shape[-1])
-    return waves.view(stems.shape).float().numpy()
 
 
 def score(references: np.ndarray, estimates: np.ndarray, activations: np.ndarray, rate: int,
@@ -163,17 +143,17 @@ def summarise(records: list[dict], strategies: list[str], metric: str) -> dict[s
 
 def print_table(title: str, table: dict[str, dict[str, float | None]], tp: dict[str, int]) -> None:
     print(f"\n{title}")
-    header = f"{'strategy':<9} {'#TP':>8} " + " ".join(f"{name:>7}" for name in (*SOURCES, "mean"))
+    header = f"{'strategy':<14} {'#TP':>8} " + " ".join(f"{name:>7}" for name in (*SOURCES, "mean"))
     print(header)
     print("-" * len(header))
     for strategy, row in table.items():
-        print(f"{strategy:<9} {tp[strategy]:>8,} " + " ".join(f"{cell(row[name]):>7}" for name in (*SOURCES, "mean")))
+        print(f"{strategy:<14} {tp[strategy]:>8,} " + " ".join(f"{cell(row[name]):>7}" for name in (*SOURCES, "mean")))
 
 
 def check_targets(sdr: dict, leakage: dict, label: str) -> list[str]:
     """Lines saying whether the best strategy meets the issue's targets on the given SDR table."""
     base = sdr["B0"]
-    trained = [s for s in sdr if s != "B0" and not s.endswith("+W") and sdr[s]["mean"] is not None]
+    trained = [s for s in sdr if s != "B0" and not s.endswith(RESPLIT) and sdr[s]["mean"] is not None]
     if base["mean"] is None or not trained:
         return [f"{label}: not enough scores to check the targets"]
     best = max(trained, key=lambda s: sdr[s]["mean"])
@@ -220,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     for k in range(args.songs):
         song = generate_song(args.first_seed + k, duration=args.duration, samplerate=model.samplerate,
                              channels=model.audio_channels, timbre=timbres[k % len(timbres)], rests=args.rests)
-        activations = activation_matrix(song_labels(song), song.samplerate, song.frames)
+        labels = song_labels(song)
+        activations = activation_matrix(labels, song.samplerate, song.frames)
         references = np.stack([song.stems[name] for name in SOURCES])
         for strategy in strategies:
             model.load_state_dict(base_state)
@@ -229,19 +210,19 @@ def main(argv: list[str] | None = None) -> None:
                 Adapter(model, song.mix, activations, settings[strategy]).run()
             estimates = separate_array(model, song.mix, SeparationOptions())
             variants = {strategy: estimates}
-            if args.postfilter:
-                variants[f"{strategy}+W"] = labelled_wiener(song.mix, estimates, activations)
+            if args.resplit:
+                variants[f"{strategy}{RESPLIT}"] = resplit_array(estimates, song.mix, labels, song.samplerate)
             for name, stems in variants.items():
                 scores = score(references, stems, activations, song.samplerate, not args.no_bsseval, args.frame_rule)
                 records.append({"song": k, "seed": song.seed, "timbre": song.timbre, "strategy": name,
                                 "seconds": round(time.time() - started, 2), "scores": scores})
                 mean = np.mean([scores[n]["song_SDR"] for n in SOURCES])
-                print(f"song {k} timbre {song.timbre:+g} {name:<9} whole-song SDR mean {mean:6.2f} dB "
+                print(f"song {k} timbre {song.timbre:+g} {name:<14} whole-song SDR mean {mean:6.2f} dB "
                       f"({time.time() - started:.1f} s)", flush=True)
 
-    if args.postfilter:
-        tp.update({f"{s}+W": tp[s] for s in strategies})
-        strategies = [name for s in strategies for name in (s, f"{s}+W")]
+    if args.resplit:
+        tp.update({f"{s}{RESPLIT}": tp[s] for s in strategies})
+        strategies = [name for s in strategies for name in (s, f"{s}{RESPLIT}")]
     tables = {metric: summarise(records, strategies, metric) for metric in ("SDR", "song_SDR", "PES", "leakage")}
     if not args.no_bsseval:
         frames = "frames where all sources play" if args.frame_rule == "museval" else "frames where the source plays"

@@ -86,7 +86,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -164,7 +164,7 @@ _ugosa() {
                 --rests) _ugosa_words "$_ugosa_values_rests"; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration --rests -s --strategy --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi

@@ -83,6 +83,18 @@ def test_demo_cli_prints_the_before_after_table(cli):
     assert "rests in quarters" in result.stderr
 
 
+def test_demo_cli_resplit_scores_adapted_stems_that_sum_to_the_mix(cli, tmp_path):
+    out = tmp_path / "demo"
+    result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--resplit", "--out", out, "--json", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["resplit"] is True
+    mix = sf.read(out / "song.wav", always_2d=True)[0]
+    after = sum(sf.read(out / "after" / f"{name}.wav", always_2d=True)[0] for name in SOURCES)
+    before = sum(sf.read(out / "before" / f"{name}.wav", always_2d=True)[0] for name in SOURCES)
+    np.testing.assert_allclose(after, mix, atol=1e-4)
+    assert np.abs(before - mix).max() > 1e-2  # the model's own stems do not add up to the mix exactly
+
+
 @pytest.mark.parametrize("rests", ["quarters", "sections"])
 def test_demo_cli_rest_layout_decides_where_the_labels_put_silences(cli, tmp_path, rests):
     out = tmp_path / rests

@@ -36,6 +36,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
 from ugosa_cli.metrics import mdx_sdr
+from ugosa_cli.output import resplit_array
 from ugosa_cli.separation import SeparationOptions, separate_array
 from ugosa_cli.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 
@@ -89,6 +90,12 @@ class DemoResult:
     scores: list[SourceScore]
     adaptation: AdaptationResult
     seconds: float
+    resplit: bool = False
+
+    @property
+    def method(self) -> str:
+        """How the "after" stems were made: the strategy, and the resplit filter if it was applied."""
+        return self.adaptation.strategy.name + (" + resplit" if self.resplit else "")
 
     @property
     def mean_sdr_before(self) -> float:
@@ -104,6 +111,7 @@ class DemoResult:
             "song": {"seed": self.song.seed, "duration": self.song.duration, "timbre": self.song.timbre,
                      "rests": self.song.rests, "tempo": self.song.tempo, "key": self.song.key},
             "strategy": self.adaptation.strategy.name,
+            "resplit": self.resplit,
             "settings": self.adaptation.settings.to_dict(),
             "sources": [
                 {**dataclasses.asdict(s), "sdr_gain": s.sdr_gain, "leakage_drop_db": s.leakage_drop_db}
@@ -163,6 +171,7 @@ def run_demo(
     strategy: str | None = None,
     timbre: float = HELD_OUT_TIMBRE,
     rests: str = HELD_OUT_RESTS,
+    resplit: bool = False,
     on_stage: Callable[[str], None] | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     **settings: Any,
@@ -170,6 +179,7 @@ def run_demo(
     """Generate held-out song ``seed``, separate it with B0, adapt with its true labels, separate again, score.
 
     The model is adapted in place. ``rests`` is a rest layout of :func:`ugosa_cli.synth.generate_song`.
+    With ``resplit`` the adapted stems are re-split by the labels (:class:`ugosa_cli.output.Resplit`).
     ``strategy`` and ``settings`` (fields of :class:`AdaptationSettings`) override the model's own
     adaptation defaults.
     """
@@ -204,8 +214,12 @@ def run_demo(
     adaptation = adapter.run(on_step)
     stage("separating with the adapted model")
     after = separate_array(model, mix, SeparationOptions())
+    if resplit:
+        stage("re-splitting the mix among the stems labelled active")
+        after = resplit_array(after, mix, labels, song.samplerate)
     scores = score_stems(references, before, after, activations, model.sources, song.samplerate)
-    return DemoResult(song, labels, model.sources, before, after, scores, adaptation, time.perf_counter() - began)
+    return DemoResult(song, labels, model.sources, before, after, scores, adaptation, time.perf_counter() - began,
+                      resplit)
 
 
 def write_demo(result: DemoResult, folder: Path) -> dict[str, Path]:

@@ -406,6 +406,13 @@ def separate_blocks(
         yield tail
 
 
+def stem_channel_blocks(audio: AudioBlocks, *, downmix: bool = False) -> Iterator[np.ndarray]:
+    """The input block by block in the channels :func:`separate_blocks` gives its stems (mono or stereo)."""
+    channels = min(audio.channels, 2)
+    for block in audio.blocks():
+        yield match_channels(block, channels, downmix=downmix, label=audio.source)
+
+
 def separate_audio(
     model: ConvTasNet,
     audio: Audio,

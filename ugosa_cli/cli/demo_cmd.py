@@ -23,7 +23,7 @@ def show_scores(result: demo_lib.DemoResult) -> None:
     """The before/after table on stdout."""
     table = Table(
         title=f"Song {result.song.seed - demo_lib.HELD_OUT_SEED_BASE} ({result.song.duration:g} s, "
-        f"{result.song.key}, {result.song.tempo:g} bpm): B0 vs {result.adaptation.strategy.name}",
+        f"{result.song.key}, {result.song.tempo:g} bpm): B0 vs {result.method}",
         title_justify="left",
         caption="SDR: whole-song, dB, higher is better. Leakage: power where the instrument rests, dB, lower is better.",
         caption_justify="left",
@@ -59,6 +59,10 @@ def demo(
         Optional[str],
         typer.Option("--strategy", "-s", help="P-Lk:D or M-Lk:D (default: the one the demo model recommends)."),
     ] = None,
+    resplit: Annotated[
+        bool,
+        typer.Option("--resplit", help="Re-split the adapted stems by the labels, as ugosa separate --resplit does."),
+    ] = False,
     json_out: common.JsonOut = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
@@ -81,7 +85,7 @@ def demo(
             reporter.update(task, done, total, status=f"loss={report.loss:.4f}")
 
         result = demo_lib.run_demo(loaded, seed=seed, duration=duration, rests=rests, strategy=strategy,
-                                   on_stage=common.info, on_step=on_step)
+                                   resplit=resplit, on_stage=common.info, on_step=on_step)
     summary = result.to_dict()
     if out is not None:
         paths = demo_lib.write_demo(result, out)

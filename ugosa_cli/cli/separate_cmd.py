@@ -13,8 +13,10 @@ from ugosa_cli.audio import STDIN, Audio, AudioFile
 from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable
-from ugosa_cli.output import DEFAULT_TEMPLATE, Gate, OutputSpec, StemSelection, StemWriter, write_separation
-from ugosa_cli.separation import SeparationOptions, pick_device, separate_blocks
+from ugosa_cli.output import (
+    DEFAULT_TEMPLATE, Gate, OutputSpec, Resplit, StemFilter, StemSelection, StemWriter, write_separation,
+)
+from ugosa_cli.separation import SeparationOptions, pick_device, separate_blocks, stem_channel_blocks
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -131,6 +133,14 @@ def separate(
     gate: Annotated[
         bool, typer.Option("--gate", help="Silence each stem outside its labelled regions (with short fades).")
     ] = False,
+    resplit: Annotated[
+        bool,
+        typer.Option(
+            "--resplit",
+            help="Re-split the mix among the stems labelled active, frame by frame: resting stems come out silent "
+            "and the stems still add up to the mix.",
+        ),
+    ] = False,
     epochs: adapt_cmd.Epochs = None,
     lr: adapt_cmd.Lr = None,
     window: adapt_cmd.Window = None,
@@ -155,8 +165,10 @@ def separate(
     With --labels, the model is first adapted to each song from where its instruments play.
     """
     common.configure(quiet=quiet, debug=debug)
-    if gate and labels is None:
-        raise InputError("--gate needs --labels: the stems are gated by the labelled regions")
+    if gate and resplit:
+        raise InputError("--gate and --resplit exclude each other: --gate drops the sound of resting stems, --resplit moves it")
+    if (gate or resplit) and labels is None:
+        raise InputError(f"{'--gate' if gate else '--resplit'} needs --labels: it applies the labelled regions to the stems")
     tracks = list(tracks or [])
     if from_list is not None:
         if from_list == STDIN and STDIN in tracks:
@@ -191,7 +203,7 @@ def separate(
             try:
                 audio: AudioFile | Audio = common.open_audio(track)
                 report: dict[str, object] = {}
-                song_gate = None
+                stem_filter: StemFilter | None = None
                 if labels is not None:
                     assert base_state is not None
                     loaded.model.load_state_dict(base_state)
@@ -207,14 +219,17 @@ def separate(
                     assert result is not None
                     report = {"adaptation": adapt_cmd.result_json(result, plan)}
                     if gate:
-                        song_gate = Gate(song_labels, audio.samplerate, audio.frames)
+                        stem_filter = Gate(song_labels, audio.samplerate, audio.frames)
+                    elif resplit:
+                        mixture = stem_channel_blocks(audio, downmix=downmix)
+                        stem_filter = Resplit(song_labels, audio.samplerate, audio.frames, mixture)
                 protect = () if track == STDIN else (Path(track),)
                 task = reporter.add(f"separating {name}", None)
                 blocks = separate_blocks(
                     loaded.model, audio, options, torch_device, reporter.callback(task), downmix=downmix
                 )
                 with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
-                    write_separation(blocks, loaded.model.sources, writer, selection, song_gate)
+                    write_separation(blocks, loaded.model.sources, writer, selection, stem_filter)
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise

@@ -1,0 +1,125 @@
+"""`ugosa separate --labels --resplit`: the mixture re-split among the stems labelled active."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import tone_mix
+from ugosa_cli.labels import Labels, activation_matrix, labels_from_matrix
+from ugosa_cli.output import Resplit, resplit_array
+
+RATE = 8000  # a 512-sample window (64 ms), hop 128
+
+
+def _song(frames: int = 16000, channels: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Labels]:
+    """Random stems, their mix, and labels with the bass resting in the middle and the drums at the end."""
+    rng = np.random.default_rng(seed)
+    stems = rng.standard_normal((4, channels, frames)).astype(np.float32)
+    activations = np.ones((4, frames), np.float32)
+    activations[1, frames // 4 : 3 * frames // 4] = 0
+    activations[0, 7 * frames // 8 :] = 0
+    return stems, stems.sum(axis=0), labels_from_matrix(activations, RATE)
+
+
+def _streamed(stems: np.ndarray, mix: np.ndarray, labels: Labels, size: int, mix_size: int) -> np.ndarray:
+    frames = mix.shape[-1]
+    mixture = (mix[:, s : s + mix_size] for s in range(0, frames, mix_size))
+    blocks = (stems[..., s : s + size] for s in range(0, frames, size))
+    return np.concatenate(list(Resplit(labels, RATE, frames, mixture).stream(blocks)), axis=-1)
+
+
+def test_streaming_in_any_block_sizes_equals_filtering_the_whole_song():
+    stems, mix, labels = _song()
+    estimates = stems * 0.5 + 0.1 * stems[::-1]  # leaky estimates
+    whole = resplit_array(estimates, mix, labels, RATE)
+    assert whole.shape == stems.shape
+    for size, mix_size in ((1000, 777), (129, 5000), (4096, 1)):
+        np.testing.assert_allclose(_streamed(estimates, mix, labels, size, mix_size), whole, atol=1e-5)
+
+
+def test_stems_add_up_to_the_mix_and_rest_exactly_where_labelled_silent():
+    stems, mix, labels = _song()
+    split = resplit_array(stems * 0.5 + 0.1 * stems[::-1], mix, labels, RATE)
+    np.testing.assert_allclose(split.sum(axis=0), mix, atol=1e-4)
+    window = 512
+    assert np.abs(split[1, :, 4000 + window : 12000 - window]).max() == 0  # bass rests in the middle
+    assert np.abs(split[0, :, 14000 + window :]).max() == 0  # drums rest at the end
+    assert np.abs(split[1, :, : 4000 - window]).mean() > 0.1  # and play elsewhere
+
+
+def test_the_leakage_of_a_resting_stem_goes_to_the_playing_ones():
+    frames = 16000
+    _, _, labels = _song(frames)
+    time = np.arange(frames) / RATE
+    tones = np.stack([np.sin(2 * np.pi * hz * time) for hz in (250, 500, 1000, 2000)]).astype(np.float32)
+    stems = np.repeat(tones[:, None, :], 2, axis=1) * activation_matrix(labels, RATE, frames)[:, None, :]
+    leaky = stems.copy()
+    leaky[1] += 0.5 * stems[2]  # the bass estimate holds half of "other" (1 kHz)
+    leaky[2] -= 0.5 * stems[2]
+    split = resplit_array(leaky, stems.sum(axis=0), labels, RATE)
+    middle = slice(4600, 11400)  # the bass rests here
+    error = lambda estimate: np.mean((estimate[2, :, middle] - stems[2, :, middle]) ** 2)  # noqa: E731
+    assert error(split) < 0.01 * error(leaky)
+
+
+def test_a_source_alone_gets_the_whole_mix_and_unlabelled_time_is_shared():
+    frames = 8000
+    stems, mix, _ = _song(frames)
+    activations = np.zeros((4, frames), np.float32)
+    activations[3, :4000] = 1  # only the vocals in the first half, nobody labelled in the second
+    split = resplit_array(stems, mix, labels_from_matrix(activations, RATE), RATE)
+    np.testing.assert_allclose(split[3, :, :3000], mix[:, :3000], atol=1e-5)
+    assert all(np.abs(split[i, :, 5000:]).mean() > 0.1 for i in range(4))
+    np.testing.assert_allclose(split.sum(axis=0), mix, atol=1e-4)
+
+
+@pytest.mark.parametrize("frames", [1, 100, 700])
+def test_songs_shorter_than_a_window_and_mono_stems(frames):
+    stems, mix, labels = _song(frames, channels=1)
+    split = resplit_array(stems, mix, labels, RATE)
+    assert split.shape == (4, 1, frames)
+    np.testing.assert_allclose(split.sum(axis=0), mix, atol=1e-4)
+
+
+def test_a_mixture_shorter_than_the_stems_is_an_error():
+    stems, mix, labels = _song(4000)
+    with pytest.raises(ValueError, match="mixture ended"):
+        list(Resplit(labels, RATE, 4000, [mix[:, :3000]]).stream([stems]))
+
+
+@pytest.fixture
+def song(tmp_path):
+    path = tmp_path / "song.wav"
+    sf.write(path, tone_mix(4.0, RATE, seed=2), RATE, subtype="FLOAT")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\t2\tvocals\n1.5\t4\tdrums\n0\t4\tbass\n0\t4\tother\n")
+    return path, labels
+
+
+@pytest.mark.parametrize("strategy", ["B0", "P-L5:D"])
+def test_separate_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labelled(cli, model_file, song, tmp_path, strategy):
+    path, labels = song
+    result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", "--resplit",
+                 "--strategy", strategy, "--window", "1", "--epochs", "1", "--bits", "32", "--clip-mode", "none", "--json")
+    assert result.exit_code == 0, result.stderr
+    stems = {name: sf.read(p, always_2d=True)[0].T for name, p in json.loads(result.stdout)["stems"].items()}
+    mix = sf.read(path, always_2d=True)[0].T
+    np.testing.assert_allclose(sum(stems.values()), mix, atol=1e-4)
+    window = 512
+    assert np.abs(stems["vocals"][:, 2 * RATE + window :]).max() == 0  # vocals labelled silent after 2 s
+    assert np.abs(stems["drums"][:, : int(1.5 * RATE) - window]).max() == 0  # drums silent before 1.5 s
+    assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
+
+
+def test_separate_resplit_needs_labels_and_excludes_gate(cli, model_file, song):
+    path, labels = song
+    result = cli("separate", path, "--model", model_file, "--resplit")
+    assert result.exit_code == 2 and "--resplit needs --labels" in result.stderr
+    result = cli("separate", path, "--model", model_file, "--labels", labels, "--resplit", "--gate")
+    assert result.exit_code == 2 and "exclude each other" in result.stderr
+    assert "Traceback" not in result.stderr
+
