@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -45,6 +46,35 @@ def test_show_timeline_is_plain_text_when_piped(cli, labels_file, write_wav):
     vocals_bar = rows["vocals"].split()[1]
     assert vocals_bar[0] == "█" and vocals_bar[-1] == "·"
     assert any("0:00" in line and "0:10" in line for line in lines[1:3])
+
+
+def _clock_seconds(text: str) -> int:
+    minutes, seconds = text.split(":")
+    return 60 * int(minutes) + int(seconds)
+
+
+@pytest.mark.parametrize(("seconds", "columns"), [(10, 60), (10, 73), (10, 80), (10, 97), (12, 71), (12, 131)])
+def test_show_ruler_ticks_sit_where_the_bars_put_their_times(cli, tmp_path, monkeypatch, seconds, columns):
+    """Every tick is at the column where a region starting at its time begins, the last one included."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    path = tmp_path / "blips.txt"
+    path.write_text("".join(f"{k}\t{k + 0.2}\tvocals\n" for k in range(seconds)))
+    result = cli("labels", "show", path, "--duration", str(seconds))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    label_line, tick_line = lines[1:3]
+    vocals_row = next(line for line in lines if line.startswith("vocals "))
+    indent = len("vocals  ")
+    width = len(tick_line) - indent - 1  # the rule has one cell past the bars for the end
+    bar = vocals_row[indent : indent + width]
+    assert set(bar) <= {"█", "▒", "·"} and vocals_row[indent + width :].startswith("  ")
+    ticks = [column - indent for column, glyph in enumerate(tick_line) if glyph == "┬"]
+    times = [_clock_seconds(label_line[indent + column :].split()[0]) for column in ticks]
+    assert times == sorted(times) and times[0] == 0 and times[-1] == seconds and len(times) >= 3
+    assert ticks == [math.floor(t / seconds * width + 0.01) for t in times]
+    region_starts = [c for c, glyph in enumerate(bar) if glyph != "·" and (c == 0 or bar[c - 1] == "·")]
+    assert len(region_starts) == seconds
+    assert ticks[:-1] == [region_starts[t] for t in times[:-1]] and ticks[-1] == width
 
 
 def test_show_reads_stdin_and_applies_margin(cli):

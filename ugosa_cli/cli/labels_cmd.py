@@ -54,6 +54,8 @@ _SUFFIX_FORMATS = {".txt": "audacity", ".csv": "csv", ".tsv": "tsv", ".json": "j
 _GLYPHS = {"active": "█", "partial": "▒", "silent": "·", "free": "░", "tick": "┬", "rule": "─"}
 _ASCII_GLYPHS = {"active": "#", "partial": "+", "silent": ".", "free": "~", "tick": "+", "rule": "-"}
 _STYLES = {"active": "green", "partial": "yellow", "silent": "dim", "free": "cyan"}
+_SILENT = 0.01  # a timeline column covered this much or less shows as silent
+_ACTIVE = 0.99  # ... and this much or more as active
 _TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
 
@@ -131,13 +133,24 @@ def _tick_label(seconds: float, step: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _column(seconds: float, extent: float, width: int) -> int:
+    """The timeline column where a region starting at ``seconds`` first shows in its bar.
+
+    Column ``c`` covers ``[c, c + 1) * extent / width``; it shows a region once more than ``_SILENT`` of it is
+    covered, so the region's first mark is at ``floor(x + _SILENT)`` for ``x = seconds / extent * width``.
+    ``extent`` itself maps to ``width``, just past the last column.
+    """
+    return math.floor(seconds / extent * width + _SILENT)
+
+
 def _ruler(extent: float, width: int, indent: int, glyphs: dict[str, str]) -> list[str]:
+    """Tick labels and a rule of ``width + 1`` cells (the last one is the end), ticks where the bars put their times."""
     widest = len(_tick_label(extent, 1 if extent >= 1 else 0.1)) + 2
     step = next((s for s in _TICK_STEPS if s / extent * width >= widest), _TICK_STEPS[-1])
     labels = [" "] * (width + widest)
-    ticks = [glyphs["rule"]] * width
-    for k in range(int(extent / step) + 1):
-        column = min(width - 1, round(k * step / extent * width))
+    ticks = [glyphs["rule"]] * (width + 1)
+    for k in range(math.floor(extent / step + 1e-9) + 1):
+        column = _column(k * step, extent, width)
         text = _tick_label(k * step, step)
         free = all(c == " " for c in labels[max(0, column - 1) : column + len(text)])
         if column + len(text) <= width + widest and free:
@@ -177,7 +190,7 @@ def _timeline(labels: Labels, console_width: int, glyphs: dict[str, str]) -> lis
         row = Text(source.ljust(name_width))
         for value in fractions[source]:
             kind = "free" if source in labels.unconstrained else (
-                "active" if value >= 0.99 else "silent" if value <= 0.01 else "partial"
+                "active" if value >= _ACTIVE else "silent" if value <= _SILENT else "partial"
             )
             row.append(glyphs[kind], style=_STYLES[kind])
         row.append("  " + summaries[source])
