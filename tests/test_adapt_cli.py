@@ -116,6 +116,18 @@ def test_adapt_needs_labels_and_gate_needs_labels(cli, model_file, song):
     assert result.exit_code == 2 and "--gate needs --labels" in result.stderr
 
 
+def test_adapt_warns_about_a_source_labelled_silent_for_most_of_the_song(cli, model_file, song, tmp_path):
+    path, _ = song
+    labels = tmp_path / "mostly.txt"
+    labels.write_text("3\t4\tvocals\n0\t4\tdrums\n0\t4\tbass\n")  # vocals rest 75 %, "other" never plays
+    result = cli("adapt", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "a.th", *FAST,
+                 "--strategy", "P-L5:D", "--json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    warnings = json.loads(result.stdout)["plan"]["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("vocals is labelled silent for 75% of the song")
+    assert "ugosa: warning: vocals is labelled silent for 75%" in result.stderr
+
+
 def test_labels_that_never_mark_silence_are_refused(cli, model_file, song, tmp_path):
     path, _ = song
     labels = tmp_path / "all.txt"

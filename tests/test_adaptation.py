@@ -15,6 +15,7 @@ from ugosa_cli.adaptation import (
     fit_to_budget,
     freeze_for,
     informative_order,
+    mostly_silent,
     parse_strategy,
     strategy_table,
     window_starts,
@@ -143,6 +144,20 @@ def test_song_shorter_than_a_window_trains_on_the_whole_song(tiny_model):
     adapter = Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(window=10.0))
     assert adapter.starts == [0] and adapter.window == mix.shape[1]
     assert "shorter than one 10 s window" in adapter.notes[0]
+
+
+def test_a_source_labelled_silent_for_most_of_the_song_is_warned_about(tiny_model):
+    mix, acts = _song()
+    frames = mix.shape[1]
+    acts[2, : int(0.7 * frames)] = 0  # "other" rests 70 % of the song, then plays
+    acts[1] = 0  # bass never plays: silencing it everywhere is what the labels ask
+    assert mostly_silent(acts, tiny_model.sources) == {"other": pytest.approx(0.7, abs=1e-3)}
+    warnings = Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(strategy="P-L5:D")).warnings
+    assert len(warnings) == 1 and warnings[0].startswith("other is labelled silent for 70% of the song")
+    # Vocals resting 1.5 s of 4 s and drums 1.5 s are within what the proposed loss handles.
+    assert not Adapter(_fresh(tiny_model), *_song(), AdaptationSettings(strategy="P-L5:D")).warnings
+    for untouched in ("M-L5:D", "B0"):
+        assert not Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(strategy=untouched)).warnings
 
 
 def test_b0_trains_nothing(tiny_model):

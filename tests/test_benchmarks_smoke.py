@@ -69,3 +69,13 @@ def test_adaptation_speed_reports_every_strategy_against_the_plain_loop(tmp_path
     for row in result["rows"]:
         assert row["plain_epoch_s"] > 0 and row["cached_epoch_s"] > 0
         assert row["uncached_epoch_s"] >= row["cached_epoch_s"]
+
+
+def test_rest_share_stretches_one_rest_and_prints_the_summary(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "rest_share.py"), "--songs", "1", "--duration", "4",
+               "--shares", "0.5", "--epochs", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("   0 drums"))
+    assert row[2] == "0.500" and len(row) == 9
+    assert "means over songs" in result.stdout

@@ -31,6 +31,9 @@ CUTS = (1, 2, 3, 4, 5)
 OPTIMIZERS = ("ranger", "radam", "adam")
 STRATEGY_NAMES = ("B0",) + tuple(f"{loss}-L{k}:D" for loss in "PMS" for k in CUTS)
 DEFAULT_STRATEGY = "P-L2:D"
+# With the proposed loss, a source labelled silent for more of the song than this (though it plays
+# elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
+MOSTLY_SILENT = 0.4
 _STRATEGY_RE = re.compile(r"^([PMS])-L([1-5]):D$", re.IGNORECASE)
 
 
@@ -365,6 +368,12 @@ class AdaptationResult:
     notes: list[str] = field(default_factory=list)
 
 
+def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float = MOSTLY_SILENT) -> dict[str, float]:
+    """Sources labelled silent for more than ``limit`` of the song that still play somewhere: name -> silent share."""
+    shares = (np.asarray(activations) < 0.5).mean(axis=1)
+    return {name: float(share) for name, share in zip(sources, shares) if limit < share < 1}
+
+
 def _make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr)
@@ -395,6 +404,7 @@ class Adapter:
         self.device = device or torch.device("cpu")
         self.model = model.to(self.device)
         self.notes: list[str] = []
+        self.warnings: list[str] = []
         if mix.shape[0] != model.audio_channels:
             raise InputError(f"the mixture has {mix.shape[0]} channels, the model expects {model.audio_channels}")
         if activations.shape != (len(model.sources), mix.shape[1]):
@@ -408,6 +418,13 @@ class Adapter:
             )
         if settings.amp and self.device.type != "cuda":
             raise InputError("--amp (mixed precision) needs a CUDA device")
+        if self.strategy.trains and self.strategy.loss == "P":
+            for name, share in mostly_silent(activations, model.sources).items():
+                self.warnings.append(
+                    f"{name} is labelled silent for {share:.0%} of the song: the proposed loss tends to silence it "
+                    "where it plays as well; check its stem (or keep the model as is and apply the labels to "
+                    "the output: --strategy B0 --resplit)"
+                )
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32))

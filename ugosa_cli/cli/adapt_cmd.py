@@ -226,6 +226,7 @@ def prepare_adapter(
         "plan": plan_note,
         "settings": settings.to_dict(),
         "notes": adapter.notes,
+        "warnings": adapter.warnings,
     }
     return adapter, plan
 
@@ -254,6 +255,8 @@ def show_plan(plan: dict[str, object]) -> None:
     common.info(f"plan: {plan['plan']}")
     for note in plan["notes"]:  # type: ignore[union-attr]
         common.info(f"note: {note}")
+    for warning in plan["warnings"]:  # type: ignore[union-attr]
+        common.warn(warning)
 
 
 def run_adapter(adapter: Adapter) -> AdaptationResult:
