@@ -244,6 +244,7 @@ class Resplit:
         self.samplerate = samplerate
         self.frames = frames
         self.mixture = iter(mixture)
+        self._unused = np.zeros((0, 0), np.float32)
         self.size = 1 << max(4, round(np.log2(window * samplerate)))
         self.hop = self.size // 4
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.size) / self.size)).astype(np.float32)
@@ -272,8 +273,9 @@ class Resplit:
         yield from self._emit(done, origin)
 
     def _mixture(self, count: int, channels: int) -> np.ndarray:
-        """The next ``count`` samples of the mixture."""
-        pieces, have = [], 0
+        """The next ``count`` samples of the mixture (what a block brought beyond them waits for the next call)."""
+        pieces = [self._unused] if self._unused.shape[-1] else []
+        have = self._unused.shape[-1]
         while have < count:
             piece = next(self.mixture, None)
             if piece is None:
@@ -282,11 +284,9 @@ class Resplit:
                 raise ValueError(f"the mixture has {piece.shape[0]} channels, the stems {channels}")
             pieces.append(np.asarray(piece, np.float32))
             have += piece.shape[-1]
-        if have > count:  # keep the rest for the next call
-            rest = np.concatenate(pieces, axis=-1)
-            self.mixture = itertools.chain([rest[:, count:]], self.mixture)
-            return rest[:, :count]
-        return np.concatenate(pieces, axis=-1) if pieces else np.zeros((channels, 0), np.float32)
+        joined = np.concatenate(pieces, axis=-1) if pieces else np.zeros((channels, 0), np.float32)
+        self._unused = joined[:, count:]
+        return joined[:, :count]
 
     def _frames(
         self, stems: np.ndarray, mix: np.ndarray, origin: int, carry: np.ndarray
