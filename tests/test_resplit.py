@@ -9,8 +9,11 @@ import pytest
 import soundfile as sf
 
 from conftest import tone_mix
-from ugosa_cli.labels import Labels, activation_matrix, labels_from_matrix
+from ugosa_cli.audio import read_audio
+from ugosa_cli.checkpoint import load_model_file
+from ugosa_cli.labels import Labels, activation_matrix, labels_from_matrix, read_labels
 from ugosa_cli.output import Resplit, resplit_array
+from ugosa_cli.separation import mean_blocks, separate_audio
 
 RATE = 8000  # a 512-sample window (64 ms), hop 128
 
@@ -85,6 +88,16 @@ def test_songs_shorter_than_a_window_and_mono_stems(frames):
     np.testing.assert_allclose(split.sum(axis=0), mix, atol=1e-4)
 
 
+def test_the_mean_of_two_block_streams_does_not_depend_on_their_block_sizes():
+    rng = np.random.default_rng(1)
+    first, second = rng.standard_normal((2, 4, 2, 1000)).astype(np.float32)
+    pieces = lambda stems, size: (stems[..., s : s + size] for s in range(0, 1000, size))  # noqa: E731
+    mean = np.concatenate(list(mean_blocks(pieces(first, 77), pieces(second, 300))), axis=-1)
+    np.testing.assert_allclose(mean, (first + second) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="differ in length by 1"):
+        list(mean_blocks([first], [second[..., :999]]))
+
+
 def test_a_mixture_shorter_than_the_stems_is_an_error():
     stems, mix, labels = _song(4000)
     with pytest.raises(ValueError, match="mixture ended"):
@@ -113,6 +126,24 @@ def test_separate_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labell
     assert np.abs(stems["vocals"][:, 2 * RATE + window :]).max() == 0  # vocals labelled silent after 2 s
     assert np.abs(stems["drums"][:, : int(1.5 * RATE) - window]).max() == 0  # drums silent before 1.5 s
     assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
+
+
+def test_after_adapting_resplit_is_guided_by_the_pretrained_and_adapted_stems_together(cli, model_file, song, tmp_path):
+    path, labels = song
+    flags = ("--labels", labels, "--strategy", "P-L5:D", "--window", "1", "--epochs", "1", "--lr", "1e-2", "--seed", "0")
+    adapted = cli("adapt", path, "--model", model_file, "-o", tmp_path / "adapted.th", *flags)
+    result = cli("separate", path, "--model", model_file, "-o", tmp_path / "o", "--resplit", *flags,
+                 "--bits", "32", "--clip-mode", "none", "--json")
+    assert adapted.exit_code == 0 and result.exit_code == 0, adapted.stderr + result.stderr
+    audio = read_audio(path)
+    song_labels = read_labels(labels, duration=audio.duration)
+    before = separate_audio(load_model_file(model_file).model, audio)
+    after = separate_audio(load_model_file(tmp_path / "adapted.th").model, audio)
+    assert np.abs(after - before).max() > 1e-3  # adaptation changed the stems
+    expected = resplit_array(0.5 * (before + after), audio.samples, song_labels, RATE)
+    written = json.loads(result.stdout)["stems"]
+    for index, name in enumerate(("drums", "bass", "other", "vocals")):
+        np.testing.assert_allclose(sf.read(written[name], always_2d=True)[0].T, expected[index], atol=1e-5)
 
 
 def test_separate_resplit_needs_labels_and_excludes_gate(cli, model_file, song):

@@ -216,7 +216,7 @@ def run_demo(
     after = separate_array(model, mix, SeparationOptions())
     if resplit:
         stage("re-splitting the mix among the stems labelled active")
-        after = resplit_array(after, mix, labels, song.samplerate)
+        after = resplit_array(0.5 * (before + after), mix, labels, song.samplerate)  # as ugosa separate does
     scores = score_stems(references, before, after, activations, model.sources, song.samplerate)
     return DemoResult(song, labels, model.sources, before, after, scores, adaptation, time.perf_counter() - began,
                       resplit)

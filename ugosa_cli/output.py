@@ -233,8 +233,10 @@ class Resplit:
     up to the mixture, and a source is exactly silent wherever it is labelled silent for more than a window.
     Unlike :class:`Gate`, which drops what leaked into a resting stem, this hands it to the playing ones.
 
-    ``mixture`` yields the song as the stems' channels, in blocks of any size. Stem blocks come out
-    about a window late and in other sizes, equal to filtering the whole song at once.
+    The stems only guide the split: their power decides who gets what. After adapting, ugosa guides it
+    with the mean of the pretrained and the adapted model's stems, which splits better than either alone
+    (BENCHMARKS.md). ``mixture`` yields the song as the stems' channels, in blocks of any size. Stem
+    blocks come out about a window late and in other sizes, equal to filtering the whole song at once.
     """
 
     def __init__(

@@ -14,9 +14,10 @@ song of any length separates in the memory of a few segments.
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -404,6 +405,21 @@ def separate_blocks(
     tail = fit_length(tail[..., : expected - written], expected - written)
     if tail.shape[-1]:
         yield tail
+
+
+def mean_blocks(first: Iterable[np.ndarray], second: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The sample-wise mean of two streams of blocks (..., n) of the same song, whatever their block sizes."""
+    pending = [np.zeros((0,), np.float32), np.zeros((0,), np.float32)]
+    for a, b in itertools.zip_longest(first, second):
+        for index, block in enumerate((a, b)):
+            if block is not None:
+                pending[index] = block if pending[index].size == 0 else np.concatenate([pending[index], block], axis=-1)
+        ready = min(pending[0].shape[-1], pending[1].shape[-1]) if pending[0].size and pending[1].size else 0
+        if ready:
+            yield (pending[0][..., :ready] + pending[1][..., :ready]) * np.float32(0.5)
+            pending = [pending[0][..., ready:], pending[1][..., ready:]]
+    if pending[0].shape[-1] != pending[1].shape[-1]:
+        raise ValueError(f"the streams differ in length by {abs(pending[0].shape[-1] - pending[1].shape[-1])} samples")
 
 
 def stem_channel_blocks(audio: AudioBlocks, *, downmix: bool = False) -> Iterator[np.ndarray]:

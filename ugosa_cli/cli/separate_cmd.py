@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,7 +17,7 @@ from ugosa_cli.fsutil import ensure_writable
 from ugosa_cli.output import (
     DEFAULT_TEMPLATE, Gate, OutputSpec, Resplit, StemFilter, StemSelection, StemWriter, write_separation,
 )
-from ugosa_cli.separation import SeparationOptions, pick_device, separate_blocks, stem_channel_blocks
+from ugosa_cli.separation import SeparationOptions, mean_blocks, pick_device, separate_blocks, stem_channel_blocks
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -188,6 +189,8 @@ def separate(
     base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
     trains = labels is not None and adapt_cmd.effective_strategy(strategy, adapt_cmd.recommended(loaded, protocol)).trains
     adapted_name = f"{loaded.name}-adapted" if trains else loaded.name
+    # --resplit after adapting splits the mix by the mean of the pretrained and the adapted model's stems.
+    pretrained = copy.deepcopy(loaded.model) if resplit and trains else None
     selection = StemSelection(keep, two_stems)
     written = selection.names(loaded.model.sources)
     failures: list[str] = []
@@ -228,6 +231,8 @@ def separate(
                 blocks = separate_blocks(
                     loaded.model, audio, options, torch_device, reporter.callback(task), downmix=downmix
                 )
+                if pretrained is not None:
+                    blocks = mean_blocks(blocks, separate_blocks(pretrained, audio, options, torch_device, downmix=downmix))
                 with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
                     write_separation(blocks, loaded.model.sources, writer, selection, stem_filter)
             except UgosaError as exc:
