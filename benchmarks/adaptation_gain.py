@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resplit", action="store_true",
                         help="also score each strategy's stems re-split by the labels as ugosa separate --resplit "
                              "does (rows <strategy>+resplit)")
+    parser.add_argument("--resplit-guide", default="mean", choices=("mean", "adapted"),
+                        help="whose stems guide a strategy's resplit: the mean of B0's and the adapted model's (default, "
+                             "as ugosa separate does) or the adapted model's alone")
     parser.add_argument("--no-bsseval", action="store_true", help="skip BSSEval (fast; whole-song SDR only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write every score to this file")
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             estimates = separate_array(model, song.mix, SeparationOptions())
             variants = {strategy: estimates}
             if args.resplit:
-                guide = estimates if strategy == "B0" else 0.5 * (pretrained + estimates)  # as ugosa separate does
+                mean_guide = strategy != "B0" and args.resplit_guide == "mean"  # as ugosa separate does
+                guide = 0.5 * (pretrained + estimates) if mean_guide else estimates
                 variants[f"{strategy}{RESPLIT}"] = resplit_array(guide, song.mix, labels, song.samplerate)
             for name, stems in variants.items():
                 scores = score(references, stems, activations, song.samplerate, not args.no_bsseval, args.frame_rule)
