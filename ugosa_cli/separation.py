@@ -409,17 +409,21 @@ def separate_blocks(
 
 def mean_blocks(first: Iterable[np.ndarray], second: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """The sample-wise mean of two streams of blocks (..., n) of the same song, whatever their block sizes."""
-    pending = [np.zeros((0,), np.float32), np.zeros((0,), np.float32)]
-    for a, b in itertools.zip_longest(first, second):
-        for index, block in enumerate((a, b)):
+    pending: list[np.ndarray | None] = [None, None]
+    for blocks in itertools.zip_longest(first, second):
+        for index, block in enumerate(blocks):
             if block is not None:
-                pending[index] = block if pending[index].size == 0 else np.concatenate([pending[index], block], axis=-1)
-        ready = min(pending[0].shape[-1], pending[1].shape[-1]) if pending[0].size and pending[1].size else 0
-        if ready:
-            yield (pending[0][..., :ready] + pending[1][..., :ready]) * np.float32(0.5)
-            pending = [pending[0][..., ready:], pending[1][..., ready:]]
-    if pending[0].shape[-1] != pending[1].shape[-1]:
-        raise ValueError(f"the streams differ in length by {abs(pending[0].shape[-1] - pending[1].shape[-1])} samples")
+                held = pending[index]
+                pending[index] = block if held is None else np.concatenate([held, block], axis=-1)
+        a, b = pending
+        if a is not None and b is not None:
+            ready = min(a.shape[-1], b.shape[-1])
+            if ready:
+                yield (a[..., :ready] + b[..., :ready]) * np.float32(0.5)
+            pending = [a[..., ready:], b[..., ready:]]
+    lengths = [0 if held is None else held.shape[-1] for held in pending]
+    if lengths[0] != lengths[1]:
+        raise ValueError(f"the streams differ in length by {abs(lengths[0] - lengths[1])} samples")
 
 
 def stem_channel_blocks(audio: AudioBlocks, *, downmix: bool = False) -> Iterator[np.ndarray]:
