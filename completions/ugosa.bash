@@ -154,7 +154,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m --model -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m --model -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in

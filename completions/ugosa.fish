@@ -165,6 +165,7 @@ complete -c ugosa -n '__ugosa_at bench' -l shifts -r -f -d 'Random time shifts a
 complete -c ugosa -n '__ugosa_at bench' -l eval-win -r -f -d 'BSSEval frame length in seconds (paper: 2).'
 complete -c ugosa -n '__ugosa_at bench' -l eval-hop -r -f -d 'BSSEval frame hop in seconds (paper: 1.5).'
 complete -c ugosa -n '__ugosa_at bench' -l frame-rule -r -f -a 'museval per-source' -d 'museval: a frame where any reference is silent is skipped for every source (the paper\'s tooling); per-source: skipped only for the sources silent in it.'
+complete -c ugosa -n '__ugosa_at bench' -l resplit -d 'Also score each strategy\'s stems re-split by the labels, as separate --labels --resplit writes them (rows STRATEGY+resplit).'
 complete -c ugosa -n '__ugosa_at bench' -l dry-run -d 'Print the plan and its time estimate; run nothing.'
 complete -c ugosa -n '__ugosa_at bench' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at bench' -l csv -d 'Print the table as CSV on stdout.'

@@ -143,6 +143,33 @@ def test_stored_results_are_not_overwritten_or_mixed_with_other_settings(cli, mu
     assert separations.count == 1
 
 
+def test_resplit_scores_each_job_again_after_the_label_filter(cli, musdb, model_file, tmp_path, monkeypatch):
+    out = tmp_path / "bench"
+    args = ("bench", "--musdb", musdb, "--names", "Gamma Song", "--strategies", "B0,P-L5:D", "-o", out,
+            "--model", model_file, *FAST)
+    plain = cli(*args, "--json")
+    assert plain.exit_code == 0, plain.stderr
+    refused = cli(*args, "--resplit", "--resume")
+    assert refused.exit_code == 2 and "resplit=None (now True)" in refused.stderr
+    separations = Calls(monkeypatch, "separate_array")
+    result = cli("bench", "--musdb", musdb, "--names", "Gamma Song", "--strategies", "B0,P-L5:D", "-o",
+                 tmp_path / "resplit", "--model", model_file, *FAST, "--resplit", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert separations.count == 3  # B0; P-L5:D, and the pretrained model again to guide its resplit
+    document = json.loads(result.stdout)
+    assert document["settings"]["resplit"] is True
+    rows = {row["strategy"]: row for row in document["rows"]}
+    assert list(rows) == ["B0", "B0+resplit", "P-L5:D", "P-L5:D+resplit"]
+    before = {row["strategy"]: row for row in json.loads(plain.stdout)["rows"]}
+    assert rows["B0"]["sources"] == before["B0"]["sources"]  # the plain rows are unchanged
+    stored = json.loads((tmp_path / "resplit" / "results" / "Gamma Song" / "P-L5-D.json").read_text())
+    mdx = {key: [stored[key]["sources"][s]["MDX_SDR"] for s in document["sources"]] for key in ("scores", "resplit_scores")}
+    assert mdx["scores"] != mdx["resplit_scores"]
+    assert "| B0+resplit |" in cli("bench", "--musdb", musdb, "--names", "Gamma Song", "--strategies", "B0,P-L5:D",
+                                   "-o", tmp_path / "resplit", "--model", model_file, *FAST, "--resplit", "--resume",
+                                   "--markdown").stdout
+
+
 def test_as_is_uses_the_tracks_unchanged(cli, musdb, model_file, tmp_path):
     out = tmp_path / "bench"
     result = cli("bench", "--musdb", musdb / "test", "--tracks", "1", "--start", "2", "--strategies", "B0", "--as-is",

@@ -21,6 +21,10 @@ quarter border are scored (a handful per song): that is what the paper's numbers
 here. ``frame_rule="per-source"`` scores each source on every frame where its own reference and estimate
 have sound.
 
+With ``resplit`` every job is also scored after the label-constrained Wiener filter of ``ugosa separate
+--labels --resplit`` (:class:`ugosa_cli.output.Resplit`, guided by B0's stems for B0 and by the mean of B0's
+and the adapted model's for a strategy), in rows ``<strategy>+resplit``.
+
 Results are stored per track and strategy as JSON as soon as they are known, with the settings that made
 them; the variant audio and the derived labels are cached beside them, so a resumed run redoes nothing.
 """
@@ -56,6 +60,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
+from ugosa_cli.output import resplit_array
 from ugosa_cli.separation import SeparationOptions, separate_array
 from ugosa_cli.stem_activity import detect_activations
 
@@ -65,6 +70,7 @@ VARIANTS = ("ugosa", "as-is")
 VARIANT_FFT = 2048
 VARIANT_HOP = 512
 PAPER_CUTS = (1, 2, 3, 4, 5)
+RESPLIT_SUFFIX = "+resplit"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class BenchSettings:
     frame_rule: str = "museval"
     variant: str = "ugosa"
     variant_seed: int = 0
+    resplit: bool = False  # also score the stems re-split by the labels (ugosa separate --resplit)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -120,6 +127,8 @@ class BenchSettings:
             "hop": self.hop,
             "frame_rule": self.frame_rule,
         }
+        if self.resplit:  # only when set, so results stored before this setting existed stay usable
+            values["resplit"] = True
         if strategy.trains:
             training = self.for_strategy(strategy).to_dict()
             training.pop("cache_bytes")  # memory, not results
@@ -306,30 +315,34 @@ def _median(values: Iterable[float | None]) -> float | None:
     return float(np.median(kept)) if kept else None
 
 
-def aggregate(results: Sequence[Mapping], strategies: Sequence[str], sources: Sequence[str]) -> list[dict]:
-    """The paper's table: one row per strategy (in the given order) over the results of that strategy.
+def aggregate(
+    results: Sequence[Mapping], strategies: Sequence[str], sources: Sequence[str], *, resplit: bool = False
+) -> list[dict]:
+    """The paper's table: one row per strategy (in the given order) over the results of that strategy, each
+    followed by a ``<strategy>+resplit`` row over the results' ``resplit_scores`` when ``resplit``.
 
     Per source: the median over tracks of the track scores (SDR: each track's median over frames), with the
     number of tracks that had a score; PES and EPS also overall, as the median over tracks and sources.
     Tracks without a score for a source (every frame skipped) are left out of that source's median.
     """
     rows = []
-    for strategy in strategies:
-        mine = [r for r in results if r["strategy"] == strategy]
+    variants = [(strategy, key) for strategy in strategies for key in ("scores", "resplit_scores")[: 1 + resplit]]
+    for strategy, key in variants:
+        mine = [r for r in results if r["strategy"] == strategy and key in r]
         per_source = {}
         for source in sources:
-            scores = [r["scores"]["sources"][source] for r in mine]
+            scores = [r[key]["sources"][source] for r in mine]
             per_source[source] = {
                 "SDR": _median(s["SDR"] for s in scores),
                 "scored_tracks": sum(s["SDR"] is not None for s in scores),
                 "PES": _median(s["PES"] for s in scores),
                 "EPS": _median(s["EPS"] for s in scores),
             }
-        every = [r["scores"]["sources"][source] for r in mine for source in sources]
+        every = [r[key]["sources"][source] for r in mine for source in sources]
         tp = {r["trainable_parameters"] for r in mine}
         rows.append(
             {
-                "strategy": strategy,
+                "strategy": strategy if key == "scores" else f"{strategy}{RESPLIT_SUFFIX}",
                 "trainable_parameters": tp.pop() if len(tp) == 1 else None,
                 "tracks": len(mine),
                 "sources": per_source,
@@ -515,22 +528,26 @@ class Bench:
 
         options = SeparationOptions(shifts=self.settings.shifts, seed=self.settings.training.seed)
         estimates = separate_array(model, mix, options, self.device, on_chunk)
+        resplit = None
+        if self.settings.resplit:
+            guide = estimates
+            if job.strategy.trains:  # guided as ugosa separate --resplit does: pretrained and adapted together
+                self.reset_model()
+                guide = 0.5 * (estimates + separate_array(model, mix, options, self.device))
+            named = self._to_track_format(guide, prepared)
+            split = resplit_array(np.stack([named[n] for n in self.sources]), prepared.mixture, prepared.labels,
+                                  prepared.samplerate)
+            resplit = dict(zip(self.sources, split))
         if progress:
             progress(JobProgress(job, "scoring", 0, 1))
-        scores = evaluate_stems(
-            prepared.stems,
-            self._to_track_format(estimates, prepared),
-            prepared.samplerate,
-            win=self.settings.win,
-            hop=self.settings.hop,
-            frame_rule=self.settings.frame_rule,
-        )
+        scores = self._score(self._to_track_format(estimates, prepared), prepared)
         result = {
             "track": job.track.name,
             "strategy": job.strategy.name,
             "settings": self.fingerprint(job.strategy),
             "trainable_parameters": count_trainable(model, job.strategy),
             "scores": scores,
+            **({"resplit_scores": self._score(resplit, prepared)} if resplit is not None else {}),
             "adaptation": adaptation,
             "variant": prepared.variant,
             "device": str(self.device),
@@ -541,6 +558,12 @@ class Bench:
         write_json(job.path, result)
         self.reset_model()
         return result
+
+    def _score(self, estimates: Mapping[str, np.ndarray], prepared: PreparedTrack) -> dict:
+        return evaluate_stems(
+            prepared.stems, estimates, prepared.samplerate,
+            win=self.settings.win, hop=self.settings.hop, frame_rule=self.settings.frame_rule,
+        )
 
     def _to_track_format(self, estimates: np.ndarray, prepared: PreparedTrack) -> dict[str, np.ndarray]:
         """Model-rate stems back to the track's rate, length and channels, by source name."""
@@ -610,9 +633,10 @@ def summary(bench: Bench, results: Sequence[Mapping]) -> dict:
             "win": bench.settings.win,
             "hop": bench.settings.hop,
             "frame_rule": bench.settings.frame_rule,
+            "resplit": bench.settings.resplit,
         },
         "tracks": [track.name for track in bench.tracks],
         "sources": table_sources(bench.sources),
-        "rows": aggregate(results, strategies, table_sources(bench.sources)),
+        "rows": aggregate(results, strategies, table_sources(bench.sources), resplit=bench.settings.resplit),
         "results": str(Path(bench.out) / "results"),
     }

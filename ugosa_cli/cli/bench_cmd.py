@@ -184,6 +184,14 @@ def bench(
             "per-source: skipped only for the sources silent in it.",
         ),
     ] = "museval",
+    resplit: Annotated[
+        bool,
+        typer.Option(
+            "--resplit",
+            help="Also score each strategy's stems re-split by the labels, as separate --labels --resplit writes them "
+            "(rows STRATEGY+resplit).",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its time estimate; run nothing.")] = False,
     json_out: common.JsonOut = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Print the table as CSV on stdout.")] = False,
@@ -215,7 +223,7 @@ def bench(
         training=training,
         cpu_budget=protocol == "auto" and epochs is None and hop is None,
         shifts=shifts, win=eval_win, hop=eval_hop, frame_rule=frame_rule,
-        variant="as-is" if as_is else "ugosa", variant_seed=variant_seed,
+        variant="as-is" if as_is else "ugosa", variant_seed=variant_seed, resplit=resplit,
     )
     chosen = bench_lib.select_tracks(bench_lib.find_tracks(musdb), count=tracks, start=start, names=_names(names))
     torch_device = pick_device(device)
