@@ -79,6 +79,7 @@ def test_demo_cli_prints_the_before_after_table(cli):
     assert result.exit_code == 0, result.stderr
     for word in ("SDR B0", "SDR adapted", "leakage", "P-L5:D", "mean", *SOURCES):
         assert word in result.stdout
+    assert "resplit" not in result.stdout  # the filter-only column appears with --resplit only
     assert "adapting with P-L5:D" in result.stderr
     assert "rests in quarters" in result.stderr
 
@@ -87,12 +88,23 @@ def test_demo_cli_resplit_scores_adapted_stems_that_sum_to_the_mix(cli, tmp_path
     out = tmp_path / "demo"
     result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--resplit", "--out", out, "--json", "-q")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["resplit"] is True
+    summary = json.loads(result.stdout)
+    assert summary["resplit"] is True
+    untrained = [row["sdr_before_resplit"] for row in summary["sources"]]
+    assert all(np.isfinite(untrained)) and summary["mean_sdr_before_resplit"] == pytest.approx(np.mean(untrained))
     mix = sf.read(out / "song.wav", always_2d=True)[0]
     after = sum(sf.read(out / "after" / f"{name}.wav", always_2d=True)[0] for name in SOURCES)
     before = sum(sf.read(out / "before" / f"{name}.wav", always_2d=True)[0] for name in SOURCES)
     np.testing.assert_allclose(after, mix, atol=1e-4)
     assert np.abs(before - mix).max() > 1e-2  # the model's own stems do not add up to the mix exactly
+
+
+def test_demo_cli_resplit_table_shows_the_filter_without_training_for_comparison(cli):
+    result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--resplit")
+    assert result.exit_code == 0, result.stderr
+    assert "B0 vs P-L5:D + resplit" in result.stdout
+    header = "".join(line for line in result.stdout.splitlines()[:5])
+    assert "B0 +" in header and "resplit" in header
 
 
 @pytest.mark.parametrize("rests", ["quarters", "sections"])

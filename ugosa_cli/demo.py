@@ -66,6 +66,7 @@ class SourceScore:
     leakage_before_db: float | None
     leakage_after_db: float | None
     silent_seconds: float
+    sdr_before_resplit: float | None = None  # B0's stems re-split by the labels, no training (with resplit)
 
     @property
     def sdr_gain(self) -> float:
@@ -105,6 +106,12 @@ class DemoResult:
     def mean_sdr_after(self) -> float:
         return float(np.mean([s.sdr_after for s in self.scores]))
 
+    @property
+    def mean_sdr_before_resplit(self) -> float | None:
+        """Mean SDR of B0's stems re-split by the labels (the filter without training); None without resplit."""
+        values = [s.sdr_before_resplit for s in self.scores]
+        return None if None in values else float(np.mean(values))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
         return {
@@ -119,6 +126,7 @@ class DemoResult:
             ],
             "mean_sdr_before": self.mean_sdr_before,
             "mean_sdr_after": self.mean_sdr_after,
+            "mean_sdr_before_resplit": self.mean_sdr_before_resplit,
             "adaptation_seconds": round(self.adaptation.seconds, 2),
             "seconds": round(self.seconds, 2),
             "sdr": "whole-song SDR in dB (MDX definition)",
@@ -136,9 +144,10 @@ def leakage_db(estimate: np.ndarray, active: np.ndarray) -> float | None:
 
 def score_stems(
     references: np.ndarray, before: np.ndarray, after: np.ndarray, activations: np.ndarray,
-    sources: tuple[str, ...], samplerate: int,
+    sources: tuple[str, ...], samplerate: int, untrained: np.ndarray | None = None,
 ) -> list[SourceScore]:
-    """SDR and leakage per source for two sets of estimates of the same (sources, channels, frames) stems."""
+    """SDR and leakage per source for two sets of estimates of the same (sources, channels, frames) stems,
+    and the SDR of a third set, ``untrained`` (B0's stems re-split by the labels), when given."""
     return [
         SourceScore(
             source=name,
@@ -147,6 +156,7 @@ def score_stems(
             leakage_before_db=leakage_db(before[i], activations[i]),
             leakage_after_db=leakage_db(after[i], activations[i]),
             silent_seconds=float(np.sum(activations[i] < 0.5)) / samplerate,
+            sdr_before_resplit=None if untrained is None else mdx_sdr(references[i], untrained[i]),
         )
         for i, name in enumerate(sources)
     ]
@@ -214,10 +224,12 @@ def run_demo(
     adaptation = adapter.run(on_step)
     stage("separating with the adapted model")
     after = separate_array(model, mix, SeparationOptions())
+    untrained = None
     if resplit:
         stage("re-splitting the mix among the stems labelled active")
         after = resplit_array(0.5 * (before + after), mix, labels, song.samplerate)  # as ugosa separate does
-    scores = score_stems(references, before, after, activations, model.sources, song.samplerate)
+        untrained = resplit_array(before, mix, labels, song.samplerate)  # what the filter does without training
+    scores = score_stems(references, before, after, activations, model.sources, song.samplerate, untrained)
     return DemoResult(song, labels, model.sources, before, after, scores, adaptation, time.perf_counter() - began,
                       resplit)
 

@@ -28,13 +28,16 @@ def show_scores(result: demo_lib.DemoResult) -> None:
         caption="SDR: whole-song, dB, higher is better. Leakage: power where the instrument rests, dB, lower is better.",
         caption_justify="left",
     )
-    for column in ("source", "SDR B0", "SDR adapted", "gain", "leakage B0", "leakage adapted", "drop"):
+    untrained = ["SDR B0 + resplit"] if result.resplit else []  # what the filter alone does, for comparison
+    for column in ("source", "SDR B0", *untrained, "SDR adapted", "gain", "leakage B0", "leakage adapted", "drop"):
         table.add_column(column, justify="left" if column == "source" else "right")
     for row in result.scores:
-        table.add_row(row.source, _db(row.sdr_before), _db(row.sdr_after), _db(row.sdr_gain, True),
+        middle = [_db(row.sdr_before_resplit)] if untrained else []
+        table.add_row(row.source, _db(row.sdr_before), *middle, _db(row.sdr_after), _db(row.sdr_gain, True),
                       _db(row.leakage_before_db), _db(row.leakage_after_db), _db(row.leakage_drop_db, True))
     table.add_section()
-    table.add_row("mean", _db(result.mean_sdr_before), _db(result.mean_sdr_after),
+    middle = [_db(result.mean_sdr_before_resplit)] if untrained else []
+    table.add_row("mean", _db(result.mean_sdr_before), *middle, _db(result.mean_sdr_after),
                   _db(result.mean_sdr_after - result.mean_sdr_before, True), "", "", "")
     common.result_console().print(table)
 
