@@ -21,6 +21,7 @@ from ugosa_cli.labels import Labels, activation_rows
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "track", "stem", "ext")
+_FRAMES_PER_BATCH = 128  # STFT frames the resplit filter works on at once, to bound its memory
 
 
 @dataclass(frozen=True)
@@ -342,9 +343,6 @@ class StemFilter(Protocol):
     """What the labels do to the stems on their way to the files: :class:`Gate` or :class:`Resplit`."""
 
     def stream(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]: ...
-
-
-_FRAMES_PER_BATCH = 128  # STFT frames filtered at once, to bound memory
 
 
 def write_separation(
