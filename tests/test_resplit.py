@@ -96,6 +96,8 @@ def test_the_mean_of_two_block_streams_does_not_depend_on_their_block_sizes():
     np.testing.assert_allclose(mean, (first + second) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="differ in length by 1"):
         list(mean_blocks([first], [second[..., :999]]))
+    with pytest.raises(ValueError, match="differ in length by 1"):
+        list(mean_blocks([first[..., :999]], [second]))
 
 
 def test_a_mixture_shorter_than_the_stems_is_an_error():

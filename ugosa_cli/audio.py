@@ -15,7 +15,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Literal
+from typing import BinaryIO, Iterable, Iterator, Literal
 
 import numpy as np
 import soundfile as sf
@@ -192,6 +192,34 @@ class StreamResampler:
     def flush(self) -> np.ndarray:
         """The filter's remaining output at the end of the stream."""
         return self(np.zeros((self._channels, 0), np.float32), last=True)
+
+
+class BlockReader:
+    """A stream of (..., n) blocks read back in pieces of any length, whatever sizes the blocks came in."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
+        self._blocks = iter(blocks)
+        self._held: list[np.ndarray] = []
+        self._count = 0
+
+    def take(self, count: int) -> np.ndarray | None:
+        """The next ``count`` samples (fewer where the stream ends); None once the stream has nothing left."""
+        while self._count < count or not self._held:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._held.append(block)
+            self._count += block.shape[-1]
+        if not self._held:
+            return None
+        joined = np.concatenate(self._held, axis=-1) if len(self._held) > 1 else self._held[0]
+        rest = joined[..., count:]
+        self._held, self._count = ([rest] if rest.shape[-1] else []), rest.shape[-1]
+        return joined[..., :count]
+
+    def remaining(self) -> int:
+        """How many samples are left, read to the end of the stream."""
+        return self._count + sum(block.shape[-1] for block in self._blocks)
 
 
 def fit_length(samples: np.ndarray, frames: int) -> np.ndarray:

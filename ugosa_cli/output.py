@@ -14,7 +14,9 @@ from typing import BinaryIO, Iterable, Iterator, Protocol
 import numpy as np
 import soundfile as sf
 
-from ugosa_cli.audio import BIT_DEPTHS, BLOCK_FRAMES, CLIP_MODES, FORMATS, ClipMode, subtype_for, write_failure
+from ugosa_cli.audio import (
+    BIT_DEPTHS, BLOCK_FRAMES, CLIP_MODES, FORMATS, BlockReader, ClipMode, subtype_for, write_failure,
+)
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import reserve_temporary
 from ugosa_cli.labels import Labels, activation_rows
@@ -246,8 +248,7 @@ class Resplit:
         self.labels = labels
         self.samplerate = samplerate
         self.frames = frames
-        self.mixture = iter(mixture)
-        self._unused = np.zeros((0, 0), np.float32)
+        self.mixture = BlockReader(mixture)
         self.size = 1 << max(4, round(np.log2(window * samplerate)))
         self.hop = self.size // 4
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.size) / self.size)).astype(np.float32)
@@ -276,20 +277,14 @@ class Resplit:
         yield from self._emit(done, origin)
 
     def _mixture(self, count: int, channels: int) -> np.ndarray:
-        """The next ``count`` samples of the mixture (what a block brought beyond them waits for the next call)."""
-        pieces = [self._unused] if self._unused.shape[-1] else []
-        have = self._unused.shape[-1]
-        while have < count:
-            piece = next(self.mixture, None)
-            if piece is None:
-                raise ValueError(f"the mixture ended {count - have} samples before the stems")
-            if piece.shape[0] != channels:
-                raise ValueError(f"the mixture has {piece.shape[0]} channels, the stems {channels}")
-            pieces.append(np.asarray(piece, np.float32))
-            have += piece.shape[-1]
-        joined = np.concatenate(pieces, axis=-1) if pieces else np.zeros((channels, 0), np.float32)
-        self._unused = joined[:, count:]
-        return joined[:, :count]
+        """The next ``count`` samples of the mixture."""
+        piece = self.mixture.take(count)
+        have = 0 if piece is None else piece.shape[-1]
+        if piece is None or have < count:
+            raise ValueError(f"the mixture ended {count - have} samples before the stems")
+        if piece.shape[0] != channels:
+            raise ValueError(f"the mixture has {piece.shape[0]} channels, the stems {channels}")
+        return np.asarray(piece, np.float32)
 
     def _frames(
         self, stems: np.ndarray, mix: np.ndarray, origin: int, carry: np.ndarray

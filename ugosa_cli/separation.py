@@ -14,7 +14,6 @@ song of any length separates in the memory of a few segments.
 from __future__ import annotations
 
 import bisect
-import itertools
 import random
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ugosa_cli.audio import Audio, StreamResampler, fit_length, match_channels
+from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError
 from ugosa_cli.model import ConvTasNet
 
@@ -409,21 +408,16 @@ def separate_blocks(
 
 def mean_blocks(first: Iterable[np.ndarray], second: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """The sample-wise mean of two streams of blocks (..., n) of the same song, whatever their block sizes."""
-    pending: list[np.ndarray | None] = [None, None]
-    for blocks in itertools.zip_longest(first, second):
-        for index, block in enumerate(blocks):
-            if block is not None:
-                held = pending[index]
-                pending[index] = block if held is None else np.concatenate([held, block], axis=-1)
-        a, b = pending
-        if a is not None and b is not None:
-            ready = min(a.shape[-1], b.shape[-1])
-            if ready:
-                yield (a[..., :ready] + b[..., :ready]) * np.float32(0.5)
-            pending = [a[..., ready:], b[..., ready:]]
-    lengths = [0 if held is None else held.shape[-1] for held in pending]
-    if lengths[0] != lengths[1]:
-        raise ValueError(f"the streams differ in length by {abs(lengths[0] - lengths[1])} samples")
+    blocks, other = iter(first), BlockReader(second)
+    for block in blocks:
+        partner = other.take(block.shape[-1])
+        matched = 0 if partner is None else partner.shape[-1]
+        if matched < block.shape[-1]:
+            short = block.shape[-1] - matched + sum(rest.shape[-1] for rest in blocks)
+            raise ValueError(f"the streams differ in length by {short} samples")
+        yield (block + partner) * np.float32(0.5)
+    if other.remaining():
+        raise ValueError(f"the streams differ in length by {other.remaining()} samples")
 
 
 def stem_channel_blocks(audio: AudioBlocks, *, downmix: bool = False) -> Iterator[np.ndarray]:
