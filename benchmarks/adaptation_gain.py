@@ -3,9 +3,9 @@
     python benchmarks/adaptation_gain.py                          # 8 songs of 20 s, the demo model
     python benchmarks/adaptation_gain.py --songs 1 --duration 4 --no-bsseval --strategies B0,P-L5:D   # smoke
 
-Songs: seeds ``3_000_000 + k`` (never used to train or validate the demo model, see ``ugosa_cli/demo.py``),
+Songs: seeds ``3_000_000 + k`` (never used to train or validate the demo model, see ``ugosa_cli/demo/runner.py``),
 with timbres moved away from the training distribution: by default by ``HELD_OUT_TIMBRE`` (2) of
-``ugosa_cli/demo.py``, alternating its sign (``--timbres``, cycled over the songs). As in the paper's
+``ugosa_cli/demo/runner.py``, alternating its sign (``--timbres``, cycled over the songs). As in the paper's
 experiment, each source rests in one quarter of each song (``--rests quarters``, the default;
 ``--rests sections`` draws sections at random as the training songs do). Each
 strategy starts from the same model and adapts with the song's true activation labels, using the
@@ -45,13 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
 from ugosa_cli.adaptation import Adapter, count_trainable, model_settings, parse_strategy  # noqa: E402
-from ugosa_cli.demo import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
+from ugosa_cli.demo.runner import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr  # noqa: E402
 from ugosa_cli.output import resplit_array  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
-from ugosa_cli.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
+from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
 
 BENCHMARK_SEED_BASE = 3_000_000
 TARGET_GAIN_DB = 1.0

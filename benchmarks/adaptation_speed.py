@@ -31,8 +31,8 @@ from ugosa_cli.adaptation import (
     window_starts,
 )
 from ugosa_cli.labels import activation_matrix, labels_from_regions
-from ugosa_cli.model import ConvTasNet, ModelConfig
-from ugosa_cli.synth import generate_song
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+from ugosa_cli.demo.synth import generate_song
 
 TINY = ModelConfig(N=32, B=32, H=64, X=3, R=4)
 

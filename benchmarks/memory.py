@@ -52,7 +52,7 @@ def measure(minutes: float, tiny: bool, folder: Path) -> dict[str, object]:
     import torch
 
     from ugosa_cli.checkpoint import save_checkpoint
-    from ugosa_cli.model import ConvTasNet, ModelConfig
+    from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
 
     torch.manual_seed(0)
     model_file = folder / "model.th"

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
 from ugosa_cli.adaptation import Adapter, model_settings  # noqa: E402
-from ugosa_cli.demo import HELD_OUT_TIMBRE, song_labels  # noqa: E402
+from ugosa_cli.demo.runner import HELD_OUT_TIMBRE, song_labels  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import mdx_sdr  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
-from ugosa_cli.synth import SOURCES, generate_song  # noqa: E402
+from ugosa_cli.demo.synth import SOURCES, generate_song  # noqa: E402
 
 SEED_BASE = 2_000_200
 

@@ -31,9 +31,9 @@ from ugosa_cli.cli import app
 from ugosa_cli.cli.adapt_cmd import PROTOCOLS
 from ugosa_cli.labels import LABEL_FORMATS
 from ugosa_cli.metrics import FRAME_RULES
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES
 from ugosa_cli.separation import DEVICES
-from ugosa_cli.synth import REST_LAYOUTS
+from ugosa_cli.demo.synth import REST_LAYOUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROG = "ugosa"

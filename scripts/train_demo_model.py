@@ -11,13 +11,13 @@ whose stems add up to the mixture makes mistakes by moving sound between sources
 and moved sound is what the labels of guided adaptation can put back.
 
 Validation songs use seeds from ``VALID_SEED_BASE``; the benchmark and ``ugosa demo`` use other ranges
-(see ``ugosa_cli/demo.py``), so no song used here is ever scored as held out.
+(see ``ugosa_cli/demo/runner.py``), so no song used here is ever scored as held out.
 
 Run from the repository root (defaults fit in under an hour on 2 CPU cores)::
 
     .venv/bin/python scripts/train_demo_model.py
 
-It writes ``ugosa_cli/models/demo-<sha256[:8]>.th`` and prints the registry line for ``ugosa_cli/hub.py``.
+It writes ``ugosa_cli/demo/demo-<sha256[:8]>.th`` and prints the registry line for ``ugosa_cli/hub.py``.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from ugosa_cli.checkpoint import load_model_file, save_checkpoint  # noqa: E402
 from ugosa_cli.errors import UgosaError  # noqa: E402
 from ugosa_cli.fsutil import sha256_file  # noqa: E402
 from ugosa_cli.metrics import mdx_sdr  # noqa: E402
-from ugosa_cli.model import ConvTasNet, ModelConfig  # noqa: E402
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
-from ugosa_cli.synth import SOURCES, generate_song  # noqa: E402
+from ugosa_cli.demo.synth import SOURCES, generate_song  # noqa: E402
 
 TRAIN_SEED_BASE = 1_000_000
 VALID_SEED_BASE = 1_900_000
@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="weight of the mixture-consistency term |sum of estimates - mix|")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this checkpoint's weights (its configuration must be the demo's)")
-    parser.add_argument("--out-dir", type=Path, default=REPO / "ugosa_cli" / "models", help="where to write")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "ugosa_cli" / "demo", help="where to write")
     return parser.parse_args(argv)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.cli import common, main
-from ugosa_cli.model import ConvTasNet, ModelConfig
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
 
 # Tests use small models, where one thread is faster than two and immune to CPU oversubscription.
 torch.set_num_threads(1)

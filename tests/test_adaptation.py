@@ -21,7 +21,7 @@ from ugosa_cli.adaptation import (
     window_starts,
 )
 from ugosa_cli.errors import InputError
-from ugosa_cli.model import ConvTasNet, ModelConfig
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
 
 PAPER_TP = {1: 8_244_284, 2: 5_586_984, 3: 2_929_684, 4: 406_017, 5: 10_240}
 RATE = TINY_CONFIG.samplerate

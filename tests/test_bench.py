@@ -19,8 +19,8 @@ from ugosa_cli.adaptation import Adapter, Strategy, count_trainable
 from ugosa_cli.checkpoint import load_model_file, save_checkpoint
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import bss_eval_v4
-from ugosa_cli.model import ConvTasNet, ModelConfig
-from ugosa_cli.synth import generate_song, write_song
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+from ugosa_cli.demo.synth import generate_song, write_song
 
 RATE = 44100
 TRACKS = ("Beta Song", "Alpha Song", "Gamma Song")  # sorted: Alpha, Beta, Gamma

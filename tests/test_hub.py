@@ -18,7 +18,7 @@ import torch
 from ugosa_cli import hub
 from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.errors import InputError, RunError
-from ugosa_cli.model import ConvTasNet
+from ugosa_cli.models.convtasnet import ConvTasNet
 
 
 class ModelServer:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ugosa_cli.adaptation import AdaptationSettings, Adapter
-from ugosa_cli.model import ConvTasNet, ModelConfig, _DilatedDepthwise
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, _DilatedDepthwise
 
 SMALL = ModelConfig(N=16, L=8, B=12, H=24, P=3, X=4, R=3, samplerate=8000, segment=8000)
 

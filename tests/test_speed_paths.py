@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ugosa_cli.model import ConvTasNet, ModelConfig, global_moments
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, global_moments
 from ugosa_cli.separation import SeparationOptions, separate_array
 
 # Dilations up to 8 against 40-frame inputs: taps fall on the padding at both ends, some beyond the input.

@@ -12,7 +12,7 @@ import pytest
 from ugosa_cli.audio import read_audio
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import read_labels
-from ugosa_cli.synth import SOURCES, Song, drum_kit, generate_song, write_song
+from ugosa_cli.demo.synth import SOURCES, Song, drum_kit, generate_song, write_song
 
 SR = 22050
 DURATION = 4.0

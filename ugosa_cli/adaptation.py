@@ -24,7 +24,7 @@ import torch_optimizer
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.model import ConvTasNet
+from ugosa_cli.models.convtasnet import ConvTasNet
 
 LOSSES = {"P": "proposed", "M": "mixture only", "S": "supervised (oracle stems)"}
 CUTS = (1, 2, 3, 4, 5)

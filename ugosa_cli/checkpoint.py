@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path, sha256_file
-from ugosa_cli.model import ConvTasNet, ModelConfig, build_model, config_from_state_dict
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
 
 CHECKPOINT_FORMAT = "ugosa-checkpoint"
 CHECKPOINT_VERSION = 1

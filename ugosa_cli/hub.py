@@ -41,7 +41,7 @@ Warn = Callable[[str], None]
 
 DEFAULT_MODEL = "tasnet"
 DEFAULT_ROOT = "https://dl.fbaipublicfiles.com/demucs/v3.0/"
-PACKAGED_DIR = Path(__file__).resolve().parent / "models"
+PACKAGED_DIR = Path(__file__).resolve().parent / "demo"
 SOCKET_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_S = 30 * 60.0
 CHUNK_BYTES = 1 << 16
@@ -53,7 +53,7 @@ _FALSE_WORDS = ("", "0", "false", "no", "off")
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registry model: downloaded from the model root, or shipped in ``ugosa_cli/models/``."""
+    """One registry model: downloaded from the model root, or shipped in ``ugosa_cli/demo/``."""
 
     name: str
     file: str

@@ -41,7 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES
 
 LABEL_FORMATS: tuple[str, ...] = ("audacity", "csv", "tsv", "frames", "json")
 TIME_DIGITS = 6  # times are rounded to microseconds

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError
-from ugosa_cli.model import ConvTasNet
+from ugosa_cli.models.convtasnet import ConvTasNet
 
 ProgressCallback = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import Labels, labels_from_regions
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES
 
 REFERENCE_RATE = 44100
 REFERENCE_WINDOW = 4096  # samples at REFERENCE_RATE

@@ -34,7 +34,7 @@ from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import ensure_writable, sha256_file
 from ugosa_cli.labels import LABEL_FORMATS, Labels, activation_matrix, read_labels
-from ugosa_cli.model import ConvTasNet
+from ugosa_cli.models.convtasnet import ConvTasNet
 from ugosa_cli.separation import DEVICES, pick_device
 
 PROTOCOLS = ("auto", "paper")

@@ -15,7 +15,7 @@ from ugosa_cli.audio import Audio, collect_stems, fit_length, match_channels, re
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import METRICS, evaluate_stems
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES
 
 _HEADINGS = {"MDX_SDR": "MDX SDR"}
 

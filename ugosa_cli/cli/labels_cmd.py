@@ -27,7 +27,7 @@ from ugosa_cli.labels import (
     read_labels,
     source_for_name,
 )
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES
 from ugosa_cli.stem_activity import DEFAULT_MIN_GAP, DEFAULT_MIN_REGION, DEFAULT_THETA, detect_activations
 
 app = typer.Typer(

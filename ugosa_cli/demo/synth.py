@@ -24,7 +24,7 @@ from ugosa_cli.audio import write_audio
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import format_labels, labels_from_regions
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES
 
 SOURCES = DEFAULT_SOURCES
 # Where sources rest: "sections" (sections drawn from the seed, each source resting in some of them) or

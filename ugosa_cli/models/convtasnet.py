@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
+from ugosa_cli.sources import DEFAULT_SOURCES
 
-DEFAULT_SOURCES = ("drums", "bass", "other", "vocals")
 EPS = 1e-8
 
 

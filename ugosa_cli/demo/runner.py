@@ -38,7 +38,7 @@ from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_fr
 from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.output import resplit_array
 from ugosa_cli.separation import SeparationOptions, separate_array
-from ugosa_cli.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
+from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 
 DEMO_MODEL = "demo"
 HELD_OUT_SEED_BASE = 2_000_000

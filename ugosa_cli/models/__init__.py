@@ -1,0 +1,1 @@
+"""Separation models, one module per family (ConvTasNet today), each with its adaptation cut points."""
