@@ -49,7 +49,7 @@ from ugosa_cli.demo.runner import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, s
 from ugosa_cli.errors import InputError  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr  # noqa: E402
-from ugosa_cli.output import resplit_array  # noqa: E402
+from ugosa_cli.postfilters import resplit_array  # noqa: E402
 from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
 from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
 

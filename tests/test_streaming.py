@@ -15,7 +15,8 @@ from conftest import tone_mix
 from ugosa_cli.audio import Audio, AudioFile, resample, write_failure
 from ugosa_cli.errors import RunError
 from ugosa_cli.labels import Labels, activation_matrix
-from ugosa_cli.output import Gate, OutputSpec, StemSelection, StemWriter, write_separation
+from ugosa_cli.output import OutputSpec, StemSelection, StemWriter, write_separation
+from ugosa_cli.postfilters import Gate
 from ugosa_cli.separation import SeparationOptions, separate_array, separate_audio, separate_blocks
 
 

@@ -60,7 +60,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
-from ugosa_cli.output import resplit_array
+from ugosa_cli.postfilters import resplit_array
 from ugosa_cli.separation import SeparationOptions, separate_array
 from ugosa_cli.stem_activity import detect_activations
 

@@ -14,9 +14,8 @@ from ugosa_cli.audio import STDIN, Audio, AudioFile
 from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable
-from ugosa_cli.output import (
-    DEFAULT_TEMPLATE, Gate, OutputSpec, Resplit, StemFilter, StemSelection, StemWriter, write_separation,
-)
+from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, StemSelection, StemWriter, write_separation
+from ugosa_cli.postfilters import Gate, Resplit, StemFilter
 from ugosa_cli.separation import SeparationOptions, mean_blocks, pick_device, separate_blocks, stem_channel_blocks
 
 

@@ -36,7 +36,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
 from ugosa_cli.metrics import mdx_sdr
-from ugosa_cli.output import resplit_array
+from ugosa_cli.postfilters import resplit_array
 from ugosa_cli.separation import SeparationOptions, separate_array
 from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 
