@@ -44,14 +44,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
-from ugosa_cli.adaptation import Adapter, count_trainable, model_settings, parse_strategy  # noqa: E402
 from ugosa_cli.demo.runner import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
-from ugosa_cli.errors import InputError  # noqa: E402
+from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr  # noqa: E402
-from ugosa_cli.postfilters import resplit_array  # noqa: E402
-from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
-from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
+from ugosa_cli.pipeline import RESPLIT_GUIDES, GuidedSeparator, with_strategy  # noqa: E402
+from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings  # noqa: E402
+from ugosa_cli.strategy import B0, Loss, Strategy, available, count_trainable  # noqa: E402
 
 BENCHMARK_SEED_BASE = 3_000_000
 TARGET_GAIN_DB = 1.0
@@ -84,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resplit", action="store_true",
                         help="also score each strategy's stems re-split by the labels as ugosa separate --resplit "
                              "does (rows <strategy>+resplit)")
-    parser.add_argument("--resplit-guide", default="mean", choices=("mean", "adapted"),
+    parser.add_argument("--resplit-guide", default="mean", choices=RESPLIT_GUIDES,
                         help="whose stems guide a strategy's resplit: the mean of B0's and the adapted model's (default, "
                              "as ugosa separate does) or the adapted model's alone")
     parser.add_argument("--no-bsseval", action="store_true", help="skip BSSEval (fast; whole-song SDR only)")
@@ -93,17 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def strategy_names(model: torch.nn.Module, requested: str | None) -> list[str]:
+def strategies_to_run(model: torch.nn.Module, requested: str | None) -> list[Strategy]:
+    """The requested strategies, or B0 and every P-Lk:D the model has."""
     if requested:
-        return [parse_strategy(name).name for name in requested.split(",") if name.strip()]
-    names = ["B0"]
-    for cut in range(1, 6):
-        try:
-            count_trainable(model, parse_strategy(f"P-L{cut}:D"))
-        except InputError:
-            continue  # this model is too shallow for that cut
-        names.append(f"P-L{cut}:D")
-    return names
+        return [Strategy.parse(name) for name in requested.split(",") if name.strip()]
+    return [B0] + [s for s in available(model) if s.loss is Loss.PROPOSED]
 
 
 def score(references: np.ndarray, estimates: np.ndarray, activations: np.ndarray, rate: int,
@@ -187,17 +180,20 @@ def main(argv: list[str] | None = None) -> None:
     began = time.time()
     loaded = hub.resolve_model(args.model, offline=True)
     model = loaded.model
-    base_state = {key: value.clone() for key, value in model.state_dict().items()}
-    strategies = strategy_names(model, args.strategies)
+    chosen = strategies_to_run(model, args.strategies)
+    strategies = [s.name for s in chosen]
     timbres = [float(t) for t in args.timbres.split(",")]
-    overrides = dict(epochs=args.epochs, lr=args.lr, window=args.window, hop=args.hop, optimizer=args.optimizer,
-                     gamma=args.gamma)
-    settings = {s: model_settings(loaded.provenance, strategy=s, **overrides) for s in strategies if s != "B0"}
-    tp = {s: count_trainable(model, parse_strategy(s)) for s in strategies}
+    request = AdaptationRequest(epochs=args.epochs, lr=args.lr, window=args.window, hop=args.hop,
+                                optimizer=args.optimizer, gamma=args.gamma)
+    # What ugosa separate --labels [--resplit] runs, song after song.
+    pipeline = GuidedSeparator(loaded, adaptation=request, post_filter="resplit" if args.resplit else None,
+                               resplit_guide=args.resplit_guide)
+    tp = {s.name: count_trainable(model, s) for s in chosen}
     print(f"model {loaded.name} (sha256 {loaded.sha256[:8]}), {args.songs} songs x {args.duration:g} s, "
           f"timbres {timbres}, rests in {args.rests}, seeds {args.first_seed}..{args.first_seed + args.songs - 1}")
-    if settings:
-        example = next(iter(settings.values())).to_dict()
+    trained = [s for s in chosen if s.trains]
+    if trained:
+        example = resolve_settings(with_strategy(request, trained[0]), recommendation(loaded), cuda=False).to_dict()
         print("adaptation: " + ", ".join(f"{k}={example[k]}" for k in ("epochs", "lr", "window", "hop", "optimizer", "gamma")))
 
     records = []
@@ -207,22 +203,27 @@ def main(argv: list[str] | None = None) -> None:
         labels = song_labels(song)
         activations = activation_matrix(labels, song.samplerate, song.frames)
         references = np.stack([song.stems[name] for name in SOURCES])
-        if args.resplit:
-            model.load_state_dict(base_state)
-            pretrained = separate_array(model, song.mix, SeparationOptions())
-        for strategy in strategies:
-            model.load_state_dict(base_state)
+        pretrained, b0_seconds = None, 0.0  # B0's stems: scored as B0, and guiding the resplit after adapting
+        if args.resplit or B0 in chosen:
             started = time.time()
-            if strategy != "B0":
-                Adapter(model, song.mix, activations, settings[strategy]).run()
-            estimates = separate_array(model, song.mix, SeparationOptions())
-            variants = {strategy: estimates}
+            pipeline.reset()
+            pretrained = pipeline.separate_array(song.mix, labels)
+            b0_seconds = time.time() - started
+        for strategy in chosen:
+            started = time.time() - (0.0 if strategy.trains else b0_seconds)
+            if strategy.trains:
+                pipeline.adapt(pipeline.plan_array(song.mix, activations, request=with_strategy(request, strategy),
+                                                   estimate=False))
+                stems = pipeline.separate_array(song.mix, labels, pretrained=pretrained.model if pretrained else None)
+            else:
+                assert pretrained is not None
+                stems = pretrained
+            variants = {strategy.name: stems.model}
             if args.resplit:
-                mean_guide = strategy != "B0" and args.resplit_guide == "mean"  # as ugosa separate does
-                guide = 0.5 * (pretrained + estimates) if mean_guide else estimates
-                variants[f"{strategy}{RESPLIT}"] = resplit_array(guide, song.mix, labels, song.samplerate)
-            for name, stems in variants.items():
-                scores = score(references, stems, activations, song.samplerate, not args.no_bsseval, args.frame_rule)
+                variants[f"{strategy.name}{RESPLIT}"] = stems.written
+            for name, estimates in variants.items():
+                scores = score(references, estimates, activations, song.samplerate, not args.no_bsseval,
+                               args.frame_rule)
                 records.append({"song": k, "seed": song.seed, "timbre": song.timbre, "strategy": name,
                                 "seconds": round(time.time() - started, 2), "scores": scores})
                 mean = np.mean([scores[n]["song_SDR"] for n in SOURCES])

@@ -21,18 +21,11 @@ import time
 
 import torch
 
-from ugosa_cli.adaptation import (
-    Adapter,
-    AdaptationSettings,
-    _make_optimizer,
-    freeze_for,
-    parse_strategy,
-    proposed_loss,
-    window_starts,
-)
+from ugosa_cli.adaptation import Adapter, AdaptationSettings, _make_optimizer, proposed_loss, window_starts
 from ugosa_cli.labels import activation_matrix, labels_from_regions
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
 from ugosa_cli.demo.synth import generate_song
+from ugosa_cli.strategy import Strategy, freeze_for
 
 TINY = ModelConfig(N=32, B=32, H=64, X=3, R=4)
 
@@ -43,7 +36,7 @@ def plain_step_seconds(model: ConvTasNet, strategy: str, mix: torch.Tensor, acts
     Switches ``model`` to ``nn.Conv1d`` depthwise convs first, as the paper's code trains.
     """
     model.use_fast_backward(False)
-    trainable = freeze_for(model, parse_strategy(strategy))
+    trainable = freeze_for(model, Strategy.parse(strategy))
     optimizer = _make_optimizer("ranger", trainable, 1e-5)
     timings = []
     for _ in range(steps + 1):

@@ -29,12 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ugosa_cli import hub  # noqa: E402
-from ugosa_cli.adaptation import Adapter, model_settings  # noqa: E402
 from ugosa_cli.demo.runner import HELD_OUT_TIMBRE, song_labels  # noqa: E402
 from ugosa_cli.labels import activation_matrix  # noqa: E402
 from ugosa_cli.metrics import mdx_sdr  # noqa: E402
-from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
 from ugosa_cli.demo.synth import SOURCES, generate_song  # noqa: E402
+from ugosa_cli.pipeline import GuidedSeparator  # noqa: E402
+from ugosa_cli.planning import AdaptationRequest  # noqa: E402
 
 SEED_BASE = 2_000_200
 
@@ -69,11 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     began = time.time()
     loaded = hub.resolve_model(args.model, offline=True)
     model = loaded.model
-    base_state = {key: value.clone() for key, value in model.state_dict().items()}
-    settings = model_settings(loaded.provenance, epochs=args.epochs)
+    pipeline = GuidedSeparator(loaded, adaptation=AdaptationRequest(epochs=args.epochs))
     shares = [float(s) for s in args.shares.split(",")]
     print(f"model {loaded.name} (sha256 {loaded.sha256[:8]}), {args.songs} songs x {args.duration:g} s, "
-          f"seeds {SEED_BASE}.., {settings.strategy}, {settings.epochs} epochs")
+          f"seeds {SEED_BASE}.., {pipeline.strategy}, {args.epochs or 'the recommended'} epochs")
     print(f"{'song':>4} {'source':<7} {'share':>5} {'SDR B0':>7} {'adapted':>7} {'level B0':>8} {'adapted':>7} "
           f"{'others B0':>9} {'adapted':>7}")
     rows = []
@@ -87,10 +86,10 @@ def main(argv: list[str] | None = None) -> None:
             activations = stretched_rest(quarters, source, share)
             stems = np.stack([song.stems[name] for name in SOURCES]) * activations[:, None, :]
             mix = stems.sum(axis=0).astype(np.float32)
-            model.load_state_dict(base_state)
-            before = separate_array(model, mix, SeparationOptions())
-            Adapter(model, mix, activations, settings).run()
-            after = separate_array(model, mix, SeparationOptions())
+            plan = pipeline.plan_array(mix, activations, estimate=False)
+            before = pipeline.separate_array(mix).model
+            pipeline.adapt(plan)
+            after = pipeline.separate_array(mix).model
             plays = activations[source] > 0.5
             others = [i for i in range(len(SOURCES)) if i != source]
             row = {

@@ -25,10 +25,11 @@ import typer.main
 from typer._click.core import Context, Parameter
 
 from ugosa_cli import hub
-from ugosa_cli.adaptation import OPTIMIZERS, STRATEGY_NAMES
+from ugosa_cli.adaptation import OPTIMIZERS
+from ugosa_cli.strategy import STRATEGY_NAMES
 from ugosa_cli.audio import BIT_DEPTHS, CLIP_MODES, FORMATS
 from ugosa_cli.cli import app
-from ugosa_cli.cli.adapt_cmd import PROTOCOLS
+from ugosa_cli.planning import PROTOCOLS
 from ugosa_cli.labels import LABEL_FORMATS
 from ugosa_cli.metrics import FRAME_RULES
 from ugosa_cli.sources import DEFAULT_SOURCES

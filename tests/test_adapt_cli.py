@@ -149,7 +149,7 @@ def test_supervised_strategy_with_reference_folder(cli, model_file, song, tmp_pa
 
 
 def test_separate_with_labels_follows_the_model_recommendation(cli, tiny_model, song, tmp_path):
-    from ugosa_cli.adaptation import ADAPTATION_DEFAULTS_KEY
+    from ugosa_cli.planning import ADAPTATION_DEFAULTS_KEY
     from ugosa_cli.checkpoint import save_checkpoint
 
     path, labels = song

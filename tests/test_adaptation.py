@@ -1,4 +1,4 @@
-"""The adaptation core: what each strategy trains, prefix caching, losses and the CPU plan."""
+"""The adaptation core: what each strategy trains, prefix caching, losses, warnings and the CPU plan."""
 
 from __future__ import annotations
 
@@ -7,21 +7,13 @@ import pytest
 import torch
 
 from conftest import TINY_CONFIG, tone_mix
-from ugosa_cli.adaptation import (
-    Adapter,
-    AdaptationSettings,
-    SplitModel,
-    count_trainable,
-    fit_to_budget,
-    freeze_for,
-    informative_order,
-    mostly_silent,
-    parse_strategy,
-    strategy_table,
-    window_starts,
-)
+from ugosa_cli.adaptation import Adapter, AdaptationSettings, informative_order, window_starts
+from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
+from ugosa_cli.models import family_of
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+from ugosa_cli.planning import AdaptationRequest, fit_to_budget, mostly_silent, plan_adaptation
+from ugosa_cli.strategy import Strategy, count_trainable, freeze_for, strategy_table
 
 PAPER_TP = {1: 8_244_284, 2: 5_586_984, 3: 2_929_684, 4: 406_017, 5: 10_240}
 RATE = TINY_CONFIG.samplerate
@@ -44,15 +36,15 @@ def _fresh(base: ConvTasNet) -> ConvTasNet:
 @pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
 def test_trainable_parameters_of_the_full_tasnet_equal_the_paper(cut):
     model = ConvTasNet(ModelConfig())
-    assert count_trainable(model, parse_strategy(f"P-L{cut}:D")) == PAPER_TP[cut]
+    assert count_trainable(model, Strategy.parse(f"P-L{cut}:D")) == PAPER_TP[cut]
 
 
 def test_strategy_names_parse_case_insensitively_and_bad_ones_are_rejected():
-    assert parse_strategy("p-l2:d").name == "P-L2:D"
-    assert not parse_strategy("b0").trains
+    assert Strategy.parse("p-l2:d").name == "P-L2:D"
+    assert not Strategy.parse("b0").trains
     for bad in ("P-L6:D", "X-L1:D", "L2", ""):
         with pytest.raises(InputError, match="unknown strategy"):
-            parse_strategy(bad)
+            Strategy.parse(bad)
 
 
 def test_table_lists_b0_and_every_strategy_with_counts(tiny_model):
@@ -64,11 +56,11 @@ def test_table_lists_b0_and_every_strategy_with_counts(tiny_model):
 
 @pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
 def test_prefix_then_suffix_equals_the_whole_model(tiny_model, cut):
-    split = SplitModel(tiny_model, parse_strategy(f"P-L{cut}:D"))
+    split = family_of(tiny_model).split(tiny_model, cut)
     x = torch.randn(2, 2, 3000)
     with torch.no_grad():
         whole = tiny_model(x)
-        parts = split.suffix(*split.prefix(x), x.shape[-1])
+        parts = split.suffix(split.prefix(x), x.shape[-1])
     torch.testing.assert_close(parts, whole, rtol=0, atol=1e-6)
 
 
@@ -77,7 +69,7 @@ def test_frozen_parameters_stay_bit_identical_and_trained_ones_move(tiny_model, 
     mix, acts = _song()
     model = _fresh(tiny_model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    freeze_for(model, parse_strategy(strategy))
+    freeze_for(model, Strategy.parse(strategy))
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     settings = AdaptationSettings(strategy=strategy, epochs=1, lr=1e-3, window=1.0, hop=1.0, seed=0)
     Adapter(model, mix, acts, settings).run()
@@ -124,7 +116,7 @@ def test_same_seed_repeats_exactly_on_cpu(tiny_model):
 
 def test_supervised_strategy_needs_references_and_uses_them(tiny_model):
     mix, acts = _song()
-    with pytest.raises(InputError, match="--references"):
+    with pytest.raises(InputError, match="S-L2:D needs the true stems"):
         Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(strategy="S-L2:D"))
     refs = np.stack([mix / 4] * 4)
     result = Adapter(
@@ -152,12 +144,18 @@ def test_a_source_labelled_silent_for_most_of_the_song_is_warned_about(tiny_mode
     acts[2, : int(0.7 * frames)] = 0  # "other" rests 70 % of the song, then plays
     acts[1] = 0  # bass never plays: silencing it everywhere is what the labels ask
     assert mostly_silent(acts, tiny_model.sources) == {"other": pytest.approx(0.7, abs=1e-3)}
-    warnings = Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(strategy="P-L5:D")).warnings
-    assert len(warnings) == 1 and warnings[0].startswith("other is labelled silent for 70% of the song")
+
+    def warnings(strategy: str, mix: np.ndarray, acts: np.ndarray) -> list[str]:
+        loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
+        request = AdaptationRequest(strategy=Strategy.parse(strategy), epochs=1)
+        return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False).warnings
+
+    found = warnings("P-L5:D", mix, acts)
+    assert len(found) == 1 and found[0].startswith("other is labelled silent for 70% of the song")
     # Vocals resting 1.5 s of 4 s and drums 1.5 s are within what the proposed loss handles.
-    assert not Adapter(_fresh(tiny_model), *_song(), AdaptationSettings(strategy="P-L5:D")).warnings
+    assert not warnings("P-L5:D", *_song())
     for untouched in ("M-L5:D", "B0"):
-        assert not Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(strategy=untouched)).warnings
+        assert not warnings(untouched, mix, acts)
 
 
 def test_b0_trains_nothing(tiny_model):

@@ -6,6 +6,8 @@ score); the model is stereo, so mono tracks also exercise the channel conversion
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 
@@ -14,12 +16,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from ugosa_cli import bench
-from ugosa_cli.adaptation import Adapter, Strategy, count_trainable
+from ugosa_cli import bench, pipeline
+from ugosa_cli.adaptation import Adapter
+from ugosa_cli.strategy import B0, Loss, Strategy, count_trainable
 from ugosa_cli.checkpoint import load_model_file, save_checkpoint
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import bss_eval_v4
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+from conftest import TINY_CONFIG
 from ugosa_cli.demo.synth import generate_song, write_song
 
 RATE = 44100
@@ -50,7 +54,8 @@ class Calls:
     def __init__(self, monkeypatch, name: str, fail_at: int | None = None) -> None:
         self.count = 0
         self.fail_at = fail_at
-        original = getattr(bench, name)
+        module = pipeline if name == "separate_array" else bench  # bench separates through the pipeline
+        original = getattr(module, name)
 
         def wrapper(*args, **kwargs):
             self.count += 1
@@ -58,7 +63,7 @@ class Calls:
                 raise KeyboardInterrupt
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(bench, name, wrapper)
+        monkeypatch.setattr(module, name, wrapper)
 
 
 def test_bench_runs_end_to_end_and_resume_recomputes_nothing(cli, musdb, model_file, tmp_path, monkeypatch):
@@ -101,7 +106,7 @@ def test_bench_runs_end_to_end_and_resume_recomputes_nothing(cli, musdb, model_f
     rows = {row["strategy"]: row for row in document["rows"]}
     assert list(rows) == ["B0", "P-L3:D"]
     assert rows["B0"]["trainable_parameters"] == 0
-    assert rows["P-L3:D"]["trainable_parameters"] == count_trainable(load_model_file(model_file).model, Strategy("P", 3))
+    assert rows["P-L3:D"]["trainable_parameters"] == count_trainable(load_model_file(model_file).model, Strategy(Loss.PROPOSED, 3))
     for row in rows.values():
         assert row["tracks"] == 2
         for source in document["sources"]:
@@ -209,12 +214,15 @@ def test_tracks_are_found_under_the_root_or_its_test_folder_in_name_order(musdb)
         bench.select_tracks(tracks, count=None, names=["Nope"])
 
 
-def test_default_strategies_are_the_papers_for_the_models_depth():
-    names = [s.name for s in bench.strategies_for(4, None)]
+def test_default_strategies_are_the_papers_for_the_models_depth(tiny_model):
+    names = [s.name for s in bench.strategies_for(tiny_model, None)]
     assert names == ["P-L1:D", "P-L2:D", "P-L3:D", "P-L4:D", "P-L5:D", "B0"]
-    assert [s.name for s in bench.strategies_for(2, None)] == ["P-L1:D", "P-L4:D", "P-L5:D", "B0"]
+    shallow = ConvTasNet(dataclasses.replace(TINY_CONFIG, R=2))
+    assert [s.name for s in bench.strategies_for(shallow, None)] == ["P-L1:D", "P-L4:D", "P-L5:D", "B0"]
+    with pytest.raises(InputError, match="L2 needs a model with more than 2 repeats"):
+        bench.strategies_for(shallow, ["P-L2:D"])
     with pytest.raises(InputError, match="listed twice"):
-        bench.strategies_for(4, ["B0", "b0"])
+        bench.strategies_for(tiny_model, ["B0", "b0"])
 
 
 def test_variant_order_is_a_seeded_permutation_per_track():
@@ -249,7 +257,7 @@ def test_each_source_is_silenced_in_its_quarter_with_smooth_borders():
 def test_prepared_variant_mixture_is_the_sum_of_the_modified_stems(musdb, model_file, tmp_path):
     loaded = load_model_file(model_file)
     tracks = bench.find_tracks(musdb)[:1]
-    run = bench.Bench(loaded, tracks, [Strategy(None, None)], bench.BenchSettings(), tmp_path / "b")
+    run = bench.Bench(loaded, tracks, [B0], bench.BenchSettings(), tmp_path / "b")
     prepared = run.prepare(tracks[0])
     np.testing.assert_allclose(prepared.mixture, sum(prepared.stems.values()), atol=1e-6)
     # The oracle labels are those of the modified stems, not of the original ones.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ugosa_cli import hub
-from ugosa_cli.adaptation import STRATEGY_NAMES
+from ugosa_cli.strategy import STRATEGY_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"

@@ -21,9 +21,10 @@ quarter border are scored (a handful per song): that is what the paper's numbers
 here. ``frame_rule="per-source"`` scores each source on every frame where its own reference and estimate
 have sound.
 
-With ``resplit`` every job is also scored after the label-constrained Wiener filter of ``ugosa separate
---labels --resplit`` (:class:`ugosa_cli.output.Resplit`, guided by B0's stems for B0 and by the mean of B0's
-and the adapted model's for a strategy), in rows ``<strategy>+resplit``.
+Training settings follow the precedence rule every command uses (:mod:`ugosa_cli.planning`); every job runs
+through the same :class:`~ugosa_cli.pipeline.GuidedSeparator` as ``ugosa separate --labels``. With
+``resplit`` every job is also scored after that command's ``--resplit`` post-filter, in rows
+``<strategy>+resplit``.
 
 Results are stored per track and strategy as JSON as soon as they are known, with the settings that made
 them; the variant audio and the derived labels are cached beside them, so a resumed run redoes nothing.
@@ -36,40 +37,34 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
+from torch import nn
 
 from ugosa_cli import __version__
-from ugosa_cli.adaptation import (
-    Adapter,
-    AdaptationSettings,
-    Strategy,
-    StepReport,
-    count_trainable,
-    fit_to_budget,
-    parse_strategy,
-)
+from ugosa_cli.adaptation import AdaptationSettings, Adapter, StepReport
 from ugosa_cli.audio import fit_length, match_channels, read_audio, resample, write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
-from ugosa_cli.postfilters import resplit_array
-from ugosa_cli.separation import SeparationOptions, separate_array
+from ugosa_cli.pipeline import GuidedSeparator, with_strategy
+from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, uses_cpu_budget
+from ugosa_cli.separation import SeparationOptions
 from ugosa_cli.stem_activity import detect_activations
+from ugosa_cli.strategy import B0, Loss, Strategy, available, check_available, count_trainable
 
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 TABLE_SOURCES = ("other", "bass", "drums", "vocals")  # the paper's column order
 VARIANTS = ("ugosa", "as-is")
 VARIANT_FFT = 2048
 VARIANT_HOP = 512
-PAPER_CUTS = (1, 2, 3, 4, 5)
 RESPLIT_SUFFIX = "+resplit"
 
 
@@ -85,8 +80,7 @@ class Track:
 class BenchSettings:
     """Everything that decides a result, besides the track and the strategy."""
 
-    training: AdaptationSettings = AdaptationSettings()
-    cpu_budget: bool = False  # fit training to about 2x the separation time on a CPU (``--protocol auto``)
+    request: AdaptationRequest = AdaptationRequest()  # the user's explicit training settings and protocol
     shifts: int = 0
     win: float = 2.0
     hop: float = 1.5
@@ -111,10 +105,15 @@ class BenchSettings:
         """The cache folder name of the prepared tracks: the variant and what it depends on."""
         return "as-is" if self.variant == "as-is" else f"ugosa-seed{self.variant_seed}"
 
-    def for_strategy(self, strategy: Strategy) -> AdaptationSettings:
-        return replace(self.training, strategy=strategy.name)
+    def training(self, strategy: Strategy, model: LoadedModel, device: torch.device) -> tuple[AdaptationSettings, bool]:
+        """The settings a strategy trains with (the precedence rule of :mod:`ugosa_cli.planning`), and whether
+        the CPU plan then fits them to the budget."""
+        request = with_strategy(self.request, strategy)
+        recommended = recommendation(model, request.protocol)
+        settings = resolve_settings(request, recommended, cuda=device.type == "cuda")
+        return settings, uses_cpu_budget(request, recommended, device)
 
-    def fingerprint(self, strategy: Strategy, model: LoadedModel) -> dict[str, object]:
+    def fingerprint(self, strategy: Strategy, model: LoadedModel, device: torch.device) -> dict[str, object]:
         """The settings a stored result must share to be reused (training settings only for trained strategies)."""
         values: dict[str, object] = {
             "model": model.name,
@@ -122,7 +121,7 @@ class BenchSettings:
             "variant": self.variant_key,
             "activations": "detect_activations(theta=0.01, sharpen=False, min_region=0, min_gap=0)",
             "shifts": self.shifts,
-            "separation_seed": self.training.seed if self.shifts else None,  # only the shifts are random
+            "separation_seed": self.request.seed if self.shifts else None,  # only the shifts are random
             "win": self.win,
             "hop": self.hop,
             "frame_rule": self.frame_rule,
@@ -130,10 +129,11 @@ class BenchSettings:
         if self.resplit:  # only when set, so results stored before this setting existed stay usable
             values["resplit"] = True
         if strategy.trains:
-            training = self.for_strategy(strategy).to_dict()
+            settings, cpu_budget = self.training(strategy, model, device)
+            training = settings.to_dict()
             training.pop("cache_bytes")  # memory, not results
             values["training"] = training
-            values["cpu_budget"] = self.cpu_budget
+            values["cpu_budget"] = cpu_budget
         return values
 
 
@@ -208,13 +208,14 @@ def select_tracks(
     return list(tracks[start : None if count is None else start + count])
 
 
-def strategies_for(model_depth: int, names: Sequence[str] | None) -> list[Strategy]:
+def strategies_for(model: nn.Module, names: Sequence[str] | None) -> list[Strategy]:
     """The requested strategies, parsed; by default every ``P-Lk:D`` the model has, then ``B0``."""
     if names:
-        strategies = [parse_strategy(name) for name in names]
+        strategies = [Strategy.parse(name) for name in names]
+        for strategy in strategies:
+            check_available(model, strategy)
     else:
-        cuts = [k for k in PAPER_CUTS if k >= 4 or k < model_depth]
-        strategies = [Strategy("P", k) for k in cuts] + [Strategy(None, None)]
+        strategies = [s for s in available(model) if s.loss is Loss.PROPOSED] + [B0]
     seen = [s.name for s in strategies]
     duplicates = sorted({name for name in seen if seen.count(name) > 1})
     if duplicates:
@@ -392,12 +393,16 @@ class Bench:
                 f"(no stem for {missing[0]}): use a MUSDB model such as tasnet"
             )
         for strategy in self.strategies:
-            count_trainable(model, strategy)  # refuses cuts the model does not have
+            check_available(model, strategy)
         for track in self.tracks:
             lacking = _missing_stems(track, model.sources)
             if lacking:
                 raise InputError(f"{track.folder}: no {lacking[0]}; every track needs {', '.join(MUSDB_SOURCES)} stems")
-        self.base_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        self.pipeline = GuidedSeparator(
+            self.loaded, device=self.device, adaptation=self.settings.request,
+            options=SeparationOptions(shifts=self.settings.shifts, seed=self.settings.request.seed),
+            post_filter="resplit" if self.settings.resplit else None,
+        )
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -426,7 +431,7 @@ class Bench:
 
     def fingerprint(self, strategy: Strategy) -> dict[str, object]:
         # Through JSON, so tuples compare equal to the lists read back from a file.
-        return json.loads(json.dumps(self.settings.fingerprint(strategy, self.loaded)))
+        return json.loads(json.dumps(self.settings.fingerprint(strategy, self.loaded, self.device)))
 
     def track_folder(self, track: Track) -> Path:
         return Path(self.out) / "tracks" / self.settings.variant_key / track.name
@@ -474,45 +479,27 @@ class Bench:
         refs = np.stack([fit_length(convert(prepared.stems[name]), mix.shape[1]) for name in self.sources])
         return mix, activation_matrix(prepared.labels, model.samplerate, mix.shape[1]), refs
 
-    def _adapter(
-        self, settings: AdaptationSettings, mix: np.ndarray, acts: np.ndarray, refs: np.ndarray
-    ) -> Adapter:
-        references = refs if parse_strategy(settings.strategy).loss == "S" else None
-        return Adapter(self.loaded.model, mix, acts, settings, references=references, device=self.device)
-
-    def reset_model(self) -> None:
-        self.loaded.model.load_state_dict(self.base_state)
-        for parameter in self.loaded.model.parameters():
-            parameter.requires_grad_(False)
-        self.loaded.model.eval()
-
     def run_job(self, job: Job, prepared: PreparedTrack, progress: Callable[[JobProgress], None] | None = None) -> dict:
         """Adapt (unless B0), separate and score one track with one strategy; store and return the result."""
         began = time.perf_counter()
-        self.reset_model()
+        pipeline = self.pipeline
+        pipeline.reset()
         model = self.loaded.model
         mix, acts, refs = self._model_inputs(prepared)
         adaptation = None
         if job.strategy.trains:
-            adapter = self._adapter(self.settings.for_strategy(job.strategy), mix, acts, refs)
-            plan = "the requested settings"
-            if self.settings.cpu_budget and self.device.type == "cpu":
-                step_s, prefix_s, forward_s = adapter.measure()
-                planned, plan = fit_to_budget(
-                    adapter.settings, frames=mix.shape[1], samplerate=model.samplerate,
-                    step_seconds=step_s, prefix_seconds=prefix_s, forward_seconds=forward_s,
-                )
-                self.reset_model()
-                adapter = self._adapter(planned, mix, acts, refs)
+            references = refs if job.strategy.loss is Loss.SUPERVISED else None
+            request = with_strategy(self.settings.request, job.strategy)
+            plan = pipeline.plan_array(mix, acts, references=references, request=request, estimate=False)
 
             def on_step(report: StepReport) -> None:
                 if progress:
                     done = (report.epoch - 1) * report.steps + report.step
                     progress(JobProgress(job, "adapting", done, report.epochs * report.steps))
 
-            outcome = adapter.run(on_step)
+            outcome = pipeline.adapt(plan, on_step)
             adaptation = {
-                "plan": plan,
+                "plan": plan.plan,
                 "settings": outcome.settings.to_dict(),
                 "windows": outcome.windows,
                 "steps": outcome.steps,
@@ -526,21 +513,11 @@ class Bench:
             if progress:
                 progress(JobProgress(job, "separating", done, total))
 
-        options = SeparationOptions(shifts=self.settings.shifts, seed=self.settings.training.seed)
-        estimates = separate_array(model, mix, options, self.device, on_chunk)
-        resplit = None
-        if self.settings.resplit:
-            guide = estimates
-            if job.strategy.trains:  # guided as ugosa separate --resplit does: pretrained and adapted together
-                self.reset_model()
-                guide = 0.5 * (estimates + separate_array(model, mix, options, self.device))
-            named = self._to_track_format(guide, prepared)
-            split = resplit_array(np.stack([named[n] for n in self.sources]), prepared.mixture, prepared.labels,
-                                  prepared.samplerate)
-            resplit = dict(zip(self.sources, split))
+        stems = pipeline.separate_array(mix, prepared.labels, on_chunk)
         if progress:
             progress(JobProgress(job, "scoring", 0, 1))
-        scores = self._score(self._to_track_format(estimates, prepared), prepared)
+        scores = self._score(self._to_track_format(stems.model, prepared), prepared)
+        resplit = self._to_track_format(stems.written, prepared) if self.settings.resplit else None
         result = {
             "track": job.track.name,
             "strategy": job.strategy.name,
@@ -556,7 +533,7 @@ class Bench:
             "ugosa_version": __version__,
         }
         write_json(job.path, result)
-        self.reset_model()
+        pipeline.reset()
         return result
 
     def _score(self, estimates: Mapping[str, np.ndarray], prepared: PreparedTrack) -> dict:
@@ -584,28 +561,32 @@ class Bench:
         """
         mix, acts, refs = self._model_inputs(prepared)
         per_second: dict[str, float] = {}
+        budgeted: set[str] = set()
         forward_s, window_s = 0.0, 0.0
         for strategy in {job.strategy.name: job.strategy for job in jobs}.values():
             if not strategy.trains:
                 continue
-            self.reset_model()
-            adapter = self._adapter(self.settings.for_strategy(strategy), mix, acts, refs)
+            self.pipeline.reset()
+            settings, cpu_budget = self.settings.training(strategy, self.loaded, self.device)
+            references = refs if strategy.loss is Loss.SUPERVISED else None
+            adapter = Adapter(self.loaded.model, mix, acts, settings, references=references, device=self.device)
             step_s, prefix_s, forward_s = adapter.measure(steps=1)
             window_s = adapter.window / self.loaded.model.samplerate
             per_second[strategy.name] = adapter.estimate_seconds(step_s, prefix_s) / prepared.duration
-        self.reset_model()
+            if cpu_budget:
+                budgeted.add(strategy.name)
+        self.pipeline.reset()
         if not window_s:
             forward_s, window_s = self._time_forward(mix)
         separation = forward_s / window_s * 4 / 3 * max(1, self.settings.shifts)
-        if self.settings.cpu_budget:
-            per_second = dict.fromkeys(per_second, 2 * separation)
+        per_second.update(dict.fromkeys(budgeted, 2 * separation))
         durations = {job.track.name: track_duration(job.track) for job in jobs}
         return sum((per_second.get(job.strategy.name, 0.0) + separation) * durations[job.track.name] for job in jobs)
 
     def _time_forward(self, mix: np.ndarray) -> tuple[float, float]:
         """Seconds of one model forward over one segment of the song, and that segment's length in seconds."""
         model = self.loaded.model
-        chunk = torch.from_numpy(np.ascontiguousarray(mix[:, : model.config.segment], dtype=np.float32)).to(self.device)
+        chunk = torch.from_numpy(np.ascontiguousarray(mix[:, : model.segment_length], dtype=np.float32)).to(self.device)
         began = time.perf_counter()
         with torch.inference_mode():
             model(chunk[None])
@@ -621,14 +602,19 @@ def track_duration(track: Track) -> float:
 def summary(bench: Bench, results: Sequence[Mapping]) -> dict:
     """The JSON document of a finished run: settings, tracks, the table rows and where the results are."""
     strategies = [s.name for s in bench.strategies]
+    trained = [s for s in bench.strategies if s.trains]
+    training: dict[str, object] = {}
+    cpu_budget = False
+    if trained:  # the settings every trained strategy shares (the strategy itself aside)
+        settings, cpu_budget = bench.settings.training(trained[0], bench.loaded, bench.device)
+        training = {k: v for k, v in settings.to_dict().items() if k not in ("strategy", "cache_bytes")}
     return {
         "model": bench.loaded.name,
         "settings": {
             "variant": bench.settings.variant_key,
-            "training": {
-                k: v for k, v in asdict(bench.settings.training).items() if k not in ("strategy", "cache_bytes")
-            },
-            "cpu_budget": bench.settings.cpu_budget,
+            "protocol": bench.settings.request.protocol,
+            "training": training,
+            "cpu_budget": cpu_budget,
             "shifts": bench.settings.shifts,
             "win": bench.settings.win,
             "hop": bench.settings.hop,

@@ -32,3 +32,25 @@ class RunError(UgosaError):
     """Something failed while running (disk, network, device)."""
 
     exit_code = EXIT_FAILURE
+
+
+class SettingError(InputError):
+    """A setting has a value it cannot take. The library names the setting (``batch_size``); the command line,
+    which knows which flag set it, names the flag instead (:meth:`for_flag`)."""
+
+    def __init__(self, setting: str, value: object, problem: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{setting.replace('_', ' ')}{_shown(value)}: {problem}")
+
+    def for_flag(self, flag: str) -> InputError:
+        """The same error, naming ``flag`` (e.g. ``--batch-size``) instead of the setting."""
+        return InputError(f"{flag}{_shown(self.value)}: {self.problem}")
+
+
+def _shown(value: object) -> str:
+    """`` value`` as an error shows it after the setting's name; nothing for None (the setting as a whole)."""
+    if value is None:
+        return ""
+    return " " + (repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value))

@@ -748,6 +748,18 @@ def labels_from_regions(
     )
 
 
+def require_playing(labels: Labels, origin: str) -> None:
+    """Refuse labels under which no labelled source plays anywhere: adapting to them would only train the
+    labelled sources to silence (usually the labels of another song)."""
+    labelled = [source for source in labels.sources if source not in labels.unconstrained]
+    if labelled and not any(labels.regions[source] for source in labelled):
+        raise InputError(
+            f"{origin}: no labelled source ({', '.join(labelled)}) plays anywhere in the song "
+            f"({labels.extent():.1f} s), so adapting would only train them to silence; check the labels belong to "
+            "this song (to silence a source on purpose, also label where another one plays)"
+        )
+
+
 def activation_matrix(labels: Labels, samplerate: float, frames: int) -> np.ndarray:
     """A (sources, frames) float32 matrix of 0/1; sample ``i`` covers ``[i / rate, (i + 1) / rate)``.
 

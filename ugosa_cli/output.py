@@ -17,7 +17,6 @@ from ugosa_cli.audio import (
 )
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import reserve_temporary
-from ugosa_cli.postfilters import StemFilter
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "track", "stem", "ext")
@@ -197,10 +196,9 @@ def write_separation(
     sources: tuple[str, ...],
     writer: StemWriter,
     selection: StemSelection = StemSelection(),
-    stem_filter: StemFilter | None = None,
 ) -> None:
-    """Filter, select and write a song's stem blocks (as :func:`~ugosa_cli.separation.separate_blocks` gives
+    """Select and write a song's stem blocks (as :meth:`~ugosa_cli.pipeline.GuidedSeparator.stem_blocks` gives
     them), then commit the writer."""
-    for block in stem_filter.stream(blocks) if stem_filter else blocks:
+    for block in blocks:
         writer.write(selection.apply(block, sources))
     writer.commit()

@@ -20,11 +20,10 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
-from ugosa_cli.errors import InputError
-from ugosa_cli.models.convtasnet import ConvTasNet
+from ugosa_cli.errors import InputError, SettingError
 
 ProgressCallback = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -42,13 +41,13 @@ class SeparationOptions:
 
     def __post_init__(self) -> None:
         if self.segment is not None and self.segment <= 0:
-            raise InputError(f"--segment {self.segment}: must be a positive number of seconds")
+            raise SettingError("segment", self.segment, "must be a positive number of seconds")
         if not 0 <= self.overlap < 1:
-            raise InputError(f"--overlap {self.overlap}: must be at least 0 and below 1")
+            raise SettingError("overlap", self.overlap, "must be at least 0 and below 1")
         if self.shifts < 0:
-            raise InputError(f"--shifts {self.shifts}: must be 0 or more")
+            raise SettingError("shifts", self.shifts, "must be 0 or more")
         if self.batch_size < 1:
-            raise InputError(f"--batch-size {self.batch_size}: must be 1 or more")
+            raise SettingError("segments_per_batch", self.batch_size, "must be 1 or more")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -166,12 +165,12 @@ class _Segmenter:
     stretch of the song, that stretch is final and is handed on, so memory does not grow with the song.
     """
 
-    def __init__(self, model: ConvTasNet, segment: int, overlap: float, batch_size: int) -> None:
+    def __init__(self, model: nn.Module, segment: int, overlap: float, batch_size: int) -> None:
         self.model = model
         self.segment = segment
         self.overlap = overlap
         self.batch_size = batch_size
-        self.min_length = model.config.L
+        self.min_length = model.min_length
         self.weight: Tensor | None = None
 
     def plan(self, views: list[tuple[int, int]], scale: float) -> list[_Segment]:
@@ -270,7 +269,7 @@ class _Segmenter:
 
 
 def _stream_stems(
-    model: ConvTasNet,
+    model: nn.Module,
     mixture: _TensorMixture | _StreamedMixture,
     frames: int,
     normalise: tuple[float, float],
@@ -278,8 +277,8 @@ def _stream_stems(
     progress: ProgressCallback | None,
 ) -> Iterator[Tensor]:
     """Stems (sources, channels, n) of a mixture of ``frames`` samples at the model's rate, stretch by stretch."""
-    segment = int(round(options.segment * model.samplerate)) if options.segment else model.config.segment
-    segmenter = _Segmenter(model, max(segment, model.config.L), options.overlap, options.batch_size)
+    segment = int(round(options.segment * model.samplerate)) if options.segment else model.segment_length
+    segmenter = _Segmenter(model, max(segment, model.min_length), options.overlap, options.batch_size)
     if options.shifts:
         max_shift = int(0.5 * model.samplerate)
         rng = random.Random(options.seed)
@@ -301,7 +300,7 @@ def _stream_stems(
 
 
 def separate_tensor(
-    model: ConvTasNet,
+    model: nn.Module,
     mix: Tensor,
     options: SeparationOptions = SeparationOptions(),
     progress: ProgressCallback | None = None,
@@ -312,7 +311,7 @@ def separate_tensor(
 
 
 def separate_array(
-    model: ConvTasNet,
+    model: nn.Module,
     mix: np.ndarray,
     options: SeparationOptions = SeparationOptions(),
     device: torch.device | None = None,
@@ -349,7 +348,7 @@ class AudioBlocks(Protocol):
 
 
 def separate_blocks(
-    model: ConvTasNet,
+    model: nn.Module,
     audio: AudioBlocks,
     options: SeparationOptions = SeparationOptions(),
     device: torch.device | None = None,
@@ -428,7 +427,7 @@ def stem_channel_blocks(audio: AudioBlocks, *, downmix: bool = False) -> Iterato
 
 
 def separate_audio(
-    model: ConvTasNet,
+    model: nn.Module,
     audio: Audio,
     options: SeparationOptions = SeparationOptions(),
     device: torch.device | None = None,

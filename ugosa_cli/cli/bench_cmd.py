@@ -13,10 +13,10 @@ from rich.table import Table
 
 from ugosa_cli import bench as bench_lib
 from ugosa_cli import hub
-from ugosa_cli.adaptation import AdaptationSettings
-from ugosa_cli.cli import adapt_cmd, common
+from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import InputError, UgosaError
 from ugosa_cli.metrics import FRAME_RULES
+from ugosa_cli.planning import CHOSEN
 from ugosa_cli.separation import pick_device
 
 
@@ -157,17 +157,17 @@ def bench(
         int, typer.Option("--variant-seed", metavar="N", help="Seed of the order in which sources are silenced.")
     ] = 0,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
-    device: adapt_cmd.DeviceOpt = "auto",
-    epochs: adapt_cmd.Epochs = None,
-    lr: adapt_cmd.Lr = 1e-5,
-    window: adapt_cmd.Window = 10.0,
-    hop: adapt_cmd.Hop = None,
-    gamma: adapt_cmd.Gamma = 1.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Windows per step (paper: 1).")] = 1,
-    optimizer: adapt_cmd.OptimizerOpt = "ranger",
-    seed: adapt_cmd.Seed = 0,
-    protocol: adapt_cmd.Protocol = "paper",
-    amp: adapt_cmd.Amp = False,
+    device: guidance.DeviceOpt = "auto",
+    epochs: guidance.Epochs = None,
+    lr: guidance.Lr = None,
+    window: guidance.Window = None,
+    hop: guidance.Hop = None,
+    gamma: guidance.Gamma = None,
+    batch_size: guidance.BatchSize = None,
+    optimizer: guidance.OptimizerOpt = None,
+    seed: guidance.Seed = 0,
+    protocol: guidance.Protocol = "auto",
+    amp: guidance.Amp = False,
     shifts: Annotated[int, typer.Option("--shifts", metavar="N", help="Random time shifts averaged when separating (paper: 10).")] = 0,
     eval_win: Annotated[
         float, typer.Option("--eval-win", metavar="SECONDS", help="BSSEval frame length in seconds (paper: 2).")
@@ -203,38 +203,38 @@ def bench(
     """Run the paper's experiment on MUSDB18: adapt with each strategy, separate, score, print the table.
 
     Each track is made into the UGOSA variant (every source silenced in one quarter; --as-is keeps it), the
-    oracle activations are derived from its stems, and every strategy is run with the paper's settings unless
-    told otherwise. Results are stored under --out per track and strategy as they finish; --resume continues.
+    oracle activations are derived from its stems, and every strategy adapts with the settings every command
+    uses (explicit flags, else the model's recommendation, else the paper's; --protocol paper: the paper's). Results are stored under --out per track and strategy as they finish; --resume continues.
     """
     common.configure(quiet=quiet, debug=debug)
     if sum((json_out, csv_out, markdown)) > 1:
         raise InputError("--json, --csv and --markdown: choose one output format")
-    if protocol not in adapt_cmd.PROTOCOLS:
-        raise InputError(f"--protocol {protocol}: use one of {', '.join(adapt_cmd.PROTOCOLS)}")
     if frame_rule not in FRAME_RULES:
         raise InputError(f"--frame-rule {frame_rule}: use one of {', '.join(FRAME_RULES)}")
-    defaults = AdaptationSettings()
-    training = AdaptationSettings(
-        epochs=defaults.epochs if epochs is None else epochs, lr=lr, window=window,
-        hop=defaults.hop if hop is None else hop, gamma=gamma, batch_size=batch_size, optimizer=optimizer,
-        seed=seed, amp=amp,
-    )
-    settings = bench_lib.BenchSettings(
-        training=training,
-        cpu_budget=protocol == "auto" and epochs is None and hop is None,
-        shifts=shifts, win=eval_win, hop=eval_hop, frame_rule=frame_rule,
-        variant="as-is" if as_is else "ugosa", variant_seed=variant_seed, resplit=resplit,
-    )
-    chosen = bench_lib.select_tracks(bench_lib.find_tracks(musdb), count=tracks, start=start, names=_names(names))
-    torch_device = pick_device(device)
-    loaded = common.load_model(model, offline=offline)
-    plan = bench_lib.strategies_for(loaded.model.config.R, _names(strategies))
-    bench = bench_lib.Bench(loaded, chosen, plan, settings, out, torch_device)
+    with guidance.flags_named():
+        request = guidance.adaptation_request(
+            strategy=None, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, batch_size=batch_size,
+            optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
+        )
+        settings = bench_lib.BenchSettings(
+            request=request, shifts=shifts, win=eval_win, hop=eval_hop, frame_rule=frame_rule,
+            variant="as-is" if as_is else "ugosa", variant_seed=variant_seed, resplit=resplit,
+        )
+        chosen = bench_lib.select_tracks(bench_lib.find_tracks(musdb), count=tracks, start=start, names=_names(names))
+        torch_device = pick_device(device)
+        loaded = common.load_model(model, offline=offline)
+        plan = bench_lib.strategies_for(loaded.model, _names(strategies))
+        bench = bench_lib.Bench(loaded, chosen, plan, settings, out, torch_device)
     pending = _pending(bench, resume)
     common.info(
         f"bench: {len(chosen)} track(s) x {len(plan)} strategies ({', '.join(s.name for s in plan)}) with "
         f"{loaded.name} on {torch_device}; {len(pending)} to run"
     )
+    trained = [s for s in plan if s.trains]
+    if trained:
+        training, cpu_budget = settings.training(trained[0], loaded, torch_device)
+        shown = ", ".join(f"{k}={v}" for k, v in training.to_dict().items() if k in CHOSEN and k != "strategy")
+        common.info(f"training settings: {shown}" + ("; fitted to the CPU budget per track" if cpu_budget else ""))
     estimate = None
     if pending and (torch_device.type == "cpu" or dry_run):
         common.info(f"timing a few steps on {pending[0].track.name} ...")

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from ugosa_cli.audio import resample
 from ugosa_cli.cli import common
-from ugosa_cli.cli.adapt_cmd import IgnoreUnknown, LabelsFormat, Margin, MapOpt
+from ugosa_cli.cli.guidance import IgnoreUnknown, LabelsFormat, Margin, MapOpt
 from ugosa_cli.errors import InputError, RunError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import (

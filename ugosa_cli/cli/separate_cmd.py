@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,12 +10,12 @@ import typer
 
 from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, Audio, AudioFile
-from ugosa_cli.cli import adapt_cmd, common
+from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable
 from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, StemSelection, StemWriter, write_separation
-from ugosa_cli.postfilters import Gate, Resplit, StemFilter
-from ugosa_cli.separation import SeparationOptions, mean_blocks, pick_device, separate_blocks, stem_channel_blocks
+from ugosa_cli.pipeline import GuidedSeparator
+from ugosa_cli.separation import SeparationOptions, pick_device
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -124,12 +123,12 @@ def separate(
         int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).", metavar="N")
     ] = 0,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the random shifts and the adaptation.", metavar="N")] = None,
-    device: adapt_cmd.DeviceOpt = "auto",
+    device: guidance.DeviceOpt = "auto",
     downmix: Annotated[
         bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
     ] = False,
-    labels: adapt_cmd.LabelsOpt = None,
-    strategy: adapt_cmd.StrategyOpt = None,
+    labels: guidance.LabelsOpt = None,
+    strategy: guidance.StrategyOpt = None,
     gate: Annotated[
         bool, typer.Option("--gate", help="Silence each stem outside its labelled regions (with short fades).")
     ] = False,
@@ -141,20 +140,20 @@ def separate(
             "and the stems still add up to the mix.",
         ),
     ] = False,
-    epochs: adapt_cmd.Epochs = None,
-    lr: adapt_cmd.Lr = None,
-    window: adapt_cmd.Window = None,
-    hop: adapt_cmd.Hop = None,
-    gamma: adapt_cmd.Gamma = None,
-    batch_size: adapt_cmd.BatchSize = None,
-    optimizer: adapt_cmd.OptimizerOpt = None,
-    protocol: adapt_cmd.Protocol = "auto",
-    amp: adapt_cmd.Amp = False,
-    references: adapt_cmd.References = None,
-    labels_format: adapt_cmd.LabelsFormat = None,
-    mapping: adapt_cmd.MapOpt = None,
-    ignore_unknown: adapt_cmd.IgnoreUnknown = False,
-    margin: adapt_cmd.Margin = 0.0,
+    epochs: guidance.Epochs = None,
+    lr: guidance.Lr = None,
+    window: guidance.Window = None,
+    hop: guidance.Hop = None,
+    gamma: guidance.Gamma = None,
+    batch_size: guidance.BatchSize = None,
+    optimizer: guidance.OptimizerOpt = None,
+    protocol: guidance.Protocol = "auto",
+    amp: guidance.Amp = False,
+    references: guidance.References = None,
+    labels_format: guidance.LabelsFormat = None,
+    mapping: guidance.MapOpt = None,
+    ignore_unknown: guidance.IgnoreUnknown = False,
+    margin: guidance.Margin = 0.0,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -179,61 +178,54 @@ def separate(
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
     spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
-    options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
+    with guidance.flags_named():
+        options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
+        request = None if labels is None else guidance.adaptation_request(
+            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, batch_size=batch_size,
+            optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
+        )
+    label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
     keep = _split_names(stems or []) or None
     torch_device = pick_device(device)
     ensure_writable(out)
     loaded = common.load_model(model, offline=offline)
     common.info(f"model {loaded.name} on {torch_device}")
-    base_state = {k: v.clone() for k, v in loaded.model.state_dict().items()} if labels else None
-    trains = labels is not None and adapt_cmd.effective_strategy(strategy, adapt_cmd.recommended(loaded, protocol)).trains
-    adapted_name = f"{loaded.name}-adapted" if trains else loaded.name
-    # --resplit after adapting splits the mix by the mean of the pretrained and the adapted model's stems.
-    pretrained = copy.deepcopy(loaded.model) if resplit and trains else None
+    with guidance.flags_named():
+        pipeline = GuidedSeparator(
+            loaded, device=torch_device, options=options, adaptation=request,
+            post_filter="gate" if gate else "resplit" if resplit else None,
+        )
     selection = StemSelection(keep, two_stems)
-    written = selection.names(loaded.model.sources)
+    written = selection.names(pipeline.sources)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track in tracks:
             name = track_name(track)
-            record: dict[str, object] = {"input": track, "track": name, "model": adapted_name}
-            paths = {stem: spec.path(model=adapted_name, track=name, stem=stem) for stem in written}
+            record: dict[str, object] = {"input": track, "track": name, "model": pipeline.name}
+            paths = {stem: spec.path(model=pipeline.name, track=name, stem=stem) for stem in written}
             if skip_existing and all(path.is_file() for path in paths.values()):
                 common.info(f"skipping {track}: its {len(paths)} stems exist already")
                 _report(json_out, {**record, "skipped": True}, paths)
                 continue
             try:
-                audio: AudioFile | Audio = common.open_audio(track)
-                report: dict[str, object] = {}
-                stem_filter: StemFilter | None = None
-                if labels is not None:
-                    assert base_state is not None
-                    loaded.model.load_state_dict(base_state)
-                    guidance = adapt_cmd.GuidanceOptions(
-                        labels_for(labels, track, len(tracks)), labels_format, mapping or [], ignore_unknown, margin,
-                        strategy, epochs, lr, window, hop, gamma, batch_size, optimizer, seed, protocol, amp,
-                        references or [],
-                    )
-                    audio = audio.read()  # adaptation needs the whole song; separation then reuses it
-                    result, plan, song_labels = adapt_cmd.guided_adaptation(
-                        loaded, track, audio, guidance, device, downmix=downmix
-                    )
-                    assert result is not None
-                    report = {"adaptation": adapt_cmd.result_json(result, plan)}
-                    if gate:
-                        stem_filter = Gate(song_labels, audio.samplerate, audio.frames)
-                    elif resplit:
-                        mixture = stem_channel_blocks(audio, downmix=downmix)
-                        stem_filter = Resplit(song_labels, audio.samplerate, audio.frames, mixture)
-                protect = () if track == STDIN else (Path(track),)
-                task = reporter.add(f"separating {name}", None)
-                blocks = separate_blocks(
-                    loaded.model, audio, options, torch_device, reporter.callback(task), downmix=downmix
-                )
-                if pretrained is not None:
-                    blocks = mean_blocks(blocks, separate_blocks(pretrained, audio, options, torch_device, downmix=downmix))
-                with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
-                    write_separation(blocks, loaded.model.sources, writer, selection, stem_filter)
+                with guidance.flags_named():
+                    audio: AudioFile | Audio = common.open_audio(track)
+                    report: dict[str, object] = {}
+                    song_labels = None
+                    if labels is not None:
+                        audio = audio.read()  # adaptation needs the whole song; separation then reuses it
+                        song_labels = guidance.song_labels(labels_for(labels, track, len(tracks)), label_options,
+                                                           pipeline.sources, audio)
+                        plan = pipeline.plan(audio, song_labels, references=guidance.read_references(references or []),
+                                             downmix=downmix)
+                        guidance.show_plan(plan)
+                        result = guidance.run_adaptation(pipeline, plan)
+                        report = {"adaptation": guidance.result_json(result, plan)}
+                    protect = () if track == STDIN else (Path(track),)
+                    task = reporter.add(f"separating {name}", None)
+                    blocks = pipeline.stem_blocks(audio, song_labels, reporter.callback(task), downmix=downmix)
+                    with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
+                        write_separation(blocks, pipeline.sources, writer, selection)
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise

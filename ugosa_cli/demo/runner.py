@@ -14,8 +14,9 @@ Seed ranges of the synthetic songs, so that no scored song was used for training
 - ``2_000_000 ..``  held-out songs: ``ugosa demo --seed N`` plays song ``HELD_OUT_SEED_BASE + N``
 - ``3_000_000 ..``  held-out songs of the adaptation benchmark (``benchmarks/adaptation_gain.py``)
 
-The demo adapts with the settings the model file recommends for itself
-(:func:`ugosa_cli.adaptation.model_settings`) unless the caller overrides them.
+The demo adapts with the settings the model file recommends for itself unless the caller overrides them
+(the precedence rule of :mod:`ugosa_cli.planning`), through the same guided-separation pipeline as
+``ugosa separate --labels`` (:class:`ugosa_cli.pipeline.GuidedSeparator`).
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ugosa_cli.adaptation import AdaptationResult, Adapter, StepReport, model_settings, parse_strategy
+from ugosa_cli.adaptation import AdaptationResult, StepReport
 from ugosa_cli.audio import write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
 from ugosa_cli.metrics import mdx_sdr
-from ugosa_cli.postfilters import resplit_array
-from ugosa_cli.separation import SeparationOptions, separate_array
+from ugosa_cli.pipeline import GuidedSeparator
+from ugosa_cli.planning import AdaptationRequest
+from ugosa_cli.strategy import Loss, Strategy
 from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 
 DEMO_MODEL = "demo"
@@ -199,15 +201,17 @@ def run_demo(
         raise InputError(f"--duration {duration}: use {MIN_DURATION:g} to {MAX_DURATION:g} seconds")
     if rests not in REST_LAYOUTS:
         raise InputError(f"--rests {rests}: use {' or '.join(REST_LAYOUTS)}")
-    if strategy is not None and not parse_strategy(strategy).trains:
+    chosen = Strategy.parse(strategy) if strategy is not None else None
+    if chosen is not None and not chosen.trains:
         raise InputError(f"--strategy {strategy}: the demo compares B0 with an adapted model; choose P-Lk:D or M-Lk:D")
-    if strategy is not None and parse_strategy(strategy).loss == "S":
+    if chosen is not None and chosen.loss is Loss.SUPERVISED:
         raise InputError(f"--strategy {strategy}: the demo adapts from labels; S- strategies need the true stems")
     check_model(loaded)
     stage = on_stage or (lambda message: None)
     began = time.perf_counter()
     model = loaded.model
-    chosen = model_settings(loaded.provenance, strategy=strategy, **settings)
+    request = AdaptationRequest(strategy=chosen, **settings)
+    pipeline = GuidedSeparator(loaded, adaptation=request, post_filter="resplit" if resplit else None)
 
     stage(f"generating held-out song {seed} ({duration:g} s, timbre {timbre:+g}, rests in {rests})")
     song = generate_song(HELD_OUT_SEED_BASE + seed, duration=duration, samplerate=model.samplerate,
@@ -217,19 +221,17 @@ def run_demo(
     references = np.stack([song.stems[name] for name in model.sources])
     mix = song.mix
 
+    plan = pipeline.plan_array(mix, activations, estimate=False)
     stage(f"separating with {loaded.name} as is (B0)")
-    before = separate_array(model, mix, SeparationOptions())
-    stage(f"adapting with {chosen.strategy} from the song's labels")
-    adapter = Adapter(model, mix, activations, chosen)
-    adaptation = adapter.run(on_step)
-    stage("separating with the adapted model")
-    after = separate_array(model, mix, SeparationOptions())
-    untrained = None
-    if resplit:
-        stage("re-splitting the mix among the stems labelled active")
-        after = resplit_array(0.5 * (before + after), mix, labels, song.samplerate)  # as ugosa separate does
-        untrained = resplit_array(before, mix, labels, song.samplerate)  # what the filter does without training
-    scores = score_stems(references, before, after, activations, model.sources, song.samplerate, untrained)
+    untrained = pipeline.separate_array(mix, labels)  # with resplit, also what the filter does without training
+    stage(f"adapting with {plan.strategy} from the song's labels")
+    adaptation = pipeline.adapt(plan, on_step)
+    stage("separating with the adapted model" + (" and re-splitting the mix among the stems labelled active"
+                                                 if resplit else ""))
+    adapted = pipeline.separate_array(mix, labels, pretrained=untrained.model)
+    before, after = untrained.model, adapted.written
+    scores = score_stems(references, before, after, activations, model.sources, song.samplerate,
+                         untrained.written if resplit else None)
     return DemoResult(song, labels, model.sources, before, after, scores, adaptation, time.perf_counter() - began,
                       resplit)
 

@@ -169,6 +169,15 @@ class TemporalBlock(nn.Module):
             DepthwiseSeparableConv(H, B, P, dilation),
         )
 
+    @property
+    def separable(self) -> "DepthwiseSeparableConv":
+        """The block's dilated depthwise-separable conv (``net.3``), the part strategy L4 trains."""
+        return self.net[3]
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """The input of :attr:`separable`: 1x1 conv, PReLU and gLN of ``x`` (batch, B, frames) -> (batch, H, frames)."""
+        return self.net[2](self.net[1](self.net[0](x)))
+
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled():
             return x + self.net(x)
@@ -384,7 +393,27 @@ class ConvTasNet(nn.Module):
 
     @property
     def repeats(self) -> nn.Sequential:
+        """The R repeats of X temporal blocks (``separator.network.2``)."""
         return self.separator.network[2]
+
+    def block(self, repeat: int, index: int) -> TemporalBlock:
+        """Temporal block ``index`` (0..X-1) of repeat ``repeat`` (0..R-1); negative indices count from the end."""
+        return self.repeats[repeat][index]
+
+    @property
+    def mask_conv(self) -> nn.Conv1d:
+        """The 1x1 conv from the last repeat to one mask per source (``separator.network.3``)."""
+        return self.separator.network[3]
+
+    @property
+    def segment_length(self) -> int:
+        """Samples per segment when separating long inputs."""
+        return self.config.segment
+
+    @property
+    def min_length(self) -> int:
+        """The shortest input the model accepts: one encoder filter."""
+        return self.config.L
 
     def use_fast_backward(self, enabled: bool = True) -> None:
         """Train through the hand-written depthwise conv backward (the default) or through ``nn.Conv1d``."""
@@ -403,7 +432,7 @@ class ConvTasNet(nn.Module):
     def decode_from(self, mixture_w: Tensor, features: Tensor, length: int) -> Tensor:
         """Masks from the last repeat's output ``features``, applied and decoded to ``length`` samples."""
         batch, n_filters, frames = mixture_w.shape
-        scores = self.separator.network[3](features)
+        scores = self.mask_conv(features)
         mask = scores.view(batch, len(self.sources), n_filters, frames)
         mask = F.relu(mask) if torch.is_grad_enabled() else F.relu_(mask)
         wave = self.decoder(mixture_w, mask)

@@ -1,0 +1,60 @@
+"""The seam between the adaptation and a network: what a model family must say about its cut points.
+
+A family (ConvTasNet, ...) defines, for each cut point ``Lk`` its networks have, which parts train and
+how the network runs as a frozen prefix (computed once per training window and cached) followed by a
+trainable suffix. Adding a family means one model module plus one :class:`ModelFamily`, registered in
+:mod:`ugosa_cli.models`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from torch import Tensor, nn
+
+PrefixState = tuple[Tensor, ...]  # every tensor with the batch first, so windows concatenate along dim 0
+
+
+class SplitModel(Protocol):
+    """One network cut at one point: ``suffix(prefix(x), length)`` equals ``model(x)``.
+
+    ``recompute``: the trained part keeps only its inputs for the backward pass and runs its forward again
+    there (activation checkpointing): the same gradients for a fraction of the memory.
+    """
+
+    recompute: bool
+
+    def prefix(self, mix: Tensor) -> PrefixState:
+        """The frozen part on a normalised mixture (batch, channels, time), without gradients."""
+        ...
+
+    def suffix(self, state: PrefixState, length: int) -> Tensor:
+        """The trainable part: stems (batch, sources, channels, length) from the prefix state."""
+        ...
+
+    def activation_bytes(self, batch: int, length: int) -> int:
+        """Estimated memory the backward pass keeps for the trained part, for a batch of windows of ``length``."""
+        ...
+
+
+class ModelFamily(Protocol):
+    """What a cut point means for the networks of one family."""
+
+    name: str
+    frozen: str  # what every strategy keeps frozen, in words ("encoder")
+
+    def cuts(self, model: nn.Module) -> tuple[int, ...]:
+        """The cut points (1..5) this network has."""
+        ...
+
+    def trainable_parts(self, model: nn.Module, cut: int) -> list[tuple[str, nn.Module]]:
+        """The named modules cut ``cut`` trains, in network order; a setting error if the network lacks it."""
+        ...
+
+    def describe(self, model: nn.Module, cut: int) -> str:
+        """What cut ``cut`` trains, in words (``repeats 3-4 + mask conv + decoder``)."""
+        ...
+
+    def split(self, model: nn.Module, cut: int) -> SplitModel:
+        """The network as a frozen prefix and a trainable suffix at cut ``cut``."""
+        ...

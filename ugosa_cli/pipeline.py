@@ -1,0 +1,249 @@
+"""One guided separation: a model, an optional adaptation to each song, an optional post-filter.
+
+:class:`GuidedSeparator` is what ``ugosa separate``, ``ugosa demo``, ``ugosa bench`` and the benchmarks
+run (the counterpart of demucs' ``api.Separator``). Per song it resets the model to its pretrained state,
+plans and runs the adaptation from the song's labels, then separates the song, block by block from a
+file (:meth:`stem_blocks`) or as one array (:meth:`separate_array`), and applies the labels to the stems:
+
+- ``gate``: each stem silenced outside its labelled regions (:class:`~ugosa_cli.postfilters.Gate`);
+- ``resplit``: the mixture re-split among the stems labelled active
+  (:class:`~ugosa_cli.postfilters.Resplit`). After adapting, the split is guided by the mean of the
+  pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`): on the
+  tuning songs it split better than either alone (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ugosa_cli.adaptation import AdaptationResult, StepReport
+from ugosa_cli.audio import Audio, fit_length, match_channels, resample
+from ugosa_cli.checkpoint import LoadedModel
+from ugosa_cli.errors import SettingError
+from ugosa_cli.labels import Labels, activation_matrix
+from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
+from ugosa_cli.postfilters import Gate, Resplit, StemFilter
+from ugosa_cli.separation import (
+    AudioBlocks,
+    ProgressCallback,
+    SeparationOptions,
+    mean_blocks,
+    separate_array,
+    separate_blocks,
+    stem_channel_blocks,
+)
+from ugosa_cli.strategy import B0, Strategy
+
+POST_FILTERS = ("gate", "resplit")
+RESPLIT_GUIDES = ("mean", "adapted")  # "adapted": the adapted model's stems alone (an experiment, BENCHMARKS.md)
+
+
+@dataclass
+class SongStems:
+    """One song's stems (sources, channels, frames) at the model's rate.
+
+    ``written``: what ugosa writes (post-filtered when a filter is set); ``model``: the model's own stems;
+    ``pretrained``: the pretrained model's, when they were needed (the resplit guide after adapting).
+    """
+
+    written: np.ndarray
+    model: np.ndarray
+    pretrained: np.ndarray | None = None
+
+
+class GuidedSeparator:
+    """A loaded model that adapts to each song from its labels (``adaptation``) and filters its stems by
+    them (``post_filter``: None, "gate" or "resplit").
+
+    The model is adapted in place; :meth:`reset` (called by every :meth:`plan`) brings back the
+    pretrained weights, so one object serves a whole batch of songs.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        device: torch.device | None = None,
+        options: SeparationOptions = SeparationOptions(),
+        adaptation: AdaptationRequest | None = None,
+        post_filter: str | None = None,
+        resplit_guide: str = "mean",
+    ) -> None:
+        if post_filter is not None and post_filter not in POST_FILTERS:
+            raise SettingError("post_filter", post_filter, f"use one of {', '.join(POST_FILTERS)}")
+        if resplit_guide not in RESPLIT_GUIDES:
+            raise SettingError("resplit_guide", resplit_guide, f"use one of {', '.join(RESPLIT_GUIDES)}")
+        self.loaded = loaded
+        self.model = loaded.model
+        self.device = device or torch.device("cpu")
+        self.options = options
+        self.adaptation = adaptation
+        self.post_filter = post_filter
+        self.resplit_guide = resplit_guide
+        self.strategy: Strategy = (
+            B0 if adaptation is None else resolve_strategy(adaptation, recommendation(loaded, adaptation.protocol))
+        )
+        self._pretrained_state = (
+            {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+            if adaptation is not None
+            else None
+        )
+        self._pretrained: torch.nn.Module | None = None
+        self.adapted = False  # whether the model holds adapted weights now
+
+    @property
+    def name(self) -> str:
+        """The model's name in output paths: ``<model>-adapted`` when songs are adapted to."""
+        return f"{self.loaded.name}-adapted" if self.strategy.trains else self.loaded.name
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self.model.sources)
+
+    def reset(self) -> None:
+        """Bring back the pretrained weights (frozen, in eval mode)."""
+        if self._pretrained_state is not None:
+            self.model.load_state_dict(self._pretrained_state)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.model.eval()
+        self.adapted = False
+
+    # --- adaptation ----------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        audio: Audio,
+        labels: Labels,
+        *,
+        references: Mapping[str, Audio] | None = None,
+        downmix: bool = False,
+        estimate: bool = True,
+    ) -> AdaptationPlan:
+        """Reset, then plan the adaptation to one song (any rate and channels) from its labels."""
+        model = self.model
+        mix = resample(match_channels(audio.samples, model.audio_channels, downmix=downmix, label=audio.source),
+                       audio.samplerate, model.samplerate)
+        activations = activation_matrix(labels, model.samplerate, mix.shape[1])
+        refs = None
+        if references:
+            missing = [name for name in model.sources if name not in references]
+            if missing:
+                raise SettingError("references", None, f"no stem for {', '.join(missing)}; give one file per source "
+                                   f"({', '.join(model.sources)})")
+            refs = np.stack([self._at_model_rate(references[name], mix.shape[1]) for name in model.sources])
+        return self.plan_array(mix, activations, references=refs, estimate=estimate)
+
+    def plan_array(
+        self,
+        mix: np.ndarray,
+        activations: np.ndarray,
+        *,
+        references: np.ndarray | None = None,
+        request: AdaptationRequest | None = None,
+        estimate: bool = True,
+    ) -> AdaptationPlan:
+        """Reset, then plan from a mixture (channels, frames) and activations (sources, frames) at the model's
+        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn)."""
+        request = request or self.adaptation
+        if request is None:
+            raise SettingError("adaptation", None, "this separator was made without an adaptation request")
+        self.reset()
+        return plan_adaptation(self.loaded, mix, activations, request, self.device, references=references,
+                               estimate=estimate)
+
+    def adapt(self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
+        """Run a plan made by :meth:`plan`: the model is adapted in place."""
+        self.adapted = plan.strategy.trains
+        return plan.adapter.run(progress)
+
+    # --- separation ----------------------------------------------------------------------------------
+
+    def stem_blocks(
+        self,
+        audio: AudioBlocks,
+        labels: Labels | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        downmix: bool = False,
+    ) -> Iterator[np.ndarray]:
+        """The song's stems (sources, channels, n) at its rate and channel count, block by block, post-filtered
+        by ``labels`` when a filter is set."""
+        blocks: Iterable[np.ndarray] = separate_blocks(
+            self.model, audio, self.options, self.device, progress, downmix=downmix
+        )
+        if self._guided_by_both():
+            pretrained = separate_blocks(self._pretrained_model(), audio, self.options, self.device, downmix=downmix)
+            blocks = self.guide(blocks, pretrained)
+        stem_filter = self._filter(labels, audio.samplerate, audio.frames, lambda: stem_channel_blocks(audio, downmix=downmix))
+        return iter(stem_filter.stream(blocks)) if stem_filter else iter(blocks)
+
+    def separate_array(
+        self,
+        mix: np.ndarray,
+        labels: Labels | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        pretrained: np.ndarray | None = None,
+    ) -> SongStems:
+        """Separate a mixture (model channels, frames) at the model's rate; ``pretrained``: the pretrained
+        model's stems of it when already known (they guide the resplit after adapting)."""
+        stems = separate_array(self.model, mix, self.options, self.device, progress)
+        guide: np.ndarray = stems
+        if self._guided_by_both():
+            if pretrained is None:
+                pretrained = separate_array(self._pretrained_model(), mix, self.options, self.device)
+            guide = next(iter(self.guide([stems], [pretrained])))
+        rate = self.model.samplerate
+        stem_filter = self._filter(labels, rate, mix.shape[-1], lambda: [mix])
+        written = np.concatenate(list(stem_filter.stream([guide])), axis=-1) if stem_filter else stems
+        return SongStems(written, stems, pretrained)
+
+    @staticmethod
+    def guide(adapted: Iterable[np.ndarray], pretrained: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """The guide rule: after adapting, the resplit is guided by the mean of the adapted and the pretrained
+        model's stems (streams of blocks of the same song, any block sizes)."""
+        return mean_blocks(adapted, pretrained)
+
+    def _guided_by_both(self) -> bool:
+        return self.post_filter == "resplit" and self.adapted and self.resplit_guide == "mean"
+
+    def _pretrained_model(self) -> torch.nn.Module:
+        """A copy of the model with its pretrained weights, made once."""
+        assert self._pretrained_state is not None
+        if self._pretrained is None:
+            self._pretrained = copy.deepcopy(self.model)
+            self._pretrained.load_state_dict(self._pretrained_state)
+            self._pretrained.eval()
+        return self._pretrained
+
+    def _filter(
+        self, labels: Labels | None, samplerate: int, frames: int, mixture: Callable[[], Iterable[np.ndarray]]
+    ) -> StemFilter | None:
+        if self.post_filter is None:
+            return None
+        if labels is None:
+            raise SettingError("post_filter", self.post_filter, "needs the song's labels")
+        if self.post_filter == "gate":
+            return Gate(labels, samplerate, frames)
+        return Resplit(labels, samplerate, frames, mixture())
+
+    def _at_model_rate(self, audio: Audio, frames: int) -> np.ndarray:
+        model = self.model
+        samples = resample(match_channels(audio.samples, model.audio_channels, label=audio.source),
+                           audio.samplerate, model.samplerate)
+        return fit_length(samples, frames)
+
+
+def with_strategy(request: AdaptationRequest, strategy: Strategy) -> AdaptationRequest:
+    """The same request with another strategy (a benchmark trying each in turn)."""
+    return dataclasses.replace(request, strategy=strategy)
+
+
+__all__ = ["POST_FILTERS", "RESPLIT_GUIDES", "GuidedSeparator", "SongStems", "with_strategy"]

@@ -1,0 +1,247 @@
+"""Which settings an adaptation runs with, and the plan shown before it trains.
+
+One precedence rule for every entry point (``adapt``, ``separate --labels``, ``demo``, ``bench``, the
+benchmarks): a setting the user gave explicitly, else the model file's own recommendation (with
+``protocol="auto"``), else the protocol's default: the paper's settings (with ``auto`` on CUDA, 4 windows
+per step instead of the paper's 1).
+On a CPU, with ``protocol="auto"``, when neither the user nor the model fixed the schedule, the epochs and
+windows are cut to train in about twice the song's separation time (:func:`fit_to_budget`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ugosa_cli.adaptation import AdaptationSettings, Adapter
+from ugosa_cli.checkpoint import LoadedModel
+from ugosa_cli.errors import InputError, SettingError
+from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available, count_trainable, describe_trainable
+
+PROTOCOLS = ("auto", "paper")
+ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
+# The settings a model file may recommend for itself, and a user may give.
+CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "batch_size", "optimizer")
+CUDA_BATCH_SIZE = 4
+# With the proposed loss, a source labelled silent for more of the song than this (though it plays
+# elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
+MOSTLY_SILENT = 0.4
+
+
+@dataclass(frozen=True)
+class AdaptationRequest:
+    """What the user asked for; ``None`` means "not given" (the plan decides)."""
+
+    strategy: Strategy | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    window: float | None = None
+    hop: float | None = None
+    gamma: float | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
+    seed: int | None = 0
+    amp: bool = False
+    protocol: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise SettingError("protocol", self.protocol, f"use one of {', '.join(PROTOCOLS)}")
+
+    def explicit(self) -> dict[str, Any]:
+        """The settings given explicitly, by name."""
+        return {name: getattr(self, name) for name in CHOSEN if getattr(self, name) is not None}
+
+
+def adaptation_defaults(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The adaptation settings a model file recommends for itself (known settings only; {} if none).
+
+    They are stored in the checkpoint's provenance under :data:`ADAPTATION_DEFAULTS_KEY` as fields of
+    :class:`AdaptationSettings`.
+    """
+    stored = provenance.get(ADAPTATION_DEFAULTS_KEY)
+    if not isinstance(stored, Mapping):
+        return {}
+    known = {setting.name for setting in dataclasses.fields(AdaptationSettings)}
+    return {key: value for key, value in stored.items() if key in known}
+
+
+def recommendation(loaded: LoadedModel, protocol: str = "auto") -> dict[str, Any]:
+    """The settings the model file recommends, checked, unless the protocol sets them aside ({} then)."""
+    if protocol != "auto":
+        return {}
+    values = {key: value for key, value in adaptation_defaults(loaded.provenance).items() if key in CHOSEN}
+    try:
+        AdaptationSettings.from_dict(values)
+    except SettingError as exc:
+        raise InputError(
+            f"model {loaded.name} recommends {exc.setting.replace('_', ' ')} {exc.value!r} for adaptation, which is "
+            f"unusable ({exc.problem}); give that setting explicitly, or use --protocol paper"
+        ) from None
+    return values
+
+
+def resolve_strategy(request: AdaptationRequest, recommended: Mapping[str, Any]) -> Strategy:
+    """The strategy a run uses: the user's, else the model's recommendation, else the default."""
+    if request.strategy is not None:
+        return request.strategy
+    if "strategy" in recommended:
+        return Strategy.parse(recommended["strategy"])
+    return DEFAULT_STRATEGY
+
+
+def resolve_settings(request: AdaptationRequest, recommended: Mapping[str, Any], *, cuda: bool) -> AdaptationSettings:
+    """The settings a run uses, by the precedence rule (explicit > the model's recommendation > the default)."""
+    defaults: dict[str, Any] = {"batch_size": CUDA_BATCH_SIZE if cuda and request.protocol == "auto" else 1}
+    values = {**defaults, **recommended, **request.explicit()}
+    values["strategy"] = resolve_strategy(request, recommended)
+    return AdaptationSettings(**values, seed=request.seed, amp=request.amp)
+
+
+def uses_cpu_budget(request: AdaptationRequest, recommended: Mapping[str, Any], device: torch.device) -> bool:
+    """Whether the CPU plan applies: CPU, ``auto``, and neither the user nor the model fixed the schedule."""
+    fixed = request.epochs is not None or request.hop is not None or bool(recommended)
+    return device.type == "cpu" and request.protocol == "auto" and not fixed
+
+
+def fit_to_budget(
+    settings: AdaptationSettings,
+    *,
+    frames: int,
+    samplerate: int,
+    step_seconds: float,
+    prefix_seconds: float,
+    forward_seconds: float,
+    budget_factor: float = 2.0,
+) -> tuple[AdaptationSettings, str]:
+    """Settings that train within ``budget_factor`` times the song's plain separation time.
+
+    For CPUs: windows stop overlapping (hop = window) and the epochs (then the windows, most labelled
+    silence first) are cut until prefix caching, training and the silence checks fit the budget.
+    ``forward_seconds`` is one full-model forward of one window; separation runs it on the song with
+    segments overlapping by a quarter, hence the 4/3.
+    """
+    window = int(round(settings.window * samplerate))
+    windows = max(1, math.ceil(frames / window))
+    separation = forward_seconds * max(frames / window, 1.0) * 4 / 3
+    budget = budget_factor * separation
+    per_window = step_seconds * (1 + 2 / 3)  # one step per epoch, plus the before/after checks (forward only)
+    epochs = int((budget - windows * (prefix_seconds + step_seconds * 2 / 3)) // (windows * step_seconds))
+    chosen: dict[str, Any] = dict(hop=settings.window, epochs=max(1, min(settings.epochs, epochs)))
+    if epochs < 1:
+        chosen["max_windows"] = max(1, int(budget // (prefix_seconds + per_window)))
+    planned = dataclasses.replace(settings, **chosen)
+    used = min(windows, planned.max_windows or windows)
+    summary = (
+        f"CPU plan: {planned.epochs} epoch(s) over {used} non-overlapping {settings.window:g} s window(s), "
+        f"about {budget_factor:g}x the separation time; --protocol paper runs the paper's "
+        f"{settings.epochs} epochs with a {settings.hop:g} s hop"
+    )
+    return planned, summary
+
+
+def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float = MOSTLY_SILENT) -> dict[str, float]:
+    """Sources labelled silent for more than ``limit`` of the song that still play somewhere: name -> silent share."""
+    shares = (np.asarray(activations) < 0.5).mean(axis=1)
+    return {name: float(share) for name, share in zip(sources, shares) if limit < share < 1}
+
+
+@dataclass
+class AdaptationPlan:
+    """What an adaptation will do, decided before it trains; :attr:`adapter` runs it."""
+
+    strategy: Strategy
+    settings: AdaptationSettings
+    trains: str
+    trainable_parameters: int
+    device: str
+    windows: int
+    steps: int
+    estimated_seconds: float | None
+    plan: str  # where the settings come from
+    notes: list[str]
+    warnings: list[str]
+    adapter: Adapter = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (as ``--json`` and ``--dry-run`` print it)."""
+        return {
+            "strategy": self.strategy.name,
+            "trains": self.trains,
+            "trainable_parameters": self.trainable_parameters,
+            "device": self.device,
+            "windows": self.windows,
+            "steps": self.steps,
+            "estimated_seconds": self.estimated_seconds,
+            "plan": self.plan,
+            "settings": self.settings.to_dict(),
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+
+def plan_adaptation(
+    loaded: LoadedModel,
+    mix: np.ndarray,
+    activations: np.ndarray,
+    request: AdaptationRequest,
+    device: torch.device,
+    *,
+    references: np.ndarray | None = None,
+    estimate: bool = True,
+) -> AdaptationPlan:
+    """The plan of adapting ``loaded.model`` to one song: ``mix`` (channels, frames) and ``activations``
+    (sources, frames) at the model's rate, ``references`` (sources, channels, frames) for S- strategies.
+
+    With ``estimate`` a few steps are timed (no update is made) to estimate the training time; the CPU
+    plan always times them.
+    """
+    model = loaded.model
+    recommended = recommendation(loaded, request.protocol)
+    settings = resolve_settings(request, recommended, cuda=device.type == "cuda")
+    strategy = settings.strategy
+    check_available(model, strategy)
+    if strategy.loss is Loss.SUPERVISED and references is None:
+        raise SettingError("references", None, f"strategy {strategy.name} needs the true stems")
+    adapter = Adapter(model, mix, activations, settings, references=references, device=device)
+    note = f"the settings {loaded.name} recommends" if recommended else "the paper's protocol"
+    budget = strategy.trains and uses_cpu_budget(request, recommended, device)
+    seconds = None
+    if strategy.trains and (estimate or budget):
+        step_s, prefix_s, forward_s = adapter.measure()
+        if budget:
+            settings, note = fit_to_budget(
+                settings, frames=mix.shape[1], samplerate=model.samplerate,
+                step_seconds=step_s, prefix_seconds=prefix_s, forward_seconds=forward_s,
+            )
+            adapter = Adapter(model, mix, activations, settings, references=references, device=device)
+        seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
+    elif not strategy.trains:
+        seconds = 0.0
+    warnings = []
+    if strategy.loss is Loss.PROPOSED:
+        for name, share in mostly_silent(activations, model.sources).items():
+            warnings.append(
+                f"{name} is labelled silent for {share:.0%} of the song: the proposed loss tends to silence it "
+                "where it plays as well; check its stem (or keep the model as is and apply the labels to "
+                "the output: --strategy B0 --resplit)"
+            )
+    return AdaptationPlan(
+        strategy=strategy,
+        settings=settings,
+        trains=describe_trainable(model, strategy),
+        trainable_parameters=count_trainable(model, strategy),
+        device=str(device),
+        windows=len(adapter.starts),
+        steps=adapter.steps_per_epoch * settings.epochs,
+        estimated_seconds=seconds,
+        plan=note,
+        notes=adapter.notes,
+        warnings=warnings,
+        adapter=adapter,
+    )
