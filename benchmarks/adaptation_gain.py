@@ -43,14 +43,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ugosa_cli import hub  # noqa: E402
-from ugosa_cli.demo.runner import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels  # noqa: E402
-from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song  # noqa: E402
-from ugosa_cli.labels import activation_matrix  # noqa: E402
-from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr  # noqa: E402
-from ugosa_cli.pipeline import RESPLIT_GUIDES, GuidedSeparator, with_strategy  # noqa: E402
-from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings  # noqa: E402
-from ugosa_cli.strategy import B0, Loss, Strategy, available, count_trainable  # noqa: E402
+from ugosa_cli import hub
+from ugosa_cli.demo.runner import HELD_OUT_RESTS, HELD_OUT_TIMBRE, leakage_db, song_labels
+from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song
+from ugosa_cli.labels import activation_matrix
+from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr
+from ugosa_cli.pipeline import RESPLIT_GUIDES, GuidedSeparator, with_strategy
+from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
+from ugosa_cli.strategy import B0, Loss, Strategy, available, count_trainable
 
 BENCHMARK_SEED_BASE = 3_000_000
 TARGET_GAIN_DB = 1.0

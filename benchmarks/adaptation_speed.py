@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from ugosa_cli.adaptation import Adapter, AdaptationSettings, _make_optimizer, proposed_loss, window_starts
+from ugosa_cli.adaptation import AdaptationSettings, Adapter, _make_optimizer, proposed_loss, window_starts
+from ugosa_cli.demo.synth import generate_song
 from ugosa_cli.labels import activation_matrix, labels_from_regions
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
-from ugosa_cli.demo.synth import generate_song
 from ugosa_cli.strategy import Strategy, freeze_for
 
 TINY = ModelConfig(N=32, B=32, H=64, X=3, R=4)

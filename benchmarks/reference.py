@@ -24,7 +24,7 @@ def import_demucs(target: Path = DEFAULT_DIR):
         )
     if str(target) not in sys.path:
         sys.path.insert(0, str(target))
-    from demucs.tasnet import ConvTasNet  # noqa: E402
-    from demucs.utils import apply_model  # noqa: E402
+    from demucs.tasnet import ConvTasNet
+    from demucs.utils import apply_model
 
     return ConvTasNet, apply_model

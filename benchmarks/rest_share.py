@@ -28,13 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ugosa_cli import hub  # noqa: E402
-from ugosa_cli.demo.runner import HELD_OUT_TIMBRE, song_labels  # noqa: E402
-from ugosa_cli.labels import activation_matrix  # noqa: E402
-from ugosa_cli.metrics import mdx_sdr  # noqa: E402
-from ugosa_cli.demo.synth import SOURCES, generate_song  # noqa: E402
-from ugosa_cli.pipeline import GuidedSeparator  # noqa: E402
-from ugosa_cli.planning import AdaptationRequest  # noqa: E402
+from ugosa_cli import hub
+from ugosa_cli.demo.runner import HELD_OUT_TIMBRE, song_labels
+from ugosa_cli.demo.synth import SOURCES, generate_song
+from ugosa_cli.labels import activation_matrix
+from ugosa_cli.metrics import mdx_sdr
+from ugosa_cli.pipeline import GuidedSeparator
+from ugosa_cli.planning import AdaptationRequest
 
 SEED_BASE = 2_000_200
 

@@ -19,12 +19,12 @@ import statistics
 import time
 
 import torch
-
 from reference import import_demucs
-from ugosa_cli.sources import DEFAULT_SOURCES
+
+from ugosa_cli.demo.synth import generate_song
 from ugosa_cli.models.convtasnet import ModelConfig, build_model, config_from_state_dict
 from ugosa_cli.separation import segment_offsets, separate_array
-from ugosa_cli.demo.synth import generate_song
+from ugosa_cli.sources import DEFAULT_SOURCES
 
 TINY = dict(N=32, L=20, B=32, H=64, X=3, R=2)
 

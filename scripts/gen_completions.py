@@ -17,24 +17,24 @@ import argparse
 import inspect
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import typer.main
 from typer._click.core import Context, Parameter
 
 from ugosa_cli import hub
 from ugosa_cli.adaptation import OPTIMIZERS
-from ugosa_cli.strategy import STRATEGY_NAMES
 from ugosa_cli.audio import BIT_DEPTHS, CLIP_MODES, FORMATS
 from ugosa_cli.cli import app
-from ugosa_cli.planning import PROTOCOLS
+from ugosa_cli.demo.synth import REST_LAYOUTS
 from ugosa_cli.labels import LABEL_FORMATS
 from ugosa_cli.metrics import FRAME_RULES
-from ugosa_cli.sources import DEFAULT_SOURCES
+from ugosa_cli.planning import PROTOCOLS
 from ugosa_cli.separation import DEVICES
-from ugosa_cli.demo.synth import REST_LAYOUTS
+from ugosa_cli.sources import DEFAULT_SOURCES
+from ugosa_cli.strategy import STRATEGY_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROG = "ugosa"
@@ -105,7 +105,7 @@ class Command:
     help: str
     options: tuple[Param, ...]
     arguments: tuple[Param, ...]
-    subcommands: tuple["Command", ...]
+    subcommands: tuple[Command, ...]
 
     @property
     def name(self) -> str:
@@ -115,7 +115,7 @@ class Command:
     def summary(self) -> str:
         return first_sentence(self.help)
 
-    def walk(self) -> typing.Iterator["Command"]:
+    def walk(self) -> typing.Iterator[Command]:
         yield self
         for sub in self.subcommands:
             yield from sub.walk()

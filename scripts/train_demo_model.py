@@ -37,14 +37,14 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ugosa_cli import __version__  # noqa: E402
-from ugosa_cli.checkpoint import load_model_file, save_checkpoint  # noqa: E402
-from ugosa_cli.errors import UgosaError  # noqa: E402
-from ugosa_cli.fsutil import sha256_file  # noqa: E402
-from ugosa_cli.metrics import mdx_sdr  # noqa: E402
-from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig  # noqa: E402
-from ugosa_cli.separation import SeparationOptions, separate_array  # noqa: E402
-from ugosa_cli.demo.synth import SOURCES, generate_song  # noqa: E402
+from ugosa_cli import __version__
+from ugosa_cli.checkpoint import load_model_file, save_checkpoint
+from ugosa_cli.demo.synth import SOURCES, generate_song
+from ugosa_cli.errors import UgosaError
+from ugosa_cli.fsutil import sha256_file
+from ugosa_cli.metrics import mdx_sdr
+from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+from ugosa_cli.separation import SeparationOptions, separate_array
 
 TRAIN_SEED_BASE = 1_000_000
 VALID_SEED_BASE = 1_900_000

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone_mix
 from ugosa_cli.checkpoint import load_model_file
 from ugosa_cli.fsutil import sha256_file
+
+from conftest import tone_mix
 
 
 @pytest.fixture
@@ -149,8 +150,8 @@ def test_supervised_strategy_with_reference_folder(cli, model_file, song, tmp_pa
 
 
 def test_separate_with_labels_follows_the_model_recommendation(cli, tiny_model, song, tmp_path):
-    from ugosa_cli.planning import ADAPTATION_DEFAULTS_KEY
     from ugosa_cli.checkpoint import save_checkpoint
+    from ugosa_cli.planning import ADAPTATION_DEFAULTS_KEY
 
     path, labels = song
     model = tmp_path / "recommending.th"

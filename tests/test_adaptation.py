@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_CONFIG, tone_mix
-from ugosa_cli.adaptation import Adapter, AdaptationSettings, informative_order, window_starts
+from ugosa_cli.adaptation import AdaptationSettings, Adapter, informative_order, window_starts
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
 from ugosa_cli.planning import AdaptationRequest, fit_to_budget, mostly_silent, plan_adaptation
 from ugosa_cli.strategy import Strategy, count_trainable, freeze_for, strategy_table
+
+from conftest import TINY_CONFIG, tone_mix
 
 PAPER_TP = {1: 8_244_284, 2: 5_586_984, 3: 2_929_684, 4: 406_017, 5: 10_240}
 RATE = TINY_CONFIG.samplerate

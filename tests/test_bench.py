@@ -7,7 +7,6 @@ score); the model is stereo, so mono tracks also exercise the channel conversion
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import math
 
@@ -18,13 +17,14 @@ import torch
 
 from ugosa_cli import bench, pipeline
 from ugosa_cli.adaptation import Adapter
-from ugosa_cli.strategy import B0, Loss, Strategy, count_trainable
 from ugosa_cli.checkpoint import load_model_file, save_checkpoint
+from ugosa_cli.demo.synth import generate_song, write_song
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import bss_eval_v4
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+from ugosa_cli.strategy import B0, Loss, Strategy, count_trainable
+
 from conftest import TINY_CONFIG
-from ugosa_cli.demo.synth import generate_song, write_song
 
 RATE = 44100
 TRACKS = ("Beta Song", "Alpha Song", "Gamma Song")  # sorted: Alpha, Beta, Gamma

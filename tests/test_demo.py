@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone_mix
 from ugosa_cli import demo, hub
-from ugosa_cli.demo import synth
-from ugosa_cli.planning import ADAPTATION_DEFAULTS_KEY, adaptation_defaults
 from ugosa_cli.checkpoint import save_checkpoint
-from ugosa_cli.labels import read_labels
+from ugosa_cli.demo import synth
 from ugosa_cli.demo.synth import SOURCES
+from ugosa_cli.labels import read_labels
+from ugosa_cli.planning import ADAPTATION_DEFAULTS_KEY, adaptation_defaults
+
+from conftest import tone_mix
 
 
 @pytest.fixture(scope="module")

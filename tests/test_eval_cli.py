@@ -122,7 +122,7 @@ def test_rate_length_and_channels_are_reconciled_with_warnings(cli, tmp_path) ->
     refs = stems(channels=2)
     ref_dir = write(tmp_path / "ref", refs)
     good = estimates_of(refs)
-    estimates = {n: x for n, x in good.items()}
+    estimates = dict(good)
     t16 = np.arange(int(2.3 * 16000)) / 16000
     estimates["drums"] = np.stack([np.interp(t16, np.arange(len(x)) / RATE, x) for x in good["drums"].T], axis=1)
     estimates["bass"] = good["bass"][:-800, :1]  # mono and 0.1 s short

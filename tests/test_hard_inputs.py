@@ -21,9 +21,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import TINY_CONFIG, tone_mix
 from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.models.convtasnet import ConvTasNet
+
+from conftest import TINY_CONFIG, tone_mix
 
 UGOSA = Path(sys.executable).parent / "ugosa"
 FAST_ADAPT = ("--epochs", "1", "--window", "0.5", "--hop", "0.5")

@@ -7,10 +7,10 @@ import io
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -33,7 +33,7 @@ class ModelServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0].lstrip("/")
                 owner.requests.append(path)
                 if path in owner.redirects:
@@ -140,7 +140,7 @@ def test_fresh_download_then_cached_run_makes_no_request(server, hub_env, publis
 
 
 def test_hash_mismatch_deletes_the_download_and_names_both_prefixes(server, hub_env, publish):
-    file, content = publish(file="tasnet-00000000.th")
+    _, content = publish(file="tasnet-00000000.th")
     with pytest.raises(RunError) as err:
         hub.ensure_model("tasnet")
     message = err.value.message
@@ -271,7 +271,7 @@ def test_concurrent_downloads_make_one_request_and_one_good_file(server, hub_env
         start.wait()
         try:
             results.append(hub.ensure_model("tasnet"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             results.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(2)]

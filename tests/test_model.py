@@ -8,11 +8,12 @@ import pickle
 import pytest
 import torch
 
-from conftest import TINY_CONFIG
 from ugosa_cli.checkpoint import load_model_file, save_checkpoint
 from ugosa_cli.errors import InputError
-from ugosa_cli.sources import DEFAULT_SOURCES
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
+from ugosa_cli.sources import DEFAULT_SOURCES
+
+from conftest import TINY_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ def flat(text: str) -> str:
 
 
 def test_list_shows_models_before_and_after_download(cli, server, hub_env, publish):
-    file, content = publish()
+    file, _ = publish()
     before = cli("model", "list")
     assert before.exit_code == 0
     lines = before.stdout.splitlines()

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone_mix
 from ugosa_cli.audio import read_audio
 from ugosa_cli.checkpoint import load_model_file
 from ugosa_cli.labels import Labels, activation_matrix, labels_from_matrix, read_labels
 from ugosa_cli.postfilters import Resplit, resplit_array
 from ugosa_cli.separation import mean_blocks, separate_audio
+
+from conftest import tone_mix
 
 RATE = 8000  # a 512-sample window (64 ms), hop 128
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tone_mix
 from ugosa_cli.audio import Audio
 from ugosa_cli.errors import InputError
 from ugosa_cli.separation import SeparationOptions, pick_device, separate_array, separate_audio, triangle_weight
+
+from conftest import tone_mix
 
 
 def _mix(seconds: float, rate: int = 8000) -> np.ndarray:

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone_mix
 from ugosa_cli.audio import Audio, AudioFile, resample, write_failure
 from ugosa_cli.errors import RunError
 from ugosa_cli.labels import Labels, activation_matrix
 from ugosa_cli.output import OutputSpec, StemSelection, StemWriter, write_separation
 from ugosa_cli.postfilters import Gate
 from ugosa_cli.separation import SeparationOptions, separate_array, separate_audio, separate_blocks
+
+from conftest import tone_mix
 
 
 class SmallBlocks:
@@ -110,10 +111,9 @@ def test_clamp_and_none_write_blocks_directly(tmp_path, clip_mode, expected):
 def test_a_failure_before_commit_leaves_no_file_at_all(tmp_path, clip_mode):
     spec = _spec(tmp_path, clip_mode, bits=16)
     paths = _paths(spec)
-    with pytest.raises(KeyboardInterrupt):
-        with StemWriter(paths, 8000, 2, spec) as writer:
-            writer.write({"drums": np.zeros((2, 100), np.float32), "bass": np.zeros((2, 100), np.float32)})
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), StemWriter(paths, 8000, 2, spec) as writer:
+        writer.write({"drums": np.zeros((2, 100), np.float32), "bass": np.zeros((2, 100), np.float32)})
+        raise KeyboardInterrupt
     assert _all_files(tmp_path / "out") == []
 
 
@@ -159,9 +159,8 @@ def test_write_separation_gates_selects_and_writes_every_block(tiny_model, tmp_p
 
 
 def test_a_full_disk_is_named_in_the_error():
-    with pytest.raises(OSError) as caught:
-        with open("/dev/full", "wb") as handle:
-            handle.write(b"\0" * 65536)
+    with pytest.raises(OSError) as caught, open("/dev/full", "wb") as handle:
+        handle.write(b"\0" * 65536)
     assert caught.value.errno == errno.ENOSPC
     error = write_failure(Path("out/drums.wav"), caught.value)
     assert isinstance(error, RunError) and "disk is full" in error.message and "out/drums.wav" in error.message

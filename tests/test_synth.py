@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from ugosa_cli.audio import read_audio
+from ugosa_cli.demo.synth import SOURCES, Song, drum_kit, generate_song, write_song
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import read_labels
-from ugosa_cli.demo.synth import SOURCES, Song, drum_kit, generate_song, write_song
 
 SR = 22050
 DURATION = 4.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def song(seed: int, timbre: float = 0.0, duration: float = DURATION, samplerate: int = SR) -> Song:
     """A cached song; tests only read it."""
     return generate_song(seed, duration=duration, samplerate=samplerate, timbre=timbre)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
-from ugosa_cli.models.family import PrefixState, SplitModel
+from ugosa_cli.models.family import PrefixState, SeparationModel, SplitModel
 from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for
 
 OPTIMIZERS = ("ranger", "radam", "adam")
@@ -95,7 +96,7 @@ class AdaptationSettings:
         return {**asdict(self), "strategy": self.strategy.name}
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "AdaptationSettings":
+    def from_dict(cls, values: Mapping[str, Any]) -> AdaptationSettings:
         """Settings from plain values (unknown keys ignored), as :meth:`to_dict` writes them."""
         known = {setting.name for setting in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
@@ -151,7 +152,7 @@ class SilenceEnergy:
 
 @dataclass
 class AdaptationResult:
-    model: nn.Module
+    model: SeparationModel
     strategy: Strategy
     settings: AdaptationSettings
     windows: int
@@ -177,7 +178,7 @@ class Adapter:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: SeparationModel,
         mix: np.ndarray,
         activations: np.ndarray,
         settings: AdaptationSettings,

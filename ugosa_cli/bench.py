@@ -37,14 +37,13 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
-from torch import nn
 
 from ugosa_cli import __version__
 from ugosa_cli.adaptation import AdaptationSettings, Adapter, StepReport
@@ -54,6 +53,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
+from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.pipeline import GuidedSeparator, with_strategy
 from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, uses_cpu_budget
 from ugosa_cli.separation import SeparationOptions
@@ -208,7 +208,7 @@ def select_tracks(
     return list(tracks[start : None if count is None else start + count])
 
 
-def strategies_for(model: nn.Module, names: Sequence[str] | None) -> list[Strategy]:
+def strategies_for(model: SeparationModel, names: Sequence[str] | None) -> list[Strategy]:
     """The requested strategies, parsed; by default every ``P-Lk:D`` the model has, then ``B0``."""
     if names:
         strategies = [Strategy.parse(name) for name in names]
@@ -447,7 +447,7 @@ class Bench:
         if self.settings.variant == "ugosa":
             order = variant_order(track.name, self.settings.variant_seed, self.sources)
             stems = silence_quarters(stems, order)
-            mixture = np.sum([stems[name] for name in self.sources], axis=0, dtype=np.float32)
+            mixture = np.asarray(np.sum([stems[name] for name in self.sources], axis=0, dtype=np.float32))
             for name, samples in {"mixture": mixture, **stems}.items():
                 write_audio(folder / f"{name}.wav", samples, rate, bits=32)
             variant.update(seed=self.settings.variant_seed, silenced_in_quarter=order)

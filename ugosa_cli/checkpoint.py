@@ -10,9 +10,10 @@ reads it::
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,6 +21,7 @@ from torch import Tensor
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path, sha256_file
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
+from ugosa_cli.models.family import SeparationModel
 
 CHECKPOINT_FORMAT = "ugosa-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -29,14 +31,16 @@ CHECKPOINT_VERSION = 1
 class LoadedModel:
     """A model ready for inference, with where it came from."""
 
-    model: ConvTasNet
+    model: SeparationModel
     name: str
     sha256: str
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def save_checkpoint(path: Path, model: ConvTasNet, provenance: Mapping[str, Any] | None = None) -> None:
+def save_checkpoint(path: Path, model: SeparationModel, provenance: Mapping[str, Any] | None = None) -> None:
     """Write ``model`` in our checkpoint format, atomically."""
+    if not isinstance(model, ConvTasNet):
+        raise TypeError(f"ugosa checkpoints hold ConvTasNet models, not {type(model).__name__}")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,

@@ -7,8 +7,8 @@ import errno
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ugosa_cli.errors import InputError, RunError
 

@@ -23,10 +23,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 import filelock
 import platformdirs
@@ -292,7 +292,7 @@ def _chunks(response: object) -> Iterator[bytes]:
 class NoDowngradeRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects, except from https to plain http (which would expose the download to tampering)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def,unused-ignore]
         new_scheme = urllib.parse.urlparse(urllib.parse.urljoin(req.full_url, newurl)).scheme
         if urllib.parse.urlparse(req.full_url).scheme == "https" and new_scheme != "https":
             fp.close()

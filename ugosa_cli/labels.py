@@ -34,9 +34,10 @@ import json
 import math
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +151,7 @@ def parse_time(text: str, *, where: str, allow_open_end: bool = False) -> float:
         )
     seconds = float(parts[-1])
     units = [int(p) for p in parts[:-1]]
-    if units and seconds >= 60 or len(units) == 2 and units[1] >= 60:
+    if (units and seconds >= 60) or (len(units) == 2 and units[1] >= 60):
         raise InputError(f"{where}: {_short(text)} is not a time: minutes and seconds after a colon must be below 60")
     total = seconds + sum(u * 60 ** (len(units) - i) for i, u in enumerate(units))
     return _checked_seconds(total, text, where)
@@ -899,8 +900,8 @@ def format_labels(labels: Labels, fmt: str) -> str:
 
 __all__ = [
     "LABEL_FORMATS",
-    "Labels",
     "SYNONYMS",
+    "Labels",
     "activation_matrix",
     "coverage",
     "format_clock",

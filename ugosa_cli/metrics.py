@@ -48,7 +48,7 @@ def frame_slices(length: int, window: int, hop: int) -> list[slice]:
 
 def _silent(stems: np.ndarray) -> np.ndarray:
     """For (sources, channels, samples): which sources are all zeros."""
-    return ~stems.reshape(stems.shape[0], -1).any(axis=1)
+    return np.logical_not(stems.reshape(stems.shape[0], -1).any(axis=1))
 
 
 def _lagged_correlations(x: np.ndarray, ys: Sequence[np.ndarray], max_lag: int) -> np.ndarray:
@@ -124,12 +124,12 @@ def bss_eval_v4(
         raise InputError(f"frame rule {frame_rule!r}: use one of {', '.join(FRAME_RULES)}")
     refs = np.asarray(references, dtype=np.float64)
     ests = np.asarray(estimates, dtype=np.float64)
-    n_src, n_chan, length = refs.shape
+    n_src, _, length = refs.shape
     frames = frame_slices(length, window, hop)
     scores = {name: np.full((n_src, len(frames)), np.nan) for name in BSS_METRICS}
 
     basis = np.flatnonzero(~_silent(refs))  # references that span the projection space
-    scored = [j for j in basis if ests[j].any()]
+    scored = [int(j) for j in basis if ests[j].any()]
     if not scored:
         return scores
     own_filters, all_filters = _distortion_filters(refs, ests, basis, scored, filter_length)
@@ -141,7 +141,7 @@ def bss_eval_v4(
     for t, frame in enumerate(frames):
         ref_frame, est_frame = refs[:, :, frame][basis], ests[:, :, frame][scored]
         kept = ~_silent(ref_frame[position]) & ~_silent(est_frame)
-        if frame_rule == "museval" and (_silent(ref_frame).any() or not kept.all()) or not kept.any():
+        if (frame_rule == "museval" and (_silent(ref_frame).any() or not kept.all())) or not kept.any():
             continue
         span = frame.stop - frame.start + filter_length - 1
         ref_spec = np.fft.rfft(ref_frame, n=n_fft)  # (basis, chan, freq)
@@ -293,7 +293,7 @@ def evaluate_stems(
         sources[name] = {metric: row[metric] for metric in METRICS}
     mean = {}
     for metric in METRICS:
-        values = [row[metric] for row in sources.values() if row[metric] is not None]
+        values = [value for value in (row[metric] for row in sources.values()) if value is not None]
         mean[metric] = float(np.mean(values)) if values else None
     settings = {
         "win": win,

@@ -5,15 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 
 from ugosa_cli.audio import (
-    BIT_DEPTHS, BLOCK_FRAMES, CLIP_MODES, FORMATS, ClipMode, subtype_for, write_failure,
+    BIT_DEPTHS,
+    BLOCK_FRAMES,
+    CLIP_MODES,
+    FORMATS,
+    ClipMode,
+    subtype_for,
+    write_failure,
 )
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import reserve_temporary
@@ -101,7 +108,7 @@ class StemWriter:
         self._raw: dict[str, BinaryIO] = {}
         self._encoded: dict[str, sf.SoundFile] = {}
 
-    def __enter__(self) -> "StemWriter":
+    def __enter__(self) -> StemWriter:
         try:
             for name, path in self.paths.items():
                 tmp = self._temporary(path)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from ugosa_cli.audio import Audio, fit_length, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
 from ugosa_cli.labels import Labels, activation_matrix
+from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
 from ugosa_cli.postfilters import Gate, Resplit, StemFilter
 from ugosa_cli.separation import (
@@ -94,7 +95,7 @@ class GuidedSeparator:
             if adaptation is not None
             else None
         )
-        self._pretrained: torch.nn.Module | None = None
+        self._pretrained: SeparationModel | None = None
         self.adapted = False  # whether the model holds adapted weights now
 
     @property
@@ -214,7 +215,7 @@ class GuidedSeparator:
     def _guided_by_both(self) -> bool:
         return self.post_filter == "resplit" and self.adapted and self.resplit_guide == "mean"
 
-    def _pretrained_model(self) -> torch.nn.Module:
+    def _pretrained_model(self) -> SeparationModel:
         """A copy of the model with its pretrained weights, made once."""
         assert self._pretrained_state is not None
         if self._pretrained is None:

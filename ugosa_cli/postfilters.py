@@ -9,7 +9,8 @@ equal to filtering the whole song at once.
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator, Protocol
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import numpy as np
 

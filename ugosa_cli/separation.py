@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError, SettingError
+from ugosa_cli.models.family import SeparationModel
 
 ProgressCallback = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -165,7 +167,7 @@ class _Segmenter:
     stretch of the song, that stretch is final and is handed on, so memory does not grow with the song.
     """
 
-    def __init__(self, model: nn.Module, segment: int, overlap: float, batch_size: int) -> None:
+    def __init__(self, model: SeparationModel, segment: int, overlap: float, batch_size: int) -> None:
         self.model = model
         self.segment = segment
         self.overlap = overlap
@@ -228,7 +230,7 @@ class _Segmenter:
         """The normalised mixture over a segment, zero outside the song."""
         begin, end = max(s.start, 0), min(s.start + s.length, frames)
         if begin >= end:
-            return torch.zeros(self.model.audio_channels, s.length, device=self.weight.device)
+            return torch.zeros(self.model.audio_channels, s.length, device=next(self.model.parameters()).device)
         inside = (mixture.read(begin, end) - mean) / std
         return torch.nn.functional.pad(inside, (begin - s.start, s.start + s.length - end))
 
@@ -269,7 +271,7 @@ class _Segmenter:
 
 
 def _stream_stems(
-    model: nn.Module,
+    model: SeparationModel,
     mixture: _TensorMixture | _StreamedMixture,
     frames: int,
     normalise: tuple[float, float],
@@ -300,7 +302,7 @@ def _stream_stems(
 
 
 def separate_tensor(
-    model: nn.Module,
+    model: SeparationModel,
     mix: Tensor,
     options: SeparationOptions = SeparationOptions(),
     progress: ProgressCallback | None = None,
@@ -311,7 +313,7 @@ def separate_tensor(
 
 
 def separate_array(
-    model: nn.Module,
+    model: SeparationModel,
     mix: np.ndarray,
     options: SeparationOptions = SeparationOptions(),
     device: torch.device | None = None,
@@ -339,16 +341,20 @@ def separate_array(
 class AudioBlocks(Protocol):
     """Audio that can be read from the start in blocks, any number of times (:class:`AudioFile`, :class:`Audio`)."""
 
-    source: str
-    samplerate: int
-    channels: int
-    frames: int
+    @property
+    def source(self) -> str: ...
+    @property
+    def samplerate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def frames(self) -> int: ...
 
     def blocks(self, size: int = ...) -> Iterator[np.ndarray]: ...
 
 
 def separate_blocks(
-    model: nn.Module,
+    model: SeparationModel,
     audio: AudioBlocks,
     options: SeparationOptions = SeparationOptions(),
     device: torch.device | None = None,
@@ -427,7 +433,7 @@ def stem_channel_blocks(audio: AudioBlocks, *, downmix: bool = False) -> Iterato
 
 
 def separate_audio(
-    model: nn.Module,
+    model: SeparationModel,
     audio: Audio,
     options: SeparationOptions = SeparationOptions(),
     device: torch.device | None = None,

@@ -14,7 +14,7 @@ short regions dropped, so the result looks like what a person would draw (``min_
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from ugosa_cli.errors import SettingError
 from ugosa_cli.models import family_of
+from ugosa_cli.models.family import SeparationModel
 
 CUTS = (1, 2, 3, 4, 5)  # L1 trains the most, L5 the least (the paper's five cut points)
 _STRATEGY_RE = re.compile(r"^([PMS])-L([1-5]):D$", re.IGNORECASE)
@@ -42,7 +43,7 @@ class Strategy:
     cut: int | None
 
     @classmethod
-    def parse(cls, text: str) -> "Strategy":
+    def parse(cls, text: str) -> Strategy:
         """``B0`` or ``{P,M,S}-L{1..5}:D``, case-insensitive."""
         name = str(text).strip()
         if name.upper() == "B0":
@@ -74,38 +75,38 @@ STRATEGY_NAMES = ("B0",) + tuple(Strategy(loss, k).name for loss in Loss for k i
 # --- what a strategy trains on a given model ------------------------------------------------------------
 
 
-def trainable_modules(model: nn.Module, strategy: Strategy) -> list[tuple[str, nn.Module]]:
+def trainable_modules(model: SeparationModel, strategy: Strategy) -> list[tuple[str, nn.Module]]:
     """The named parts a strategy trains, in network order (none for B0); unknown cuts raise."""
     if strategy.cut is None:
         return []
     return family_of(model).trainable_parts(model, strategy.cut)
 
 
-def count_trainable(model: nn.Module, strategy: Strategy) -> int:
+def count_trainable(model: SeparationModel, strategy: Strategy) -> int:
     """#TP: the number of parameters the strategy trains."""
     return sum(p.numel() for _, module in trainable_modules(model, strategy) for p in module.parameters())
 
 
-def describe_trainable(model: nn.Module, strategy: Strategy) -> str:
+def describe_trainable(model: SeparationModel, strategy: Strategy) -> str:
     """What the strategy trains, in words, e.g. ``repeats 3-4 + mask conv + decoder``."""
     if strategy.cut is None:
         return "nothing (the model as is)"
     return family_of(model).describe(model, strategy.cut)
 
 
-def available(model: nn.Module) -> list[Strategy]:
+def available(model: SeparationModel) -> list[Strategy]:
     """Every strategy this model has (B0 first), in the order of :data:`STRATEGY_NAMES`."""
     cuts = family_of(model).cuts(model)
     return [B0] + [Strategy(loss, k) for loss in Loss for k in CUTS if k in cuts]
 
 
-def check_available(model: nn.Module, strategy: Strategy) -> None:
+def check_available(model: SeparationModel, strategy: Strategy) -> None:
     """Raise a setting error if the model has no such cut point."""
     if strategy.cut is not None:
         family_of(model).trainable_parts(model, strategy.cut)
 
 
-def strategy_table(model: nn.Module, losses: str = "PMS") -> list[dict[str, object]]:
+def strategy_table(model: SeparationModel, losses: str = "PMS") -> list[dict[str, object]]:
     """One row per strategy this model has: name, loss, what is trained and #TP, for ``ugosa strategies``."""
     rows = []
     for strategy in available(model):
@@ -122,7 +123,7 @@ def strategy_table(model: nn.Module, losses: str = "PMS") -> list[dict[str, obje
     return rows
 
 
-def freeze_for(model: nn.Module, strategy: Strategy) -> list[nn.Parameter]:
+def freeze_for(model: SeparationModel, strategy: Strategy) -> list[nn.Parameter]:
     """Set ``requires_grad`` so only the strategy's part trains; return the trainable parameters."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -13,18 +13,34 @@ from rich.table import Table
 from ugosa_cli import __version__, hub
 from ugosa_cli.audio import STDIN, Audio
 from ugosa_cli.checkpoint import save_checkpoint
-from ugosa_cli.cli import common
+from ugosa_cli.cli import common, guidance
 from ugosa_cli.cli.guidance import (
-    Amp, BatchSize, DeviceOpt, Epochs, Gamma, Hop, IgnoreUnknown, LabelOptions, LabelsFormat, LabelsOpt, Lr, MapOpt,
-    Margin, OptimizerOpt, Protocol, References, Seed, StrategyOpt, Window,
+    Amp,
+    BatchSize,
+    DeviceOpt,
+    Epochs,
+    Gamma,
+    Hop,
+    IgnoreUnknown,
+    LabelOptions,
+    LabelsFormat,
+    LabelsOpt,
+    Lr,
+    MapOpt,
+    Margin,
+    OptimizerOpt,
+    Protocol,
+    References,
+    Seed,
+    StrategyOpt,
+    Window,
 )
-from ugosa_cli.cli import guidance
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import ensure_writable, sha256_file
+from ugosa_cli.models import family_of
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import pick_device
 from ugosa_cli.strategy import strategy_table
-from ugosa_cli.models import family_of
 
 
 def song_digest(track: str, audio: Audio) -> str:
@@ -133,5 +149,5 @@ def strategies(
     for column in ("strategy", "loss", "trains", "#TP"):
         table.add_column(column, justify="right" if column == "#TP" else "left")
     for row in rows:
-        table.add_row(row["strategy"], row["loss"], row["trains"], f"{row['trainable_parameters']:,}")
+        table.add_row(str(row["strategy"]), str(row["loss"]), str(row["trains"]), f"{row['trainable_parameters']:,}")
     common.result_console().print(table)

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         if exc.code == EXIT_INTERRUPTED:
             common.stderr().print("ugosa: interrupted", markup=False, highlight=False)
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+    except Exception as exc:
         if common.STATE.debug:
             raise
         common.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")

@@ -250,7 +250,8 @@ def bench(
                               "pending": len(pending), "estimated_seconds": estimate})
         return
     _run(bench, pending, estimate)
-    document = bench_lib.summary(bench, [bench.stored(job) for job in bench.jobs()])
+    stored = [bench.stored(job) for job in bench.jobs()]
+    document = bench_lib.summary(bench, [result for result in stored if result is not None])
     bench_lib.write_json(Path(out) / "summary.json", document)
     if json_out:
         common.emit_json(document)

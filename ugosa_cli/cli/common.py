@@ -11,9 +11,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +23,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -128,7 +130,7 @@ class Reporter:
         else:
             self._mode = "plain"
 
-    def __enter__(self) -> "Reporter":
+    def __enter__(self) -> Reporter:
         if self._rich is not None:
             self._rich.start()
         return self
@@ -147,7 +149,7 @@ class Reporter:
 
     def update(self, task: int, completed: float, total: float | None = None, status: str = "") -> None:
         if self._mode == "rich" and self._rich is not None:
-            self._rich.update(task, completed=completed, total=total, status=status)
+            self._rich.update(TaskID(task), completed=completed, total=total, status=status)
         elif self._mode == "plain":
             description, old_total, _, last = self._plain[task]
             total = total if total is not None else old_total

@@ -4,8 +4,9 @@ request, reading a song's labels, and showing the plan, the training and the sil
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -16,7 +17,7 @@ from ugosa_cli.cli import common
 from ugosa_cli.errors import SettingError
 from ugosa_cli.labels import LABEL_FORMATS, Labels, read_labels, require_playing
 from ugosa_cli.pipeline import GuidedSeparator
-from ugosa_cli.planning import PROTOCOLS, AdaptationPlan, AdaptationRequest
+from ugosa_cli.planning import AdaptationPlan, AdaptationRequest
 from ugosa_cli.separation import DEVICES
 from ugosa_cli.strategy import DEFAULT_STRATEGY, Strategy
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from ugosa_cli.audio import resample
 from ugosa_cli.cli import common
-from ugosa_cli.cli.guidance import IgnoreUnknown, LabelsFormat, Margin, MapOpt
+from ugosa_cli.cli.guidance import IgnoreUnknown, LabelsFormat, MapOpt, Margin
 from ugosa_cli.errors import InputError, RunError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import (
@@ -337,6 +337,7 @@ def from_stems(
         audio = common.open_audio(path).read()
         samplerate = samplerate or audio.samplerate
         stems[source] = resample(audio.samples, audio.samplerate, samplerate)
+    assert samplerate is not None  # _stem_files gives at least one stem
     labels = detect_activations(stems, samplerate, theta=theta, min_region=min_region, min_gap=min_gap)
     for line in labels.warnings:
         common.warn(line)

@@ -209,11 +209,12 @@ def separate(
                 continue
             try:
                 with guidance.flags_named():
-                    audio: AudioFile | Audio = common.open_audio(track)
+                    opened = common.open_audio(track)
+                    audio: AudioFile | Audio = opened
                     report: dict[str, object] = {}
                     song_labels = None
                     if labels is not None:
-                        audio = audio.read()  # adaptation needs the whole song; separation then reuses it
+                        audio = opened.read()  # adaptation needs the whole song; separation then reuses it
                         song_labels = guidance.song_labels(labels_for(labels, track, len(tracks)), label_options,
                                                            pipeline.sources, audio)
                         plan = pipeline.plan(audio, song_labels, references=guidance.read_references(references or []),

@@ -24,15 +24,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ugosa_cli.adaptation import AdaptationResult, StepReport
 from ugosa_cli.audio import write_audio
 from ugosa_cli.checkpoint import LoadedModel
+from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
@@ -40,7 +42,6 @@ from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest
 from ugosa_cli.strategy import Loss, Strategy
-from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 
 DEMO_MODEL = "demo"
 HELD_OUT_SEED_BASE = 2_000_000
@@ -112,7 +113,8 @@ class DemoResult:
     def mean_sdr_before_resplit(self) -> float | None:
         """Mean SDR of B0's stems re-split by the labels (the filter without training); None without resplit."""
         values = [s.sdr_before_resplit for s in self.scores]
-        return None if None in values else float(np.mean(values))
+        known = [value for value in values if value is not None]
+        return float(np.mean(known)) if len(known) == len(values) else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -388,7 +389,7 @@ class _Grid:
     def starts_region(self, source: str, time: float) -> bool:
         return any(abs(start - time) < _TIME_TOLERANCE for start, _ in self.regions[source])
 
-    def notes(self, source: str, events: list[tuple[float, float, float, float, int]]) -> list[Note]:
+    def notes(self, source: str, events: Sequence[tuple[float, float, float, float, int]]) -> list[Note]:
         """Turn (onset, length, pitch, velocity, vowel) events into notes that sound only inside the regions.
 
         A note that starts in a region ends with it; a note still sounding when a region starts enters there.

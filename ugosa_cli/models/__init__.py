@@ -10,9 +10,9 @@ from torch import nn
 
 from ugosa_cli.models.convtasnet import ConvTasNet
 from ugosa_cli.models.convtasnet_cuts import ConvTasNetFamily
-from ugosa_cli.models.family import ModelFamily
+from ugosa_cli.models.family import ModelFamily, SeparationModel
 
-FAMILIES: dict[type[nn.Module], ModelFamily] = {ConvTasNet: ConvTasNetFamily()}
+FAMILIES: dict[type[SeparationModel], ModelFamily] = {ConvTasNet: ConvTasNetFamily()}
 
 
 def family_of(model: nn.Module) -> ModelFamily:

@@ -8,14 +8,16 @@ model) are built the same way and saved with their configuration.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
+from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.sources import DEFAULT_SOURCES
 
 EPS = 1e-8
@@ -55,7 +57,7 @@ class ModelConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -170,9 +172,9 @@ class TemporalBlock(nn.Module):
         )
 
     @property
-    def separable(self) -> "DepthwiseSeparableConv":
+    def separable(self) -> DepthwiseSeparableConv:
         """The block's dilated depthwise-separable conv (``net.3``), the part strategy L4 trains."""
-        return self.net[3]
+        return cast(DepthwiseSeparableConv, self.net[3])
 
     def hidden(self, x: Tensor) -> Tensor:
         """The input of :attr:`separable`: 1x1 conv, PReLU and gLN of ``x`` (batch, B, frames) -> (batch, H, frames)."""
@@ -193,8 +195,8 @@ class TemporalBlock(nn.Module):
         ``scratch`` (two (batch, H, frames) buffers) and ``out`` (like ``x``) spare fresh allocations,
         which on CPU cost as much as the arithmetic at full segment length (page faults).
         """
-        conv_in, prelu_in, norm_in, separable = self.net
-        depthwise, prelu_mid, norm_mid, pointwise = separable.net
+        conv_in, prelu_in, norm_in = cast(tuple[nn.Conv1d, nn.PReLU, GlobalNorm], (self.net[0], self.net[1], self.net[2]))
+        depthwise, prelu_mid, norm_mid, pointwise = self.separable.layers
         first, second = scratch if scratch is not None else (None, None)
         hidden = torch.bmm(conv_in.weight[:, :, 0].expand(x.shape[0], -1, -1), x, out=first)
         F.leaky_relu_(hidden, float(prelu_in.weight))
@@ -327,8 +329,13 @@ class DepthwiseSeparableConv(nn.Module):
         )
         self.fast_backward = True
 
+    @property
+    def layers(self) -> tuple[nn.Conv1d, nn.PReLU, GlobalNorm, nn.Conv1d]:
+        """Depthwise conv, PReLU, gLN and pointwise conv, typed."""
+        return cast(tuple[nn.Conv1d, nn.PReLU, GlobalNorm, nn.Conv1d], tuple(self.net))
+
     def forward(self, x: Tensor) -> Tensor:
-        depthwise, prelu, norm, pointwise = self.net
+        depthwise, prelu, norm, pointwise = self.layers
         weight = depthwise.weight
         if (
             self.fast_backward
@@ -362,7 +369,7 @@ class Separator(nn.Module):
         )
 
 
-class ConvTasNet(nn.Module):
+class ConvTasNet(SeparationModel):
     """ConvTasNet mapping a normalised mixture (batch, channels, time) to stems (batch, sources, channels, time).
 
     The forward pass is split in named stages so adaptation can run a frozen prefix once and train the rest:
@@ -394,16 +401,16 @@ class ConvTasNet(nn.Module):
     @property
     def repeats(self) -> nn.Sequential:
         """The R repeats of X temporal blocks (``separator.network.2``)."""
-        return self.separator.network[2]
+        return cast(nn.Sequential, self.separator.network[2])
 
     def block(self, repeat: int, index: int) -> TemporalBlock:
         """Temporal block ``index`` (0..X-1) of repeat ``repeat`` (0..R-1); negative indices count from the end."""
-        return self.repeats[repeat][index]
+        return cast(TemporalBlock, cast(nn.Sequential, self.repeats[repeat])[index])
 
     @property
     def mask_conv(self) -> nn.Conv1d:
         """The 1x1 conv from the last repeat to one mask per source (``separator.network.3``)."""
-        return self.separator.network[3]
+        return cast(nn.Conv1d, self.separator.network[3])
 
     @property
     def segment_length(self) -> int:
@@ -459,9 +466,9 @@ class ConvTasNet(nn.Module):
             features.new_empty(batch, self.config.H, frames),
         )
         spare = torch.empty_like(features)
-        for repeat in self.repeats:
-            for block in repeat:
-                features, spare = block.fused_forward(features, scratch, spare), features
+        for r in range(self.config.R):
+            for x in range(self.config.X):
+                features, spare = self.block(r, x).fused_forward(features, scratch, spare), features
         return features
 
 

@@ -8,19 +8,21 @@ these reproduce the paper's #TP (8.2M, 5.6M, 2.9M, 0.4M, 0.01M).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ugosa_cli.errors import SettingError
 from ugosa_cli.models.convtasnet import ConvTasNet
-from ugosa_cli.models.family import PrefixState
+from ugosa_cli.models.family import PrefixState, SeparationModel
 
 SEPARABLE_CUT = 4  # the last block's depthwise-separable conv, mask conv and decoder
 DECODER_CUT = 5  # the decoder alone
 
 
-def _as_convtasnet(model: nn.Module) -> ConvTasNet:
+def _as_convtasnet(model: SeparationModel) -> ConvTasNet:
     assert isinstance(model, ConvTasNet)
     return model
 
@@ -75,7 +77,7 @@ class ConvTasNetSplit:
         features = model.bottleneck(mixture_w)
         if self.cut == SEPARABLE_CUT:
             features = model.repeats[: model.config.R - 1](features)
-            features = model.repeats[-1][: model.config.X - 1](features)
+            features = cast(nn.Sequential, model.repeats[-1])[: model.config.X - 1](features)
         else:
             features = model.repeats[: self.frozen_repeats](features)
         return mixture_w, features
@@ -89,8 +91,8 @@ class ConvTasNetSplit:
                 hidden = block.hidden(features)
             features = features + block.separable(hidden)
         elif self.cut != DECODER_CUT:
-            for repeat in model.repeats[self.frozen_repeats :]:
-                for block in repeat:
+            for block in (model.block(r, x) for r in range(self.frozen_repeats, model.config.R)
+                          for x in range(model.config.X)):
                     if self.recompute and torch.is_grad_enabled():
                         features = torch.utils.checkpoint.checkpoint(block, features, use_reentrant=False)
                     else:
@@ -104,11 +106,11 @@ class ConvTasNetFamily:
     name = "ConvTasNet"
     frozen = "encoder"
 
-    def cuts(self, model: nn.Module) -> tuple[int, ...]:
+    def cuts(self, model: SeparationModel) -> tuple[int, ...]:
         repeats = _as_convtasnet(model).config.R
         return tuple(k for k in range(1, SEPARABLE_CUT) if k < repeats) + (SEPARABLE_CUT, DECODER_CUT)
 
-    def trainable_parts(self, model: nn.Module, cut: int) -> list[tuple[str, nn.Module]]:
+    def trainable_parts(self, model: SeparationModel, cut: int) -> list[tuple[str, nn.Module]]:
         net = _as_convtasnet(model)
         config = net.config
         first = first_trained_repeat(net, cut)
@@ -122,7 +124,7 @@ class ConvTasNetFamily:
         parts.append(("decoder", net.decoder))
         return parts
 
-    def describe(self, model: nn.Module, cut: int) -> str:
+    def describe(self, model: SeparationModel, cut: int) -> str:
         net = _as_convtasnet(model)
         first = first_trained_repeat(net, cut)
         rest = [name for name, _ in self.trainable_parts(net, cut) if not name.startswith("repeat ") or "block" in name]
@@ -132,5 +134,5 @@ class ConvTasNetFamily:
             rest = [span] + rest
         return " + ".join(rest)
 
-    def split(self, model: nn.Module, cut: int) -> ConvTasNetSplit:
+    def split(self, model: SeparationModel, cut: int) -> ConvTasNetSplit:
         return ConvTasNetSplit(_as_convtasnet(model), cut)

@@ -15,6 +15,34 @@ from torch import Tensor, nn
 PrefixState = tuple[Tensor, ...]  # every tensor with the batch first, so windows concatenate along dim 0
 
 
+class SeparationModel(nn.Module):
+    """A separation network: a normalised mixture (batch, audio_channels, time) to stems
+    (batch, sources, audio_channels, time), with what the separation loop needs to know of it."""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The stems it makes, in output order."""
+        raise NotImplementedError
+
+    @property
+    def samplerate(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def audio_channels(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def segment_length(self) -> int:
+        """Samples per segment when separating long inputs."""
+        raise NotImplementedError
+
+    @property
+    def min_length(self) -> int:
+        """The shortest input (samples) the network accepts."""
+        raise NotImplementedError
+
+
 class SplitModel(Protocol):
     """One network cut at one point: ``suffix(prefix(x), length)`` equals ``model(x)``.
 
@@ -43,18 +71,18 @@ class ModelFamily(Protocol):
     name: str
     frozen: str  # what every strategy keeps frozen, in words ("encoder")
 
-    def cuts(self, model: nn.Module) -> tuple[int, ...]:
+    def cuts(self, model: SeparationModel) -> tuple[int, ...]:
         """The cut points (1..5) this network has."""
         ...
 
-    def trainable_parts(self, model: nn.Module, cut: int) -> list[tuple[str, nn.Module]]:
+    def trainable_parts(self, model: SeparationModel, cut: int) -> list[tuple[str, nn.Module]]:
         """The named modules cut ``cut`` trains, in network order; a setting error if the network lacks it."""
         ...
 
-    def describe(self, model: nn.Module, cut: int) -> str:
+    def describe(self, model: SeparationModel, cut: int) -> str:
         """What cut ``cut`` trains, in words (``repeats 3-4 + mask conv + decoder``)."""
         ...
 
-    def split(self, model: nn.Module, cut: int) -> SplitModel:
+    def split(self, model: SeparationModel, cut: int) -> SplitModel:
         """The network as a frozen prefix and a trainable suffix at cut ``cut``."""
         ...
