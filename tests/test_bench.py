@@ -66,6 +66,7 @@ class Calls:
         monkeypatch.setattr(module, name, wrapper)
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end_and_resume_recomputes_nothing(cli, musdb, model_file, tmp_path, monkeypatch):
     out = tmp_path / "bench"
     args = ("bench", "--musdb", musdb, "--tracks", "2", "--strategies", "B0,P-L3:D", "-o", out,
@@ -148,6 +149,7 @@ def test_stored_results_are_not_overwritten_or_mixed_with_other_settings(cli, mu
     assert separations.count == 1
 
 
+@pytest.mark.slow
 def test_resplit_scores_each_job_again_after_the_label_filter(cli, musdb, model_file, tmp_path, monkeypatch):
     out = tmp_path / "bench"
     args = ("bench", "--musdb", musdb, "--names", "Gamma Song", "--strategies", "B0,P-L5:D", "-o", out,

@@ -42,6 +42,7 @@ def adapted_run(demo_model):
     return demo.run_demo(demo_model, seed=1, duration=8.0, epochs=4)
 
 
+@pytest.mark.slow
 def test_adapting_with_true_labels_lowers_the_energy_where_instruments_rest(adapted_run):
     resting = [s for s in adapted_run.scores if s.leakage_before_db is not None]
     assert resting, "the song should have sources that rest"
@@ -51,12 +52,14 @@ def test_adapting_with_true_labels_lowers_the_energy_where_instruments_rest(adap
     assert after < 0.8 * before, [(s.source, s.leakage_before_db, s.leakage_after_db) for s in resting]
 
 
+@pytest.mark.slow
 def test_adapting_with_true_labels_raises_mean_sdr_over_b0(adapted_run):
     assert (adapted_run.song.timbre, adapted_run.song.rests) == (demo.HELD_OUT_TIMBRE, demo.HELD_OUT_RESTS)
     assert adapted_run.mean_sdr_after > adapted_run.mean_sdr_before + 0.1, [
         (s.source, s.sdr_before, s.sdr_after) for s in adapted_run.scores]
 
 
+@pytest.mark.slow
 def test_demo_cli_keeps_song_labels_and_stems(cli, tmp_path):
     out = tmp_path / "demo"
     result = cli("demo", "--duration", "3", "--seed", "2", "--out", out, "--json", "--quiet")

@@ -215,6 +215,7 @@ def _disk_full_after(size: int):
     return limit
 
 
+@pytest.mark.slow
 def test_full_disk_is_a_run_time_failure_and_leaves_no_partial_file(tmp_path, model_file, write_wav):
     song = write_wav(seconds=0.5)
     out = tmp_path / "out"
@@ -265,6 +266,7 @@ def _interrupt(args: list[object], cwd: Path, ready: str) -> subprocess.Complete
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, "".join(stderr) + rest)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_separation_exits_130_and_leaves_no_partial_file(tmp_path, model_file):
     song = tmp_path / "long.wav"
     sf.write(song, tone_mix(30.0, 8000), 8000)
@@ -278,6 +280,7 @@ def test_ctrl_c_during_separation_exits_130_and_leaves_no_partial_file(tmp_path,
     assert files_under(out) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_adaptation_exits_130_and_writes_no_model(tmp_path, model_file, labels_file):
     song = tmp_path / "song.wav"
     sf.write(song, tone_mix(4.0, 8000), 8000)
@@ -302,6 +305,7 @@ def _peak_rss_kib(args: list[object]) -> int:
     return int(result.stdout)
 
 
+@pytest.mark.slow
 def test_peak_memory_grows_at_most_linearly_with_the_song(tmp_path, model_file):
     """Memory against song length, measured.
 

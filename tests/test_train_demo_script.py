@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ugosa_cli.checkpoint import load_model_file, save_checkpoint
 from ugosa_cli.demo.synth import SOURCES
 from ugosa_cli.fsutil import sha256_file
+
+pytestmark = pytest.mark.slow  # runs real scripts end to end
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_RUN = ["--steps", "2", "--batch", "1", "--segment", "0.5", "--pool", "2", "--song-seconds", "2",
