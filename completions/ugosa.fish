@@ -61,7 +61,7 @@ complete -c ugosa -n '__ugosa_at separate' -l two-stems -r -f -a 'drums bass oth
 complete -c ugosa -n '__ugosa_at separate' -l segment -r -f -d 'Segment length in seconds (default: the model\'s, 8 s).'
 complete -c ugosa -n '__ugosa_at separate' -l overlap -r -f -d 'Overlap between segments, in [0, 1).'
 complete -c ugosa -n '__ugosa_at separate' -l shifts -r -f -d 'Average over this many random time shifts (slower, slightly better).'
-complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts and the adaptation.'
+complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts and the adaptation (window order); the same seed repeats a CPU run exactly.'
 complete -c ugosa -n '__ugosa_at separate' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at separate' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
 complete -c ugosa -n '__ugosa_at separate' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'

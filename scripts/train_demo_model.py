@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     began = time.time()
 
     config = ModelConfig(**DEMO_CONFIG, samplerate=SAMPLERATE)
-    model = ConvTasNet(config).train()  # trains through model.py's fast depthwise backward on CPUs
+    model = ConvTasNet(config).train()  # trains through models/convtasnet.py's fast depthwise backward on CPUs
     initial = None
     if args.init is not None:
         try:

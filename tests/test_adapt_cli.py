@@ -166,3 +166,31 @@ def test_separate_with_labels_follows_the_model_recommendation(cli, tiny_model, 
     plan = json.loads(given.stdout)["adaptation"]["plan"]
     assert json.loads(given.stdout)["model"] == "recommending-adapted" and plan["strategy"] == "P-L5:D"
     assert (plan["settings"]["lr"], plan["settings"]["window"], plan["settings"]["optimizer"]) == (5e-3, 1.0, "adam")
+
+
+@pytest.mark.parametrize("schedule", [("--epochs", "3", "--hop", "0.5"), ()], ids=["explicit", "cpu-plan"])
+def test_separate_with_labels_repeats_and_equals_adapt_then_separate(cli, model_file, tmp_path, schedule):
+    """One step (`separate --labels`) twice, and two steps (`adapt -o` then `separate --model`), with the
+    default seed: the same stems, bit for bit, on a song of several windows and epochs (and on the CPU
+    plan, which must not depend on how fast this machine happens to be)."""
+    path = tmp_path / "long.wav"
+    sf.write(path, tone_mix(6.0, 8000, seed=4), 8000)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\t2.5\tvocals\n1.5\t6\tdrums\n0\t6\tbass\n0\t4\tother\n")
+    settings = ("--strategy", "P-L2:D", "--window", "1", "--lr", "1e-3", *schedule)
+    stems = []
+    for run in ("a", "b"):
+        result = cli("separate", path, "--model", model_file, "--labels", labels, *settings, "-o", tmp_path / run,
+                     "--bits", "32", "--json")
+        assert result.exit_code == 0, result.stderr
+        record = json.loads(result.stdout)
+        assert record["adaptation"]["plan"]["steps"] >= record["adaptation"]["plan"]["windows"] > 1
+        stems.append({name: sf.read(p)[0] for name, p in record["stems"].items()})
+    adapted = tmp_path / "adapted.th"
+    assert cli("adapt", path, "--model", model_file, "--labels", labels, *settings, "-o", adapted).exit_code == 0
+    result = cli("separate", path, "--model", adapted, "-o", tmp_path / "two-step", "--bits", "32", "--json")
+    assert result.exit_code == 0, result.stderr
+    stems.append({name: sf.read(p)[0] for name, p in json.loads(result.stdout)["stems"].items()})
+    for which, other in zip(("again", "two steps"), stems[1:]):
+        for name, samples in stems[0].items():
+            assert np.array_equal(samples, other[name]), (which, name, np.abs(samples - other[name]).max())

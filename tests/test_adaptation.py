@@ -180,16 +180,12 @@ def test_informative_windows_come_first():
 
 def test_cpu_plan_fits_the_budget():
     base = AdaptationSettings()
-    planned, summary = fit_to_budget(
-        base, frames=180 * 44100, samplerate=44100, step_seconds=1.0, prefix_seconds=0.5, forward_seconds=1.0
-    )
-    # Separation ~ 18 windows x 1 s x 4/3 = 24 s; budget 48 s; prefix 9 s + checks 12 s leave 27 s -> 1 epoch.
+    planned, summary = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=1.0, prefix_cost=0.5)
+    # Separation ~ 18 windows x 1 forward x 4/3 = 24; budget 48; prefix 9 + checks 12 leave 27 -> 1 epoch.
     assert planned.hop == planned.window == 10.0
     assert planned.epochs == 1 and planned.max_windows is None
     assert "--protocol paper" in summary
-    slow, _ = fit_to_budget(
-        base, frames=180 * 44100, samplerate=44100, step_seconds=10.0, prefix_seconds=0.5, forward_seconds=1.0
-    )
+    slow, _ = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=10.0, prefix_cost=0.5)
     assert slow.epochs == 1 and slow.max_windows is not None and slow.max_windows < 18
 
 

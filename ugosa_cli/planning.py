@@ -22,6 +22,7 @@ import torch
 from ugosa_cli.adaptation import AdaptationSettings, Adapter
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
+from ugosa_cli.models import family_of
 from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available, count_trainable, describe_trainable
 
 PROTOCOLS = ("auto", "paper")
@@ -115,27 +116,27 @@ def fit_to_budget(
     *,
     frames: int,
     samplerate: int,
-    step_seconds: float,
-    prefix_seconds: float,
-    forward_seconds: float,
+    step_cost: float,
+    prefix_cost: float,
     budget_factor: float = 2.0,
 ) -> tuple[AdaptationSettings, str]:
-    """Settings that train within ``budget_factor`` times the song's plain separation time.
+    """Settings that train within about ``budget_factor`` times the song's plain separation time.
 
     For CPUs: windows stop overlapping (hop = window) and the epochs (then the windows, most labelled
-    silence first) are cut until prefix caching, training and the silence checks fit the budget.
-    ``forward_seconds`` is one full-model forward of one window; separation runs it on the song with
+    silence first) are cut until prefix caching, training and the silence checks fit the budget. Costs are
+    in units of one inference forward of one window (:meth:`ModelFamily.relative_cost`), so the plan depends
+    on the song and the network only and repeats exactly; separation runs that forward on the song with
     segments overlapping by a quarter, hence the 4/3.
     """
     window = int(round(settings.window * samplerate))
     windows = max(1, math.ceil(frames / window))
-    separation = forward_seconds * max(frames / window, 1.0) * 4 / 3
+    separation = max(frames / window, 1.0) * 4 / 3
     budget = budget_factor * separation
-    per_window = step_seconds * (1 + 2 / 3)  # one step per epoch, plus the before/after checks (forward only)
-    epochs = int((budget - windows * (prefix_seconds + step_seconds * 2 / 3)) // (windows * step_seconds))
+    per_window = step_cost * (1 + 2 / 3)  # one step per epoch, plus the before/after checks (forward only)
+    epochs = int((budget - windows * (prefix_cost + step_cost * 2 / 3)) // (windows * step_cost))
     chosen: dict[str, Any] = dict(hop=settings.window, epochs=max(1, min(settings.epochs, epochs)))
     if epochs < 1:
-        chosen["max_windows"] = max(1, int(budget // (prefix_seconds + per_window)))
+        chosen["max_windows"] = max(1, int(budget // (prefix_cost + per_window)))
     planned = dataclasses.replace(settings, **chosen)
     used = min(windows, planned.max_windows or windows)
     summary = (
@@ -211,19 +212,18 @@ def plan_adaptation(
         raise SettingError("references", None, f"strategy {strategy.name} needs the true stems")
     adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     note = f"the settings {loaded.name} recommends" if recommended else "the paper's protocol"
-    budget = strategy.trains and uses_cpu_budget(request, recommended, device)
+    if strategy.cut is not None and uses_cpu_budget(request, recommended, device):
+        assert adapter.split is not None
+        prefix_cost, step_cost = family_of(model).relative_cost(model, strategy.cut, recompute=adapter.split.recompute)
+        settings, note = fit_to_budget(settings, frames=mix.shape[1], samplerate=model.samplerate,
+                                       step_cost=step_cost, prefix_cost=prefix_cost)
+        adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     seconds = None
-    if strategy.trains and (estimate or budget):
-        step_s, prefix_s, forward_s = adapter.measure()
-        if budget:
-            settings, note = fit_to_budget(
-                settings, frames=mix.shape[1], samplerate=model.samplerate,
-                step_seconds=step_s, prefix_seconds=prefix_s, forward_seconds=forward_s,
-            )
-            adapter = Adapter(model, mix, activations, settings, references=references, device=device)
-        seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
-    elif not strategy.trains:
+    if not strategy.trains:
         seconds = 0.0
+    elif estimate:  # timing only informs the estimate, never the plan
+        step_s, prefix_s, _ = adapter.measure()
+        seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
     warnings = []
     if strategy.loss is Loss.PROPOSED:
         for name, share in mostly_silent(activations, model.sources).items():

@@ -207,7 +207,9 @@ class TemporalBlock(nn.Module):
         scale, shift = norm_mid.scale_shift(hidden)
         weight = pointwise.weight[:, :, 0]
         out = torch.baddbmm(x, weight * scale.transpose(1, 2), hidden, out=out)
-        return out.add_(torch.matmul(weight, shift))
+        # torch.matmul would fold this product differently when the weight requires gradients (1e-7 apart), so a
+        # model just adapted and the same model loaded from its file would not separate alike; mm has one path.
+        return out.add_(torch.mm(shift[:, :, 0], weight.t()).unsqueeze(-1))
 
 
 def _depthwise_affine(

@@ -20,6 +20,9 @@ from ugosa_cli.models.family import PrefixState, SeparationModel
 
 SEPARABLE_CUT = 4  # the last block's depthwise-separable conv, mask conv and decoder
 DECODER_CUT = 5  # the decoder alone
+# A training step costs about this many forwards of the trained part (forward, then the backward's input
+# and weight gradients); recomputing activations adds one more forward of it.
+BACKWARD_FACTOR = 3.0
 
 
 def _as_convtasnet(model: SeparationModel) -> ConvTasNet:
@@ -136,3 +139,19 @@ class ConvTasNetFamily:
 
     def split(self, model: SeparationModel, cut: int) -> ConvTasNetSplit:
         return ConvTasNetSplit(_as_convtasnet(model), cut)
+
+    def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
+        """From multiply-accumulates per encoder frame: encoder, bottleneck, R x X blocks, mask conv, decoder."""
+        config = _as_convtasnet(model).config
+        sources = len(config.sources)
+        encoder = config.audio_channels * config.N * config.L + config.N * config.B
+        block = 2 * config.B * config.H + config.H * config.P
+        head = config.B * config.N * sources + sources * config.N * config.audio_channels * config.L
+        blocks = config.R * config.X
+        total = encoder + blocks * block + head
+        split = ConvTasNetSplit(_as_convtasnet(model), cut)
+        frozen_blocks = blocks - split.trained_blocks
+        prefix = encoder + frozen_blocks * block
+        trained = split.trained_blocks * block + head
+        step = BACKWARD_FACTOR * trained + (trained if recompute else 0)
+        return prefix / total, step / total

@@ -86,3 +86,9 @@ class ModelFamily(Protocol):
     def split(self, model: SeparationModel, cut: int) -> SplitModel:
         """The network as a frozen prefix and a trainable suffix at cut ``cut``."""
         ...
+
+    def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
+        """(prefix, step): the work of computing the frozen prefix of one window, and of one training step on
+        it, in units of one inference forward of that window; from the network's shape alone, so a plan
+        made from it is the same on every run."""
+        ...
