@@ -6,7 +6,8 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -14,18 +15,45 @@ from ugosa_cli.errors import InputError, RunError
 
 
 def reserve_temporary(target: Path) -> Path:
-    """Create an empty temporary file beside ``target`` (making its folder), mapping failures to one line."""
+    """Create an empty temporary file beside ``target`` (making its folder), mapping failures to one line.
+
+    The file gets the mode a new file of the user's would get (``0o666`` less the umask, applied by the
+    kernel), or, when ``target`` exists, that file's permission bits, so renaming it onto ``target`` changes
+    no permission. Every atomic write (stems, checkpoints, labels, JSON, downloads) goes through here.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        tmp = _create_exclusive(target)
     except PermissionError as exc:
         raise InputError(f"cannot write to {target.parent}: permission denied; choose another output folder") from exc
     except OSError as exc:
         if exc.errno == errno.EROFS:
             raise InputError(f"cannot write to {target.parent}: read-only file system; choose another output folder") from exc
         raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    return Path(tmp_name)
+    try:
+        existing = stat.S_IMODE(os.stat(target).st_mode) & 0o777
+    except OSError:
+        return tmp  # no file to replace: the umask decided
+    try:
+        os.chmod(tmp, existing)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
+    return tmp
+
+
+def _create_exclusive(target: Path) -> Path:
+    """A new, empty ``.<name>.<random>.partial`` file beside ``target``, created with mode 0o666 & ~umask."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.partial"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
 
 
 def ensure_writable(folder: Path) -> None:
