@@ -318,3 +318,55 @@ def test_peak_memory_grows_at_most_linearly_with_the_song(tmp_path, model_file):
     copies = (peaks[1] - peaks[0]) / input_kib
     print(f"peak memory grew by {copies:.1f} copies of the input ({peaks} KiB)")
     assert copies < 24, f"peak memory grew by {copies:.1f} copies of the input ({peaks} KiB)"
+
+
+# ---------------------------------------------------------------- names and paths from files
+
+
+def _checkpoint_with_sources(path: Path, config_sources: list[str], stored: list[str] | None = None) -> Path:
+    """A ugosa checkpoint of the tiny model whose stored source names are whatever the file says."""
+    torch.manual_seed(0)
+    model = ConvTasNet(TINY_CONFIG)
+    torch.save({
+        "format": "ugosa-checkpoint", "version": 1,
+        "config": {**TINY_CONFIG.to_dict(), "sources": config_sources},
+        "sources": config_sources if stored is None else stored,
+        "samplerate": TINY_CONFIG.samplerate,
+        "state_dict": model.state_dict(), "provenance": {},
+    }, path)
+    return path
+
+
+@pytest.mark.parametrize("bad", ["../../../../../x", "a/b", "..", "", "Vocals", "x\x1b[2J", "v" * 33, "-x"])
+def test_a_checkpoint_whose_source_names_are_not_plain_names_is_refused(cli, tmp_path, write_wav, monkeypatch, bad):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    evil = _checkpoint_with_sources(tmp_path / "evil.th", [bad, "bass", "other", "vocals"])
+    imported = cli("model", "import", evil, "--name", "evil")
+    assert imported.exit_code == 2
+    assert_one_clear_error(imported, "evil.th", "source name", "letters, digits")
+    assert "\x1b" not in imported.stderr
+    song = write_wav("song.wav", seconds=0.2)
+    out = tmp_path / "deep" / "er" / "still" / "out"
+    separated = cli("separate", song, "--model", evil, "-o", out)
+    assert separated.exit_code == 2
+    assert_one_clear_error(separated, "evil.th", "source name")
+    assert [p for p in files_under(tmp_path) if p.suffix == ".wav"] == [song]
+
+
+def test_the_stored_source_list_is_checked_too(cli, tmp_path, write_wav):
+    evil = _checkpoint_with_sources(tmp_path / "evil.th", ["drums", "bass", "other", "vocals"],
+                                    stored=["../x", "bass", "other", "vocals"])
+    result = cli("separate", write_wav(seconds=0.2), "--model", evil, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "evil.th", "'../x'")
+
+
+def test_plain_source_names_of_a_larger_model_load(cli, tmp_path, write_wav):
+    names = ["drums", "bass", "other", "vocals", "guitar", "piano"]
+    torch.manual_seed(0)
+    config = TINY_CONFIG.__class__(**{**TINY_CONFIG.to_dict(), "sources": tuple(names)})
+    model_path = tmp_path / "six.th"
+    save_checkpoint(model_path, ConvTasNet(config).eval())
+    result = cli("separate", write_wav(seconds=0.2), "--model", model_path, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(Path(p).stem for p in result.stdout.split()) == sorted(names)

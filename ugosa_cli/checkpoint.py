@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path, sha256_file
-from ugosa_cli.model import ConvTasNet, ModelConfig, build_model, config_from_state_dict
+from ugosa_cli.model import ConvTasNet, ModelConfig, build_model, check_source_names, config_from_state_dict
 
 CHECKPOINT_FORMAT = "ugosa-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -79,8 +79,14 @@ def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[ConvTas
         try:
             config = ModelConfig.from_dict(content["config"])
             state = content["state_dict"]
+            if "sources" in content and check_source_names(content["sources"]) != config.sources:
+                raise InputError(
+                    f"its source list {content['sources']} differs from its config's {list(config.sources)}"
+                )
         except (KeyError, TypeError) as exc:
             raise InputError(f"{origin}: incomplete ugosa checkpoint ({exc})") from exc
+        except InputError as exc:
+            raise InputError(f"{origin}: {exc.message}") from exc
         provenance = dict(content.get("provenance") or {})
     elif content and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()):
         config = config_from_state_dict(content)

@@ -41,7 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.model import DEFAULT_SOURCES
+from ugosa_cli.model import DEFAULT_SOURCES, check_source_names
 
 LABEL_FORMATS: tuple[str, ...] = ("audacity", "csv", "tsv", "frames", "json")
 TIME_DIGITS = 6  # times are rounded to microseconds
@@ -199,7 +199,7 @@ class _Names:
     """Resolves label words to sources: the user's mapping first, then names and synonyms."""
 
     def __init__(self, sources: Sequence[str], mapping: Mapping[str, str] | None) -> None:
-        self.sources = tuple(sources)
+        self.sources = check_source_names(tuple(sources))  # label words only ever resolve onto these names
         self.table: dict[str, str] = {}
         for source in self.sources:
             for word in SYNONYMS.get(source, ()):

@@ -8,6 +8,7 @@ model) are built the same way and saved with their configuration.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -19,6 +20,25 @@ from ugosa_cli.errors import InputError
 
 DEFAULT_SOURCES = ("drums", "bass", "other", "vocals")
 EPS = 1e-8
+# A source name becomes a file name (the stem) and a JSON key: 1 to 32 lower-case ASCII letters, digits,
+# '_' or '-', starting with a letter or digit (drums, bass, other, vocals, guitar, piano, ...).
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+SOURCE_NAME_RULE = "1 to 32 lower-case letters, digits, '_' or '-', starting with a letter or digit"
+
+
+def check_source_names(names: object) -> tuple[str, ...]:
+    """``names`` as a tuple if it is a non-empty list of distinct plain source names (:data:`SOURCE_NAME`).
+
+    Raises :class:`InputError` naming the first bad name; every loader of model files goes through here.
+    """
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)) or not names:
+        raise InputError(f"sources must be a non-empty list of names, got {names!r:.80}")
+    for name in names:
+        if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+            raise InputError(f"source name {name!r:.60} is not allowed: source names are {SOURCE_NAME_RULE}")
+    if len(set(names)) != len(names):
+        raise InputError(f"sources must be distinct names, got {list(names)}")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -38,15 +58,16 @@ class ModelConfig:
     segment: int = 44100 * 8  # samples per segment when separating long inputs
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", tuple(self.sources))
+        try:
+            object.__setattr__(self, "sources", check_source_names(self.sources))
+        except InputError as exc:
+            raise InputError(f"model config: {exc.message}") from None
         for name in ("N", "L", "B", "H", "P", "X", "R", "audio_channels", "samplerate", "segment"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"model config: {name} must be a positive integer, got {value!r}")
         if self.L % 2:
             raise InputError(f"model config: L must be even, got {self.L}")
-        if not self.sources or len(set(self.sources)) != len(self.sources):
-            raise InputError(f"model config: sources must be distinct names, got {list(self.sources)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, ints, strs), safe for ``torch.load(weights_only=True)``."""
@@ -510,6 +531,7 @@ __all__ = [
     "ConvTasNet",
     "ModelConfig",
     "build_model",
+    "check_source_names",
     "config_from_state_dict",
     "parameter_count",
 ]
