@@ -370,3 +370,64 @@ def test_plain_source_names_of_a_larger_model_load(cli, tmp_path, write_wav):
     result = cli("separate", write_wav(seconds=0.2), "--model", model_path, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.stderr
     assert sorted(Path(p).stem for p in result.stdout.split()) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        ("../escape/{stem}.{ext}", ["'..'", "--out"]),
+        ("a/../../{stem}.{ext}", ["'..'"]),
+        ("..\\{stem}.{ext}", ["'..'"]),
+        ("{ABS}/{stem}.{ext}", ["relative path", "--out"]),
+        ("{stem:.0}.{ext}", ["{stem:.0}", "format spec"]),
+        ("{stem!r}.{ext}", ["{stem!r}", "conversion"]),
+        ("{stem[0]}.{ext}", ["{stem[0]}", "index"]),
+        ("{stem.upper}.{ext}", ["{stem.upper}", "attribute"]),
+        ("{stem:{ext}}", ["format spec"]),
+        ("{stem", ["not a valid template"]),
+        ("{stem}}.{ext}", ["not a valid template"]),
+        ("{}.{ext}", ["{}"]),
+    ],
+)
+def test_a_template_that_escapes_or_merges_stems_is_refused_before_any_work(cli, tmp_path, model_file, write_wav,
+                                                                          template, words):
+    template = template.replace("{ABS}", str(tmp_path / "abs"))
+    song = write_wav(seconds=0.2)
+    result = cli("separate", song, "--model", model_file, "-o", tmp_path / "out", "--filename", template)
+    assert result.exit_code == 2, result.stderr
+    assert_one_clear_error(result, "--filename", *words)
+    assert [p for p in files_under(tmp_path) if p != song and p != model_file] == []
+
+
+def test_a_template_that_gives_two_stems_one_path_is_refused():
+    from ugosa_cli.errors import InputError
+    from ugosa_cli.output import OutputSpec
+
+    spec = OutputSpec(root=Path("out"), template="{track}/{stem}.{ext}")
+    with pytest.raises(InputError, match="both"):
+        spec.paths(model="m", track="song", stems=("a/b", "a_b"))
+    assert list(spec.paths(model="m", track="song", stems=("a", "b")).values()) == [Path("out/song/a.wav"),
+                                                                                     Path("out/song/b.wav")]
+
+
+@pytest.mark.parametrize("name, folder", [("...wav", "_"), ("..wav", "_"), ("a\x1bb.wav", "a_b"), (".wav", ".wav")])
+def test_a_song_whose_name_is_a_path_part_still_separates_inside_out(cli, tmp_path, model_file, name, folder):
+    song = tmp_path / "songs" / name
+    song.parent.mkdir()
+    sf.write(song, tone_mix(0.2, 8000), 8000, format="WAV")
+    out = tmp_path / "out"
+    result = cli("separate", song, "--model", model_file, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    written = [p for p in files_under(tmp_path) if p != song and p != model_file]
+    assert len(written) == 4 and all(p.is_relative_to(out / "tiny" / folder) for p in written), written
+
+
+def test_a_model_file_named_dot_dot_writes_inside_out(cli, tmp_path, tiny_model, write_wav):
+    model = tmp_path / "...th"
+    save_checkpoint(model, tiny_model)
+    song = write_wav(seconds=0.2)
+    out = tmp_path / "a" / "out"
+    result = cli("separate", song, "--model", model, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    written = [p for p in files_under(tmp_path) if p not in (song, model)]
+    assert len(written) == 4 and all(p.is_relative_to(out / "_" / "song") for p in written), written

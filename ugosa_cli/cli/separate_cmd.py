@@ -198,7 +198,7 @@ def separate(
         for track in tracks:
             name = track_name(track)
             record: dict[str, object] = {"input": track, "track": name, "model": adapted_name}
-            paths = {stem: spec.path(model=adapted_name, track=name, stem=stem) for stem in written}
+            paths = spec.paths(model=adapted_name, track=name, stems=written)
             if skip_existing and all(path.is_file() for path in paths.values()):
                 common.info(f"skipping {track}: its {len(paths)} stems exist already")
                 _report(json_out, {**record, "skipped": True}, paths)
