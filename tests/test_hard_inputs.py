@@ -431,3 +431,61 @@ def test_a_model_file_named_dot_dot_writes_inside_out(cli, tmp_path, tiny_model,
     assert result.exit_code == 0, result.stderr
     written = [p for p in files_under(tmp_path) if p not in (song, model)]
     assert len(written) == 4 and all(p.is_relative_to(out / "_" / "song") for p in written), written
+
+
+# ---------------------------------------------------------------- text from files on the terminal
+
+_RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
+
+
+def assert_no_raw_controls(*texts: str) -> None:
+    for text in texts:
+        assert not any(c in text for c in _RAW_CONTROLS), repr(text)
+
+
+def test_a_labels_file_cannot_drive_the_terminal(cli, tmp_path):
+    labels = tmp_path / "l.txt"
+    labels.write_bytes(b"0\t2\t\x1b[2Jevil\n")
+    result = cli("labels", "show", labels)
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "l.txt", "\\x1b[2Jevil")
+    assert_no_raw_controls(result.stderr, result.stdout)
+
+
+def test_file_names_in_warnings_and_errors_are_escaped(cli, tmp_path):
+    labels = tmp_path / "evil\x1b]0;title\x07\u202e.txt"
+    labels.write_text("0\t0\tvocals\n1\t2\tdrums\n")  # a point label: warned about, naming the file
+    shown = cli("labels", "show", labels, "--duration", "3")
+    assert shown.exit_code == 0, shown.stderr
+    assert "point label" in shown.stderr and "evil\\x1b]0;title\\x07\\u202e.txt" in shown.stderr
+    assert_no_raw_controls(shown.stderr, shown.stdout)
+    missing = cli("labels", "show", tmp_path / "gone\x9b31m.txt")
+    assert missing.exit_code == 2
+    assert_one_clear_error(missing, "gone\\x9b31m.txt", "no such file")
+    assert_no_raw_controls(missing.stderr)
+
+
+def test_names_from_the_model_cache_are_escaped_on_stdout(cli, tmp_path, monkeypatch, model_file):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "models" / "imported"
+    folder.mkdir(parents=True)
+    name = "x\x1b[2J\u202ey"
+    (folder / f"{name}.th").write_bytes(model_file.read_bytes())
+    listed = cli("model", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert "x\\x1b[2J\\u202ey" in listed.stdout
+    assert_no_raw_controls(listed.stdout, listed.stderr)
+    as_json = cli("model", "list", "--json")
+    assert_no_raw_controls(as_json.stdout)
+    assert name in [row["name"] for row in json.loads(as_json.stdout)["models"]]  # JSON escapes, same value
+
+
+def test_stem_names_from_files_are_escaped_in_the_eval_table(cli, tmp_path):
+    for folder in ("refs", "ests"):
+        (tmp_path / folder).mkdir()
+        for name in ("vocals", "[bold]x\x1b[2J"):
+            sf.write(tmp_path / folder / f"{name}.wav", tone_mix(1.0, 8000, seed=len(folder)), 8000)
+    result = cli("eval", "-r", tmp_path / "refs", "-e", tmp_path / "ests")
+    assert result.exit_code == 0, result.stderr
+    assert "[bold]x\\x1b[2J" in result.stdout  # neither a control sequence nor rich markup
+    assert_no_raw_controls(result.stdout, result.stderr)

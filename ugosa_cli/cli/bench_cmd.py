@@ -64,7 +64,8 @@ def _print_table(document: dict) -> None:
 
 def _print_markdown(document: dict) -> None:
     columns = _columns(document)
-    common.emit(f"{_title(document)}\n")
+    common.emit(_title(document))
+    common.emit("")
     common.emit("| " + " | ".join(columns) + " |")
     common.emit("| " + " | ".join(["---"] + ["---:"] * (len(columns) - 1)) + " |")
     for row in document["rows"]:

@@ -55,10 +55,11 @@ def list_models(json_out: common.JsonOut = False, quiet: common.Quiet = False, d
     if json_out:
         common.emit_json({"cache": str(hub.models_dir()), "models": [_row_json(row) for row in rows]})
         return
-    table = [("NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH")]
+    table: list[tuple[str, ...]] = [("NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH")]
     for row in rows:
         description = row.description + (" (default)" if row.default else "")
-        table.append((row.name, _status(row), _size(row.size), description, str(row.path) if row.available else "-"))
+        cells = (row.name, _status(row), _size(row.size), description, str(row.path) if row.available else "-")
+        table.append(tuple(common.printable(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(4)]
     for line in table:
         common.emit("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[4])
