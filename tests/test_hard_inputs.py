@@ -489,3 +489,92 @@ def test_stem_names_from_files_are_escaped_in_the_eval_table(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "[bold]x\\x1b[2J" in result.stdout  # neither a control sequence nor rich markup
     assert_no_raw_controls(result.stdout, result.stderr)
+
+
+# ---------------------------------------------------------------- files that are not regular files, or too big
+
+
+def _run_bounded(args: list[object], *, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ugosa in a subprocess that cannot take the machine down: 2 GiB of data at most, and a time limit."""
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
+
+    try:
+        return subprocess.run([str(UGOSA), *map(str, args)], input=stdin, capture_output=True, env=SUBPROCESS_ENV,
+                              preexec_fn=limit, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ugosa {' '.join(map(str, args))} still running after {timeout} s")
+
+
+def _assert_refused(result: subprocess.CompletedProcess, *words: str) -> None:
+    stderr = result.stderr.decode()
+    lines = [line for line in stderr.splitlines() if line.startswith("ugosa: error:")]
+    assert result.returncode == 2 and len(lines) == 1, stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert "empty (0 bytes)" not in stderr and "Traceback" not in stderr
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.txt"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_labels_from_a_device_or_a_fifo_are_refused_without_reading(tmp_path, fifo, write_wav, model_file):
+    song = write_wav(seconds=0.2)
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        _assert_refused(_run_bounded(["labels", "show", source]), str(source), kind, "not a regular file")
+        separated = _run_bounded(["separate", song, "--labels", source, "--model", model_file, "-o", tmp_path / "o"])
+        _assert_refused(separated, str(source), kind)
+    assert files_under(tmp_path / "o") == []
+
+
+def test_a_labels_file_over_16_mib_is_refused(cli, tmp_path):
+    big = tmp_path / "big.txt"
+    line = b"0\t1\tvocals\n"
+    big.write_bytes(line * ((16 << 20) // len(line) + 1))
+    result = cli("labels", "show", big)
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "big.txt", "16 MiB")
+    piped = cli("labels", "show", "-", stdin=big.read_bytes())
+    assert piped.exit_code == 2
+    assert_one_clear_error(piped, "<stdin>", "16 MiB")
+    fine = cli("labels", "show", "-", stdin=line)
+    assert fine.exit_code == 0, fine.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_track_list_from_a_device_a_fifo_or_too_big_is_refused(tmp_path, fifo, model_file):
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        result = _run_bounded(["separate", "--from-list", source, "--model", model_file, "-o", tmp_path / "o"])
+        _assert_refused(result, f"--from-list {source}", kind)
+    piped = _run_bounded(["separate", "--from-list", "-", "--model", model_file, "-o", tmp_path / "o"],
+                         stdin=b"x.wav\n" * ((16 << 20) // 6 + 1))
+    _assert_refused(piped, "--from-list -", "16 MiB")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("command", ["separate", "eval"])
+def test_audio_from_a_device_or_a_fifo_is_not_called_empty(cli, tmp_path, fifo, model_file, command):
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        if command == "separate":
+            result = cli("separate", source, "--model", model_file, "-o", tmp_path / "o")
+        else:
+            result = cli("eval", "-r", f"vocals={source}", "-e", f"vocals={source}")
+        assert result.exit_code == 2
+        assert_one_clear_error(result, str(source), kind, "not a regular file")
+        assert "empty" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_model_file_that_is_a_device_or_a_fifo_is_refused_without_reading(tmp_path, fifo, write_wav):
+    song = write_wav(seconds=0.2)
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        result = _run_bounded(["separate", song, "--model", source, "-o", tmp_path / "o"], timeout=30)
+        _assert_refused(result, str(source), kind)
+        imported = _run_bounded(["model", "import", source, "--name", "x"], timeout=30)
+        _assert_refused(imported, str(source))

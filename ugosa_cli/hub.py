@@ -34,7 +34,7 @@ import platformdirs
 from ugosa_cli import __version__
 from ugosa_cli.checkpoint import LoadedModel, model_from_content, read_checkpoint
 from ugosa_cli.errors import InputError, RunError, UgosaError
-from ugosa_cli.fsutil import atomic_path, sha256_file
+from ugosa_cli.fsutil import atomic_path, not_regular_error, sha256_file, special_file_kind
 
 Progress = Callable[[int, "int | None"], None]
 Warn = Callable[[str], None]
@@ -332,6 +332,9 @@ def import_model(file: Path, name: str | None = None) -> tuple[str, Path]:
     model; any other file becomes an imported model called ``name`` (default: the file's stem).
     """
     file = Path(file).expanduser()
+    kind = special_file_kind(file)
+    if kind is not None:
+        raise not_regular_error(str(file), kind, "a model file", stdin_works=False)
     if not file.is_file():
         raise InputError(f"{file}: no such file" if not file.exists() else f"{file}: not a file")
     by_file = next((e for e in REGISTRY.values() if e.file == file.name), None)
@@ -403,6 +406,9 @@ def resolve_model(
     path = Path(spec).expanduser()
     if path.is_dir():
         raise InputError(f"{spec}: is a folder, not a model file")
+    kind = special_file_kind(path)
+    if kind is not None:  # /dev/zero would be hashed forever, a FIFO would block
+        raise not_regular_error(spec, kind, "a model file", stdin_works=False)
     if path.exists():
         return load_verified(path, path.stem)
     if _looks_like_path(spec):

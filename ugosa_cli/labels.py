@@ -33,7 +33,6 @@ import csv
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -41,6 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import read_text_file
 from ugosa_cli.model import DEFAULT_SOURCES, check_source_names
 
 LABEL_FORMATS: tuple[str, ...] = ("audacity", "csv", "tsv", "frames", "json")
@@ -387,24 +387,13 @@ def read_labels(
     margin: float = 0.0,
     duration: float | None = None,
 ) -> Labels:
-    """Read a labels file (``-`` = standard input) and apply :func:`parse_labels`."""
-    if str(path) == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
-        origin = "<stdin>"
-    else:
-        file = Path(path)
-        origin = str(file)
-        if file.is_dir():
-            raise InputError(f"{file}: is a folder, expected a labels file")
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{file}: no such file") from None
-        except PermissionError:
-            raise InputError(f"{file}: permission denied; check the file's permissions") from None
-        except OSError as exc:
-            raise InputError(f"{file}: cannot read ({exc.strerror or exc})") from None
+    """Read a labels file (``-`` = standard input) and apply :func:`parse_labels`.
+
+    The file must be a regular file of at most :data:`~ugosa_cli.fsutil.MAX_TEXT_BYTES` (16 MiB); stdin is
+    read up to that size too.
+    """
+    origin = "<stdin>" if str(path) == "-" else str(path)
+    data = read_text_file(path, origin, "a labels file")
     return parse_labels(
         _decode(data, origin),
         origin=origin,

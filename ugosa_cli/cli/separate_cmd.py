@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,7 +12,7 @@ from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, Audio, AudioFile
 from ugosa_cli.cli import adapt_cmd, common
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
-from ugosa_cli.fsutil import ensure_writable
+from ugosa_cli.fsutil import ensure_writable, read_text_file
 from ugosa_cli.output import (
     DEFAULT_TEMPLATE, Gate, OutputSpec, Resplit, StemFilter, StemSelection, StemWriter, write_separation,
 )
@@ -48,16 +47,11 @@ def labels_for(spec: str, track: str, count: int) -> str:
 
 def read_track_list(source: str) -> list[str]:
     """Paths from ``--from-list`` (a file, or ``-`` for stdin): one per line; blank and ``#`` lines are skipped."""
+    data = read_text_file(source, f"--from-list {source}", "a file with one audio path per line")
     try:
-        text = sys.stdin.read() if source == STDIN else Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--from-list {source}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"--from-list {source}: is a folder; give a file with one audio path per line") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
-    except OSError as exc:
-        raise InputError(f"--from-list {source}: cannot read: {exc.strerror or exc}") from None
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
