@@ -578,3 +578,37 @@ def test_a_model_file_that_is_a_device_or_a_fifo_is_refused_without_reading(tmp_
         _assert_refused(result, str(source), kind)
         imported = _run_bounded(["model", "import", source, "--name", "x"], timeout=30)
         _assert_refused(imported, str(source))
+
+
+# ---------------------------------------------------------------- UGOSA_OFFLINE
+
+
+@pytest.mark.parametrize("value", ["2", "enabled", "ja", "1 x"])
+def test_an_unknown_ugosa_offline_value_is_the_same_clear_error_for_every_command(cli, tmp_path, monkeypatch, model_file,
+                                                                                 labels_file, write_wav, value):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("UGOSA_OFFLINE", value)
+    song = write_wav(seconds=0.2)
+    for args in (
+        ("separate", song, "--model", model_file, "-o", tmp_path / "out"),
+        ("adapt", song, "--labels", labels_file, "--model", model_file, "-o", tmp_path / "a.th", *FAST_ADAPT),
+        ("model", "download"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert_one_clear_error(result, f"UGOSA_OFFLINE={value!r}", "1, true, yes or on", "0, false, no, off")
+    assert files_under(tmp_path / "out") == [] and not (tmp_path / "a.th").exists()
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("TRUE", True), (" yes ", True), ("On", True),
+                                            ("0", False), ("false", False), ("No", False), ("off", False), ("", False)])
+def test_ugosa_offline_words(cli, tmp_path, monkeypatch, model_file, write_wav, value, offline):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("UGOSA_MODEL_ROOT", "http://127.0.0.1:9/")  # nothing listens: a connection fails at once
+    monkeypatch.setenv("UGOSA_OFFLINE", value)
+    local = cli("separate", write_wav(seconds=0.2), "--model", model_file, "-o", tmp_path / "out")
+    assert local.exit_code == 0, local.stderr
+    for args in (("separate", write_wav(seconds=0.2), "-o", tmp_path / "out"), ("model", "download")):
+        remote = cli(*args)
+        assert remote.exit_code == 1
+        assert ("offline mode is on" in remote.stderr) == offline, remote.stderr

@@ -48,6 +48,7 @@ CHUNK_BYTES = 1 << 16
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.th$")
 _IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
@@ -117,8 +118,20 @@ def model_root() -> str:
 
 
 def offline_mode(offline: bool = False) -> bool:
-    """True when ``offline`` is set or ``UGOSA_OFFLINE`` holds a true value."""
-    return offline or os.environ.get("UGOSA_OFFLINE", "").strip().lower() not in _FALSE_WORDS
+    """True when ``offline`` (``--offline``) is set or ``UGOSA_OFFLINE`` holds a true word.
+
+    The one rule for ``UGOSA_OFFLINE``, case-insensitive, surrounding blanks ignored: ``1``, ``true``, ``yes``,
+    ``on`` turn offline mode on; ``0``, ``false``, ``no``, ``off`` or nothing leave it off; any other value is
+    refused (:class:`InputError`), whatever ``offline`` is, so every command treats a value the same way.
+    """
+    value = os.environ.get("UGOSA_OFFLINE", "")
+    word = value.strip().lower()
+    if word not in _TRUE_WORDS + _FALSE_WORDS:
+        raise InputError(
+            f"UGOSA_OFFLINE={value!r}: use 1, true, yes or on to work offline, or 0, false, no, off (or leave it "
+            "empty) to allow the network"
+        )
+    return offline or word in _TRUE_WORDS
 
 
 def imported_path(name: str) -> Path:

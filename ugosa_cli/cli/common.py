@@ -199,7 +199,11 @@ ModelSpec = Annotated[
 ]
 Offline = Annotated[
     bool,
-    typer.Option("--offline", envvar="UGOSA_OFFLINE", help="Never use the network; use only cached or local models."),
+    typer.Option(
+        "--offline",
+        help="Never use the network; use only cached or local models. Also on with UGOSA_OFFLINE=1 (or true, yes, "
+        "on; 0, false, no, off or empty: off).",
+    ),
 ]
 
 
@@ -215,7 +219,11 @@ def parse_pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
-    """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched."""
+    """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched.
+
+    ``UGOSA_OFFLINE`` is checked here for every command that loads a model, even one that needs no network.
+    """
+    offline = hub.offline_mode(offline)
     with Reporter(transfer=True) as reporter:
         task: int | None = None
 
