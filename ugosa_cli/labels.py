@@ -65,6 +65,7 @@ _LABEL_SPLIT = re.compile(r"\s*[+&/,]\s*")
 _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INTEGER = re.compile(r"[0-9]+")
 _TIMELIKE = re.compile(r"[-+]?[0-9.,:]+")
+_NUMBERISH = re.compile(r"[-+]?[0-9.,:]*[0-9]")  # starts like a number: a time, perhaps a mistyped one
 
 # Header words, matched against the tokens of a column name.
 _END_WORDS = {"end", "offset", "stop", "to", "until", "endtime", "end_time", "tend"}
@@ -523,7 +524,7 @@ class _Reader:
         if not rows:
             return [], set()
         n, first = rows[0]
-        has_header = not _TIMELIKE.fullmatch(first[0]) if first else False
+        has_header = self._is_header(first)
         if fmt == "frames" or (fmt is None and has_header and self._is_frames_header(first)):
             if not has_header:
                 raise InputError(
@@ -534,6 +535,14 @@ class _Reader:
             raise InputError(f"{self.origin}: not JSON (it does not start with '{{')")
         columns = self._region_columns(first, n) if has_header else {"start": 0, "end": 1, "label": 2}
         return self.regions(rows[1:] if has_header else rows, columns), set()
+
+    @staticmethod
+    def _is_header(row: list[str]) -> bool:
+        """Whether the first row is a header: its first field is not a time, and it names a column (start, end,
+        label, ...) or holds nothing that looks like a number. So ``abc,2,vocals`` is a row with a bad start."""
+        if not row or _TIMELIKE.fullmatch(row[0]):
+            return False
+        return any(_header_role(name) for name in row) or not any(_NUMBERISH.match(name) for name in row)
 
     @staticmethod
     def _is_frames_header(header: list[str]) -> bool:
