@@ -612,3 +612,50 @@ def test_ugosa_offline_words(cli, tmp_path, monkeypatch, model_file, write_wav, 
         remote = cli(*args)
         assert remote.exit_code == 1
         assert ("offline mode is on" in remote.stderr) == offline, remote.stderr
+
+
+# ---------------------------------------------------------------- messages that say what is wrong
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (bytes(range(256)) * 40, ["not a model file", "not a PyTorch file"]),
+        (b"\x80\x02" + bytes(range(200, 256)) * 20, ["not a model file", "not a PyTorch file"]),
+        (b"just some text\n" * 100, ["not a model file", "not a PyTorch file"]),
+    ],
+)
+def test_bytes_that_are_not_a_model_file_are_not_called_code(cli, tmp_path, write_wav, content, words):
+    model = tmp_path / "random.th"
+    model.write_bytes(content)
+    result = cli("separate", write_wav(seconds=0.2), "--model", model, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "random.th", *words)
+    assert "run code" not in result.stderr
+
+
+def test_a_cut_pytorch_file_is_called_corrupt_and_a_pickled_global_is_still_refused(cli, tmp_path, write_wav, tiny_model):
+    song = write_wav(seconds=0.2)
+    legacy = tmp_path / "legacy.th"
+    torch.save(tiny_model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:200])
+    cut = cli("separate", song, "--model", legacy, "-o", tmp_path / "out")
+    assert cut.exit_code == 2
+    assert_one_clear_error(cut, "legacy.th", "corrupt or truncated")
+    assert "run code" not in cut.stderr
+    for zipped in (True, False):
+        evil = tmp_path / f"evil-{zipped}.th"
+        torch.save({"state_dict": _RunsCode(tmp_path / "pwned")}, evil, _use_new_zipfile_serialization=zipped)
+        refused = cli("separate", song, "--model", evil, "-o", tmp_path / "out")
+        assert refused.exit_code == 2
+        assert_one_clear_error(refused, evil.name, "could run code")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_bench_names_the_eval_window_flags(cli, tmp_path):
+    (tmp_path / "musdb" / "test").mkdir(parents=True)
+    for flag in ("--eval-win", "--eval-hop"):
+        for value in ("nan", "0", "-1", "inf"):
+            result = cli("bench", "--musdb", tmp_path / "musdb", flag, value, "--dry-run")
+            assert result.exit_code == 2, result.stderr
+            assert_one_clear_error(result, f"{flag} {value}")
