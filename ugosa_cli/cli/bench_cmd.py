@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import sys
 import time
 from pathlib import Path
@@ -214,6 +215,9 @@ def bench(
         raise InputError(f"--protocol {protocol}: use one of {', '.join(adapt_cmd.PROTOCOLS)}")
     if frame_rule not in FRAME_RULES:
         raise InputError(f"--frame-rule {frame_rule}: use one of {', '.join(FRAME_RULES)}")
+    for flag, seconds in (("--eval-win", eval_win), ("--eval-hop", eval_hop)):  # BenchSettings says win, hop
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise InputError(f"{flag} {seconds:g}: must be a positive number of seconds")
     defaults = AdaptationSettings()
     training = AdaptationSettings(
         epochs=defaults.epochs if epochs is None else epochs, lr=lr, window=window,
