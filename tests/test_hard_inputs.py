@@ -656,6 +656,6 @@ def test_bench_names_the_eval_window_flags(cli, tmp_path):
     (tmp_path / "musdb" / "test").mkdir(parents=True)
     for flag in ("--eval-win", "--eval-hop"):
         for value in ("nan", "0", "-1", "inf"):
-            result = cli("bench", "--musdb", tmp_path / "musdb", flag, value, "--dry-run")
+            result = cli("bench", "--musdb", tmp_path / "musdb", "-o", tmp_path / "b", flag, value, "--dry-run")
             assert result.exit_code == 2, result.stderr
             assert_one_clear_error(result, f"{flag} {value}")
