@@ -52,7 +52,7 @@ EXIT_STATUS = [
                    "track failed (the others' results are written and printed)."),
     (EXIT_BAD_INPUT, "Bad usage or bad input: an unknown option, a file that does not exist or is not audio, "
                      "labels that do not fit the song. The message names the file, line or value."),
-    (EXIT_INTERRUPTED, "Interrupted (Ctrl-C or SIGINT). No half-written file is left behind."),
+    (EXIT_INTERRUPTED, "Interrupted (Ctrl-C, SIGINT, SIGTERM or SIGHUP). No half-written file is left behind."),
 ]
 
 EXAMPLES = [

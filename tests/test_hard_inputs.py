@@ -659,3 +659,26 @@ def test_bench_names_the_eval_window_flags(cli, tmp_path):
             result = cli("bench", "--musdb", tmp_path / "musdb", "-o", tmp_path / "b", flag, value, "--dry-run")
             assert result.exit_code == 2, result.stderr
             assert_one_clear_error(result, f"{flag} {value}")
+
+
+# ---------------------------------------------------------------- minor
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_sighup_and_sigterm_stop_like_ctrl_c_and_remove_temporaries(tmp_path, model_file, signum):
+    song = tmp_path / "long.wav"
+    sf.write(song, tone_mix(30.0, 8000), 8000)
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(UGOSA), "separate", str(song), "--model", str(model_file), "-o", str(out),
+                                "--shifts", "50"], cwd=tmp_path, env=SUBPROCESS_ENV, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".partial") for p in files_under(out)) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    assert files_under(out), "no temporary stem appeared"
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "ugosa: interrupted" and stdout == ""
+    assert files_under(out) == []
