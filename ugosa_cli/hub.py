@@ -90,9 +90,10 @@ class ModelInfo:
     kind: str  # "remote", "packaged" or "imported"
     url: str | None
     path: Path
-    available: bool
+    available: bool  # on disk and, if its name promises a SHA-256 prefix, matching it
     size: int | None
     default: bool
+    corrupt: bool = False  # on disk, but its SHA-256 does not start with the prefix its name promises
 
 
 # --- locations -------------------------------------------------------------------------------------------
@@ -199,16 +200,24 @@ def list_models() -> list[ModelInfo]:
 
 
 def _info(name: str, description: str, kind: str, url: str | None, path: Path) -> ModelInfo:
-    available = path.is_file()
+    """One row of :func:`list_models`; a file on disk whose name carries a hash prefix is hashed to check it
+    (so a cut or damaged cache entry shows as corrupt; about a second per 500 MB)."""
+    on_disk = path.is_file()
+    expected = expected_prefix(path.name) if on_disk else None
+    try:
+        corrupt = expected is not None and not sha256_file(path).startswith(expected)
+    except OSError:
+        corrupt = True
     return ModelInfo(
         name=name,
         description=description,
         kind=kind,
         url=url,
         path=path,
-        available=available,
-        size=path.stat().st_size if available else None,
+        available=on_disk and not corrupt,
+        size=path.stat().st_size if on_disk else None,
         default=name == DEFAULT_MODEL,
+        corrupt=corrupt,
     )
 
 
