@@ -174,6 +174,11 @@ def evaluate(
         common.warn(note)
     common.info(f"scoring {len(names)} stem(s), {next(iter(refs.values())).shape[1] / rate:.1f} s at {rate} Hz")
     result = evaluate_stems(refs, ests, rate, win=win, hop=hop)
+    if result["settings"]["win"] < win:
+        common.warn(
+            f"--win {win:g} s is longer than the song ({result['settings']['win']:.3g} s): scored as one frame, "
+            "the whole song"
+        )
     for entry in result["skipped"]:
         common.warn(f"{entry['source']}: {', '.join(entry['metrics'])} left out: {entry['reason']}")
     result["inputs"] = {
