@@ -387,6 +387,8 @@ def test_plain_source_names_of_a_larger_model_load(cli, tmp_path, write_wav):
         ("{stem", ["not a valid template"]),
         ("{stem}}.{ext}", ["not a valid template"]),
         ("{}.{ext}", ["{}"]),
+        ("a\x00{stem}.{ext}", ["control character"]),
+        ("{track}\x1b[2J/{stem}.{ext}", ["control character"]),
     ],
 )
 def test_a_template_that_escapes_or_merges_stems_is_refused_before_any_work(cli, tmp_path, model_file, write_wav,

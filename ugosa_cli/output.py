@@ -25,7 +25,8 @@ from ugosa_cli.labels import Labels, activation_rows
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "track", "stem", "ext")
 _FRAMES_PER_BATCH = 128  # STFT frames the resplit filter works on at once, to bound its memory
-_UNSAFE_IN_PART = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")  # separators, NUL and control characters
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # NUL and the other C0 and C1 control characters, DEL
+_UNSAFE_IN_PART = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")  # separators and control characters
 
 
 def safe_part(value: str) -> str:
@@ -82,6 +83,8 @@ class OutputSpec:
         if self.clip_mode not in CLIP_MODES:
             raise InputError(f"--clip-mode {self.clip_mode}: use one of {', '.join(CLIP_MODES)}")
         subtype_for(self.fmt, self.bits)
+        if _CONTROL.search(self.template):
+            raise InputError(f"--filename {self.template!r}: contains a control character; write a plain path")
         fields = _template_fields(self.template)
         unknown = sorted(fields - set(TEMPLATE_FIELDS))
         if unknown:
