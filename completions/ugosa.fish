@@ -188,7 +188,7 @@ complete -c ugosa -n '__ugosa_at demo' -l debug -d 'Show full tracebacks on erro
 complete -c ugosa -n '__ugosa_at demo' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model
-complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, whether it is on disk, size, description and path.'
+complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, status (cached, not cached, corrupt), size, description and path.'
 complete -c ugosa -n '__ugosa_at model' -a download -d 'Download models into the cache (verified against their SHA-256 prefix) and print their paths.'
 complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model; exit 2 if it is not cached.'
 complete -c ugosa -n '__ugosa_at model' -a import -d 'Copy a model file into the cache, after checking it loads and matches its SHA-256 prefix.'

@@ -28,8 +28,9 @@ ENVIRONMENT = [
     ("UGOSA_CACHE_DIR", "The cache folder (default: the user cache folder, ~/.cache/ugosa on Linux, "
                         "~/Library/Caches/ugosa on macOS). Downloaded and imported models live under its models/ "
                         "folder."),
-    ("UGOSA_OFFLINE", "Any value but empty, 0, false, no or off works like `--offline`: never use the network, only "
-                      "cached, imported or local model files."),
+    ("UGOSA_OFFLINE", "1, true, yes or on (any case) works like `--offline`: never use the network, only cached, "
+                      "imported or local model files. 0, false, no, off or empty: the network may be used. Any other "
+                      "value is refused (exit 2) by every command that loads a model."),
     ("UGOSA_DEBUG", "Any value but empty or 0 works like `--debug`: errors show their full Python traceback."),
     ("NO_COLOR", "When set and not empty, messages on stderr are not coloured."),
 ]
@@ -51,7 +52,7 @@ EXIT_STATUS = [
                    "track failed (the others' results are written and printed)."),
     (EXIT_BAD_INPUT, "Bad usage or bad input: an unknown option, a file that does not exist or is not audio, "
                      "labels that do not fit the song. The message names the file, line or value."),
-    (EXIT_INTERRUPTED, "Interrupted (Ctrl-C or SIGINT). No half-written file is left behind."),
+    (EXIT_INTERRUPTED, "Interrupted (Ctrl-C, SIGINT, SIGTERM or SIGHUP). No half-written file is left behind."),
 ]
 
 EXAMPLES = [

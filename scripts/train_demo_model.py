@@ -1,6 +1,6 @@
 """Train the packaged ``demo`` model: a small ConvTasNet on synthetic multitrack songs, on the CPU.
 
-Every training example is cut from songs that :func:`ugosa_cli.synth.generate_song` makes on the fly
+Every training example is cut from songs that :func:`ugosa_cli.demo.synth.generate_song` makes on the fly
 from seeds ``TRAIN_SEED_BASE + k`` (k = 0, 1, 2, ...), with a timbre drawn around 0. A pool of songs is
 kept in memory and one song is replaced by a fresh seed every step. Half of the examples are remixes
 (each source from a different song of the pool), every stem gets a random gain, and stereo channels are
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"final validation SDR: {final} mean {np.mean(list(final.values())):.2f} dB", flush=True)
     minutes = (time.time() - began) / 60
     provenance = {
-        "description": "ugosa demo model: small ConvTasNet trained on synthetic songs (ugosa_cli.synth)",
+        "description": "ugosa demo model: small ConvTasNet trained on synthetic songs (ugosa_cli.demo.synth)",
         "trained_by": "scripts/train_demo_model.py",
         "command": " ".join(["scripts/train_demo_model.py", *(argv if argv is not None else sys.argv[1:])]),
         "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out_dir"},

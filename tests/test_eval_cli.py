@@ -206,3 +206,17 @@ def test_errors_are_one_clear_line(cli, track, tmp_path, case, message) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("ugosa: error: ") and "Traceback" not in result.stderr
     assert message in " ".join(result.stderr.split())
+
+
+def test_a_window_longer_than_the_song_is_reported_as_the_window_used(cli, tmp_path):
+    ref_dir = write(tmp_path / "ref6", stems(6.0))
+    est_dir = write(tmp_path / "est6", estimates_of(stems(6.0)))
+    as_json = cli("eval", "-r", ref_dir, "-e", est_dir, "--win", "100", "--hop", "100", "--json")
+    assert as_json.exit_code == 0, as_json.stderr
+    settings = strict_json(as_json.stdout)["settings"]
+    assert settings["frames"] == 1 and settings["win"] == pytest.approx(6.0)
+    assert "--win 100" in as_json.stderr and "longer than the song" in as_json.stderr
+    table = cli("eval", "-r", ref_dir, "-e", est_dir, "--win", "100")
+    assert "win 6 s" in table.stdout and "win 100" not in table.stdout
+    short = cli("eval", "-r", ref_dir, "-e", est_dir, "--win", "2", "--hop", "1.5", "--json")
+    assert strict_json(short.stdout)["settings"]["win"] == 2.0 and "longer" not in short.stderr

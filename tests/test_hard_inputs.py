@@ -323,3 +323,369 @@ def test_peak_memory_grows_at_most_linearly_with_the_song(tmp_path, model_file):
     copies = (peaks[1] - peaks[0]) / input_kib
     print(f"peak memory grew by {copies:.1f} copies of the input ({peaks} KiB)")
     assert copies < 24, f"peak memory grew by {copies:.1f} copies of the input ({peaks} KiB)"
+
+
+# ---------------------------------------------------------------- names and paths from files
+
+
+def _checkpoint_with_sources(path: Path, config_sources: list[str], stored: list[str] | None = None) -> Path:
+    """A ugosa checkpoint of the tiny model whose stored source names are whatever the file says."""
+    torch.manual_seed(0)
+    model = ConvTasNet(TINY_CONFIG)
+    torch.save({
+        "format": "ugosa-checkpoint", "version": 1,
+        "config": {**TINY_CONFIG.to_dict(), "sources": config_sources},
+        "sources": config_sources if stored is None else stored,
+        "samplerate": TINY_CONFIG.samplerate,
+        "state_dict": model.state_dict(), "provenance": {},
+    }, path)
+    return path
+
+
+@pytest.mark.parametrize("bad", ["../../../../../x", "a/b", "..", "", "Vocals", "x\x1b[2J", "v" * 33, "-x"])
+def test_a_checkpoint_whose_source_names_are_not_plain_names_is_refused(cli, tmp_path, write_wav, monkeypatch, bad):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    evil = _checkpoint_with_sources(tmp_path / "evil.th", [bad, "bass", "other", "vocals"])
+    imported = cli("model", "import", evil, "--name", "evil")
+    assert imported.exit_code == 2
+    assert_one_clear_error(imported, "evil.th", "source name", "letters, digits")
+    assert "\x1b" not in imported.stderr
+    song = write_wav("song.wav", seconds=0.2)
+    out = tmp_path / "deep" / "er" / "still" / "out"
+    separated = cli("separate", song, "--model", evil, "-o", out)
+    assert separated.exit_code == 2
+    assert_one_clear_error(separated, "evil.th", "source name")
+    assert [p for p in files_under(tmp_path) if p.suffix == ".wav"] == [song]
+
+
+def test_the_stored_source_list_is_checked_too(cli, tmp_path, write_wav):
+    evil = _checkpoint_with_sources(tmp_path / "evil.th", ["drums", "bass", "other", "vocals"],
+                                    stored=["../x", "bass", "other", "vocals"])
+    result = cli("separate", write_wav(seconds=0.2), "--model", evil, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "evil.th", "'../x'")
+
+
+def test_plain_source_names_of_a_larger_model_load(cli, tmp_path, write_wav):
+    names = ["drums", "bass", "other", "vocals", "guitar", "piano"]
+    torch.manual_seed(0)
+    config = TINY_CONFIG.__class__(**{**TINY_CONFIG.to_dict(), "sources": tuple(names)})
+    model_path = tmp_path / "six.th"
+    save_checkpoint(model_path, ConvTasNet(config).eval())
+    result = cli("separate", write_wav(seconds=0.2), "--model", model_path, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(Path(p).stem for p in result.stdout.split()) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        ("../escape/{stem}.{ext}", ["'..'", "--out"]),
+        ("a/../../{stem}.{ext}", ["'..'"]),
+        ("..\\{stem}.{ext}", ["'..'"]),
+        ("{ABS}/{stem}.{ext}", ["relative path", "--out"]),
+        ("{stem:.0}.{ext}", ["{stem:.0}", "format spec"]),
+        ("{stem!r}.{ext}", ["{stem!r}", "conversion"]),
+        ("{stem[0]}.{ext}", ["{stem[0]}", "index"]),
+        ("{stem.upper}.{ext}", ["{stem.upper}", "attribute"]),
+        ("{stem:{ext}}", ["format spec"]),
+        ("{stem", ["not a valid template"]),
+        ("{stem}}.{ext}", ["not a valid template"]),
+        ("{}.{ext}", ["{}"]),
+        ("a\x00{stem}.{ext}", ["control character"]),
+        ("{track}\x1b[2J/{stem}.{ext}", ["control character"]),
+    ],
+)
+def test_a_template_that_escapes_or_merges_stems_is_refused_before_any_work(cli, tmp_path, model_file, write_wav,
+                                                                          template, words):
+    template = template.replace("{ABS}", str(tmp_path / "abs"))
+    song = write_wav(seconds=0.2)
+    result = cli("separate", song, "--model", model_file, "-o", tmp_path / "out", "--filename", template)
+    assert result.exit_code == 2, result.stderr
+    assert_one_clear_error(result, "--filename", *words)
+    assert [p for p in files_under(tmp_path) if p != song and p != model_file] == []
+
+
+def test_a_template_that_gives_two_stems_one_path_is_refused():
+    from ugosa_cli.errors import InputError
+    from ugosa_cli.output import OutputSpec
+
+    spec = OutputSpec(root=Path("out"), template="{track}/{stem}.{ext}")
+    with pytest.raises(InputError, match="both"):
+        spec.paths(model="m", track="song", stems=("a/b", "a_b"))
+    assert list(spec.paths(model="m", track="song", stems=("a", "b")).values()) == [Path("out/song/a.wav"),
+                                                                                     Path("out/song/b.wav")]
+
+
+@pytest.mark.parametrize("name, folder", [("...wav", "_"), ("..wav", "_"), ("a\x1bb.wav", "a_b"), (".wav", ".wav")])
+def test_a_song_whose_name_is_a_path_part_still_separates_inside_out(cli, tmp_path, model_file, name, folder):
+    song = tmp_path / "songs" / name
+    song.parent.mkdir()
+    sf.write(song, tone_mix(0.2, 8000), 8000, format="WAV")
+    out = tmp_path / "out"
+    result = cli("separate", song, "--model", model_file, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    written = [p for p in files_under(tmp_path) if p != song and p != model_file]
+    assert len(written) == 4 and all(p.is_relative_to(out / "tiny" / folder) for p in written), written
+
+
+def test_a_model_file_named_dot_dot_writes_inside_out(cli, tmp_path, tiny_model, write_wav):
+    model = tmp_path / "...th"
+    save_checkpoint(model, tiny_model)
+    song = write_wav(seconds=0.2)
+    out = tmp_path / "a" / "out"
+    result = cli("separate", song, "--model", model, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    written = [p for p in files_under(tmp_path) if p not in (song, model)]
+    assert len(written) == 4 and all(p.is_relative_to(out / "_" / "song") for p in written), written
+
+
+# ---------------------------------------------------------------- text from files on the terminal
+
+_RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
+
+
+def assert_no_raw_controls(*texts: str) -> None:
+    for text in texts:
+        assert not any(c in text for c in _RAW_CONTROLS), repr(text)
+
+
+def test_a_labels_file_cannot_drive_the_terminal(cli, tmp_path):
+    labels = tmp_path / "l.txt"
+    labels.write_bytes(b"0\t2\t\x1b[2Jevil\n")
+    result = cli("labels", "show", labels)
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "l.txt", "\\x1b[2Jevil")
+    assert_no_raw_controls(result.stderr, result.stdout)
+
+
+def test_file_names_in_warnings_and_errors_are_escaped(cli, tmp_path):
+    labels = tmp_path / "evil\x1b]0;title\x07\u202e.txt"
+    labels.write_text("0\t0\tvocals\n1\t2\tdrums\n")  # a point label: warned about, naming the file
+    shown = cli("labels", "show", labels, "--duration", "3")
+    assert shown.exit_code == 0, shown.stderr
+    assert "point label" in shown.stderr and "evil\\x1b]0;title\\x07\\u202e.txt" in shown.stderr
+    assert_no_raw_controls(shown.stderr, shown.stdout)
+    missing = cli("labels", "show", tmp_path / "gone\x9b31m.txt")
+    assert missing.exit_code == 2
+    assert_one_clear_error(missing, "gone\\x9b31m.txt", "no such file")
+    assert_no_raw_controls(missing.stderr)
+
+
+def test_names_from_the_model_cache_are_escaped_on_stdout(cli, tmp_path, monkeypatch, model_file):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "models" / "imported"
+    folder.mkdir(parents=True)
+    name = "x\x1b[2J\u202ey"
+    (folder / f"{name}.th").write_bytes(model_file.read_bytes())
+    listed = cli("model", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert "x\\x1b[2J\\u202ey" in listed.stdout
+    assert_no_raw_controls(listed.stdout, listed.stderr)
+    as_json = cli("model", "list", "--json")
+    assert_no_raw_controls(as_json.stdout)
+    assert name in [row["name"] for row in json.loads(as_json.stdout)["models"]]  # JSON escapes, same value
+
+
+def test_stem_names_from_files_are_escaped_in_the_eval_table(cli, tmp_path):
+    for folder in ("refs", "ests"):
+        (tmp_path / folder).mkdir()
+        for name in ("vocals", "[bold]x\x1b[2J"):
+            sf.write(tmp_path / folder / f"{name}.wav", tone_mix(1.0, 8000, seed=len(folder)), 8000)
+    result = cli("eval", "-r", tmp_path / "refs", "-e", tmp_path / "ests")
+    assert result.exit_code == 0, result.stderr
+    assert "[bold]x\\x1b[2J" in result.stdout  # neither a control sequence nor rich markup
+    assert_no_raw_controls(result.stdout, result.stderr)
+
+
+# ---------------------------------------------------------------- files that are not regular files, or too big
+
+
+def _run_bounded(args: list[object], *, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ugosa in a subprocess that cannot take the machine down: 2 GiB of data at most, and a time limit."""
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
+
+    try:
+        return subprocess.run([str(UGOSA), *map(str, args)], input=stdin, capture_output=True, env=SUBPROCESS_ENV,
+                              preexec_fn=limit, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ugosa {' '.join(map(str, args))} still running after {timeout} s")
+
+
+def _assert_refused(result: subprocess.CompletedProcess, *words: str) -> None:
+    stderr = result.stderr.decode()
+    lines = [line for line in stderr.splitlines() if line.startswith("ugosa: error:")]
+    assert result.returncode == 2 and len(lines) == 1, stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert "empty (0 bytes)" not in stderr and "Traceback" not in stderr
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.txt"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_labels_from_a_device_or_a_fifo_are_refused_without_reading(tmp_path, fifo, write_wav, model_file):
+    song = write_wav(seconds=0.2)
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        _assert_refused(_run_bounded(["labels", "show", source]), str(source), kind, "not a regular file")
+        separated = _run_bounded(["separate", song, "--labels", source, "--model", model_file, "-o", tmp_path / "o"])
+        _assert_refused(separated, str(source), kind)
+    assert files_under(tmp_path / "o") == []
+
+
+def test_a_labels_file_over_16_mib_is_refused(cli, tmp_path):
+    big = tmp_path / "big.txt"
+    line = b"0\t1\tvocals\n"
+    big.write_bytes(line * ((16 << 20) // len(line) + 1))
+    result = cli("labels", "show", big)
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "big.txt", "16 MiB")
+    piped = cli("labels", "show", "-", stdin=big.read_bytes())
+    assert piped.exit_code == 2
+    assert_one_clear_error(piped, "<stdin>", "16 MiB")
+    fine = cli("labels", "show", "-", stdin=line)
+    assert fine.exit_code == 0, fine.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_track_list_from_a_device_a_fifo_or_too_big_is_refused(tmp_path, fifo, model_file):
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        result = _run_bounded(["separate", "--from-list", source, "--model", model_file, "-o", tmp_path / "o"])
+        _assert_refused(result, f"--from-list {source}", kind)
+    piped = _run_bounded(["separate", "--from-list", "-", "--model", model_file, "-o", tmp_path / "o"],
+                         stdin=b"x.wav\n" * ((16 << 20) // 6 + 1))
+    _assert_refused(piped, "--from-list -", "16 MiB")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("command", ["separate", "eval"])
+def test_audio_from_a_device_or_a_fifo_is_not_called_empty(cli, tmp_path, fifo, model_file, command):
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        if command == "separate":
+            result = cli("separate", source, "--model", model_file, "-o", tmp_path / "o")
+        else:
+            result = cli("eval", "-r", f"vocals={source}", "-e", f"vocals={source}")
+        assert result.exit_code == 2
+        assert_one_clear_error(result, str(source), kind, "not a regular file")
+        assert "empty" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_model_file_that_is_a_device_or_a_fifo_is_refused_without_reading(tmp_path, fifo, write_wav):
+    song = write_wav(seconds=0.2)
+    for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
+        result = _run_bounded(["separate", song, "--model", source, "-o", tmp_path / "o"], timeout=30)
+        _assert_refused(result, str(source), kind)
+        imported = _run_bounded(["model", "import", source, "--name", "x"], timeout=30)
+        _assert_refused(imported, str(source))
+
+
+# ---------------------------------------------------------------- UGOSA_OFFLINE
+
+
+@pytest.mark.parametrize("value", ["2", "enabled", "ja", "1 x"])
+def test_an_unknown_ugosa_offline_value_is_the_same_clear_error_for_every_command(cli, tmp_path, monkeypatch, model_file,
+                                                                                 labels_file, write_wav, value):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("UGOSA_OFFLINE", value)
+    song = write_wav(seconds=0.2)
+    for args in (
+        ("separate", song, "--model", model_file, "-o", tmp_path / "out"),
+        ("adapt", song, "--labels", labels_file, "--model", model_file, "-o", tmp_path / "a.th", *FAST_ADAPT),
+        ("model", "download"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert_one_clear_error(result, f"UGOSA_OFFLINE={value!r}", "1, true, yes or on", "0, false, no, off")
+    assert files_under(tmp_path / "out") == [] and not (tmp_path / "a.th").exists()
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("TRUE", True), (" yes ", True), ("On", True),
+                                            ("0", False), ("false", False), ("No", False), ("off", False), ("", False)])
+def test_ugosa_offline_words(cli, tmp_path, monkeypatch, model_file, write_wav, value, offline):
+    monkeypatch.setenv("UGOSA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("UGOSA_MODEL_ROOT", "http://127.0.0.1:9/")  # nothing listens: a connection fails at once
+    monkeypatch.setenv("UGOSA_OFFLINE", value)
+    local = cli("separate", write_wav(seconds=0.2), "--model", model_file, "-o", tmp_path / "out")
+    assert local.exit_code == 0, local.stderr
+    for args in (("separate", write_wav(seconds=0.2), "-o", tmp_path / "out"), ("model", "download")):
+        remote = cli(*args)
+        assert remote.exit_code == 1
+        assert ("offline mode is on" in remote.stderr) == offline, remote.stderr
+
+
+# ---------------------------------------------------------------- messages that say what is wrong
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (bytes(range(256)) * 40, ["not a model file", "not a PyTorch file"]),
+        (b"\x80\x02" + bytes(range(200, 256)) * 20, ["not a model file", "not a PyTorch file"]),
+        (b"just some text\n" * 100, ["not a model file", "not a PyTorch file"]),
+    ],
+)
+def test_bytes_that_are_not_a_model_file_are_not_called_code(cli, tmp_path, write_wav, content, words):
+    model = tmp_path / "random.th"
+    model.write_bytes(content)
+    result = cli("separate", write_wav(seconds=0.2), "--model", model, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "random.th", *words)
+    assert "run code" not in result.stderr
+
+
+def test_a_cut_pytorch_file_is_called_corrupt_and_a_pickled_global_is_still_refused(cli, tmp_path, write_wav, tiny_model):
+    song = write_wav(seconds=0.2)
+    legacy = tmp_path / "legacy.th"
+    torch.save(tiny_model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:200])
+    cut = cli("separate", song, "--model", legacy, "-o", tmp_path / "out")
+    assert cut.exit_code == 2
+    assert_one_clear_error(cut, "legacy.th", "corrupt or truncated")
+    assert "run code" not in cut.stderr
+    for zipped in (True, False):
+        evil = tmp_path / f"evil-{zipped}.th"
+        torch.save({"state_dict": _RunsCode(tmp_path / "pwned")}, evil, _use_new_zipfile_serialization=zipped)
+        refused = cli("separate", song, "--model", evil, "-o", tmp_path / "out")
+        assert refused.exit_code == 2
+        assert_one_clear_error(refused, evil.name, "could run code")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_bench_names_the_eval_window_flags(cli, tmp_path):
+    (tmp_path / "musdb" / "test").mkdir(parents=True)
+    for flag in ("--eval-win", "--eval-hop"):
+        for value in ("nan", "0", "-1", "inf"):
+            result = cli("bench", "--musdb", tmp_path / "musdb", "-o", tmp_path / "b", flag, value, "--dry-run")
+            assert result.exit_code == 2, result.stderr
+            assert_one_clear_error(result, f"{flag} {value}")
+
+
+# ---------------------------------------------------------------- minor
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_sighup_and_sigterm_stop_like_ctrl_c_and_remove_temporaries(tmp_path, model_file, signum):
+    song = tmp_path / "long.wav"
+    sf.write(song, tone_mix(30.0, 8000), 8000)
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(UGOSA), "separate", str(song), "--model", str(model_file), "-o", str(out),
+                                "--shifts", "50"], cwd=tmp_path, env=SUBPROCESS_ENV, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".partial") for p in files_under(out)) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    assert files_under(out), "no temporary stem appeared"
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "ugosa: interrupted" and stdout == ""
+    assert files_under(out) == []

@@ -100,6 +100,29 @@ def test_header_without_the_needed_columns_is_a_clear_error():
         parse("start,label\n1,vocals\n")
 
 
+@pytest.mark.parametrize(
+    "text, line, value",
+    [
+        ("abc\t2\tvocals\n3\t4\tdrums\n", 1, "abc"),
+        ("abc,2,vocals\n", 1, "abc"),
+        ("12s;15s;vocals\n", 1, "12s"),
+        ("1:2x\t2\tvocals\n", 1, "1:2x"),
+        ("start,end,label\nabc,2,vocals\n", 2, "abc"),
+    ],
+)
+def test_a_start_that_is_not_a_time_is_named_with_its_line_not_blamed_on_a_header(text, line, value):
+    with pytest.raises(InputError) as caught:
+        parse(text)
+    assert f"labels.txt line {line} start: {value!r} is not a time" in caught.value.message
+    assert "header" not in caught.value.message
+
+
+def test_a_first_line_of_words_is_still_read_as_a_header():
+    with pytest.raises(InputError, match=r"line 1: the header 'a, b, c' has no start"):
+        parse("a,b,c\n1,2,vocals\n")
+    assert parse("from,to,instrument\n1,2,vocals\n").regions["vocals"] == ((1.0, 2.0),)
+
+
 def test_frame_table_with_probabilities_holds_each_row_until_the_next_and_the_last_to_the_end():
     text = "time,drums,vocals\n0.0,0.1,0.9\n0.5,0.7,0.2\n1.0,0.5,0.0\n1.5,0.2,1\n"
     labels = parse(text, duration=3.0)

@@ -47,11 +47,26 @@ def test_list_json(cli, server, hub_env, publish):
         "kind": "remote",
         "default": True,
         "available": True,
+        "corrupt": False,
         "size": len(content),
         "path": str(hub_env / file),
         "url": server.url(f"models/{file}"),
     }
     assert rows["tasnet_extra"]["available"] is False and rows["tasnet_extra"]["path"] is None
+
+
+def test_list_marks_a_cut_cached_model_corrupt(cli, server, hub_env, publish):
+    file, content = publish()
+    assert cli("model", "download").exit_code == 0
+    (hub_env / file).write_bytes(content[: len(content) // 2])
+    listed = cli("model", "list")
+    assert listed.exit_code == 0
+    tasnet = next(line for line in listed.stdout.splitlines() if line.startswith("tasnet "))
+    assert " corrupt " in tasnet and " cached " not in tasnet and tasnet.endswith(str(hub_env / file))
+    assert "ugosa model remove tasnet" in flat(listed.stderr)
+    rows = {row["name"]: row for row in json.loads(cli("model", "list", "--json").stdout)["models"]}
+    assert rows["tasnet"]["corrupt"] is True and rows["tasnet"]["available"] is False
+    assert rows["tasnet"]["path"] == str(hub_env / file) and rows["demo"]["corrupt"] is False
 
 
 def test_download_prints_the_path_shows_progress_and_is_idempotent(cli, server, hub_env, publish):

@@ -23,7 +23,7 @@ import soundfile as sf
 import soxr
 
 from ugosa_cli.errors import InputError, RunError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.fsutil import atomic_path, not_regular_error, special_file_kind
 
 STDIN = "-"
 BLOCK_FRAMES = 1 << 16  # frames per block when audio is read or written in pieces
@@ -89,6 +89,9 @@ class AudioFile:
                 raise InputError(f"{file}: no such file")
             if file.is_dir():
                 raise InputError(f"{file}: is a folder, expected an audio file")
+            kind = special_file_kind(file)
+            if kind is not None:  # a FIFO or /dev/zero has size 0 but is not empty; it is never opened
+                raise not_regular_error(str(file), kind, "an audio file")
             if file.stat().st_size == 0:
                 raise InputError(f"{file}: the file is empty (0 bytes)")
             self._data = None

@@ -10,6 +10,8 @@ reads it::
 from __future__ import annotations
 
 import pickle
+import pickletools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import atomic_path, sha256_file
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
 from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.sources import check_source_names
 
 CHECKPOINT_FORMAT = "ugosa-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -55,7 +58,11 @@ def save_checkpoint(path: Path, model: SeparationModel, provenance: Mapping[str,
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a model file's content with ``weights_only=True``; refuse anything else with a clear error."""
+    """Load a model file's content with ``weights_only=True``; refuse anything else with a clear error.
+
+    Three refusals are told apart: a pickle that references Python globals (it could run code if loaded
+    unsafely), a file that is not a PyTorch file at all, and a PyTorch file that is cut or corrupt.
+    """
     path = Path(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
@@ -63,16 +70,39 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: no such model file") from exc
     except IsADirectoryError as exc:
         raise InputError(f"{path}: is a folder, not a model file") from exc
-    except pickle.UnpicklingError as exc:
-        raise InputError(
-            f"{path}: refused: the file holds Python objects other than tensors (it could run code); "
-            "only plain state dicts and ugosa checkpoints are loaded"
-        ) from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a readable model file (corrupt or truncated?): {_first_line(exc)}") from exc
+    except PermissionError as exc:
+        raise InputError(f"{path}: permission denied; check the file's permissions") from exc
+    except Exception as exc:  # torch raises many kinds of errors (KeyError, IndexError, ...) on bytes it cannot parse
+        raise _unreadable(path, exc) from exc
     if not isinstance(content, dict):
         raise InputError(f"{path}: not a model file: holds a {type(content).__name__}, expected a state dict")
     return content
+
+
+_GLOBALS = re.compile(r"\bGLOBAL\b|unsupported global|safe_globals", re.IGNORECASE)
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch.save's pickled magic number (before zip files)
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    """The one line for a model file ``torch.load(weights_only=True)`` refused with ``exc``."""
+    if (isinstance(exc, pickle.UnpicklingError) and _GLOBALS.search(str(exc))) or _plain_pickle_with_globals(path):
+        return InputError(
+            f"{path}: refused: the file holds Python objects other than tensors (it could run code); "
+            "only plain state dicts and ugosa checkpoints are loaded"
+        )
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(_LEGACY_MAGIC))
+    except OSError:
+        head = b""
+    if not head.startswith(_ZIP_MAGIC) and head != _LEGACY_MAGIC:
+        return InputError(
+            f"{path}: not a model file (not a PyTorch file); give a ugosa checkpoint or a ConvTasNet state dict "
+            "saved with torch.save"
+        )
+    detail = "" if isinstance(exc, pickle.UnpicklingError) else f": {_first_line(exc)}"
+    return InputError(f"{path}: not a readable model file (corrupt or truncated?){detail}; copy or download it again")
 
 
 def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[ConvTasNet, dict[str, Any]]:
@@ -83,8 +113,14 @@ def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[ConvTas
         try:
             config = ModelConfig.from_dict(content["config"])
             state = content["state_dict"]
+            if "sources" in content and check_source_names(content["sources"]) != config.sources:
+                raise InputError(
+                    f"its source list {content['sources']} differs from its config's {list(config.sources)}"
+                )
         except (KeyError, TypeError) as exc:
             raise InputError(f"{origin}: incomplete ugosa checkpoint ({exc})") from exc
+        except InputError as exc:
+            raise InputError(f"{origin}: {exc.message}") from exc
         provenance = dict(content.get("provenance") or {})
     elif content and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()):
         config = config_from_state_dict(content)
@@ -104,6 +140,24 @@ def load_model_file(path: Path, name: str | None = None) -> LoadedModel:
     path = Path(path)
     model, provenance = model_from_content(read_checkpoint(path), str(path))
     return LoadedModel(model=model, name=name or path.stem, sha256=sha256_file(path), provenance=provenance)
+
+
+def _plain_pickle_with_globals(path: Path, max_opcodes: int = 1_000_000) -> bool:
+    """Whether ``path`` is a whole, well-formed plain pickle that imports Python globals (read, never run)."""
+    imports = False
+    try:
+        with open(path, "rb") as handle:
+            for count, (opcode, _, _) in enumerate(pickletools.genops(handle)):  # stops after STOP
+                imports |= opcode.name in _CODE_OPCODES
+                if count >= max_opcodes:
+                    return False
+    except Exception:
+        return False
+    return imports
+
+
+_CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2",
+                           "EXT4"})
 
 
 def _first_line(exc: BaseException) -> str:

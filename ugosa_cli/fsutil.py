@@ -1,4 +1,5 @@
-"""Atomic file writes: a result appears whole under its final name, or not at all."""
+"""Atomic file writes (a result appears whole under its final name, or not at all), and bounded reads of the
+small text files users give (labels, track lists)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,114 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
+import secrets
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from ugosa_cli.errors import InputError, RunError
 
+# The most a labels file or a --from-list track list may hold: far more than any real one (a label track of
+# a 3-hour song with a label every second is about 100 kB), small enough to refuse /dev/zero or a wrong file.
+MAX_TEXT_BYTES = 16 << 20
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
 
 def reserve_temporary(target: Path) -> Path:
-    """Create an empty temporary file beside ``target`` (making its folder), mapping failures to one line."""
+    """Create an empty temporary file beside ``target`` (making its folder), mapping failures to one line.
+
+    The file gets the mode a new file of the user's would get (``0o666`` less the umask, applied by the
+    kernel), or, when ``target`` exists, that file's permission bits, so renaming it onto ``target`` changes
+    no permission. Every atomic write (stems, checkpoints, labels, JSON, downloads) goes through here.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        tmp = _create_exclusive(target)
     except PermissionError as exc:
         raise InputError(f"cannot write to {target.parent}: permission denied; choose another output folder") from exc
     except OSError as exc:
         if exc.errno == errno.EROFS:
-            raise InputError(f"cannot write to {target.parent}: read-only file system; choose another output folder") from exc
+            raise InputError(
+                f"cannot write to {target.parent}: read-only file system; choose another output folder"
+            ) from exc
         raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    return Path(tmp_name)
+    try:
+        existing = stat.S_IMODE(os.stat(target).st_mode) & 0o777
+    except OSError:
+        return tmp  # no file to replace: the umask decided
+    try:
+        os.chmod(tmp, existing)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
+    return tmp
+
+
+def _create_exclusive(target: Path) -> Path:
+    """A new, empty ``.<name>.<random>.partial`` file beside ``target``, created with mode 0o666 & ~umask."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.partial"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
+
+
+def special_file_kind(path: str | Path) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a folder ("a named pipe (FIFO)", ...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def not_regular_error(name: str, kind: str, wanted: str, *, stdin_works: bool = True) -> InputError:
+    """The one line for a FIFO, device or socket given where a file is read (it is never opened)."""
+    hint = " (to pipe data in, give - and use standard input)" if stdin_works else ""
+    return InputError(f"{name}: is {kind}, not a regular file; give {wanted}{hint}")
+
+
+def read_text_file(path: str | Path, name: str, wanted: str, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a small text file a user gives (``-``: standard input), at most ``limit`` of them.
+
+    Refuses, with one line starting with ``name``: a missing file, a folder, a FIFO, device or socket (never
+    opened, so nothing blocks or reads forever), and a file or stream of more than ``limit`` bytes.
+    ``wanted`` says what was expected ("a labels file").
+    """
+    too_big = (f"{name}: larger than {limit / (1 << 20):g} MiB, the most {wanted} may hold; "
+               "check that this is the right file")
+    if str(path) == "-":
+        buffer = getattr(sys.stdin, "buffer", None)
+        data = buffer.read(limit + 1) if buffer is not None else sys.stdin.read(limit + 1).encode("utf-8")
+        if len(data) > limit:
+            raise InputError(too_big)
+        return data
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{name}: is a folder; give {wanted}")
+        if not stat.S_ISREG(mode):
+            raise not_regular_error(name, special_file_kind(path) or "not a regular file", wanted)
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied; check the file's permissions") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise InputError(too_big)
+    return data
 
 
 def ensure_writable(folder: Path) -> None:

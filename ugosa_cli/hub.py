@@ -34,7 +34,7 @@ import platformdirs
 from ugosa_cli import __version__
 from ugosa_cli.checkpoint import LoadedModel, model_from_content, read_checkpoint
 from ugosa_cli.errors import InputError, RunError, UgosaError
-from ugosa_cli.fsutil import atomic_path, sha256_file
+from ugosa_cli.fsutil import atomic_path, not_regular_error, sha256_file, special_file_kind
 
 Progress = Callable[[int, "int | None"], None]
 Warn = Callable[[str], None]
@@ -48,6 +48,7 @@ CHUNK_BYTES = 1 << 16
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.th$")
 _IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
@@ -89,9 +90,10 @@ class ModelInfo:
     kind: str  # "remote", "packaged" or "imported"
     url: str | None
     path: Path
-    available: bool
+    available: bool  # on disk and, if its name promises a SHA-256 prefix, matching it
     size: int | None
     default: bool
+    corrupt: bool = False  # on disk, but its SHA-256 does not start with the prefix its name promises
 
 
 # --- locations -------------------------------------------------------------------------------------------
@@ -117,8 +119,20 @@ def model_root() -> str:
 
 
 def offline_mode(offline: bool = False) -> bool:
-    """True when ``offline`` is set or ``UGOSA_OFFLINE`` holds a true value."""
-    return offline or os.environ.get("UGOSA_OFFLINE", "").strip().lower() not in _FALSE_WORDS
+    """True when ``offline`` (``--offline``) is set or ``UGOSA_OFFLINE`` holds a true word.
+
+    The one rule for ``UGOSA_OFFLINE``, case-insensitive, surrounding blanks ignored: ``1``, ``true``, ``yes``,
+    ``on`` turn offline mode on; ``0``, ``false``, ``no``, ``off`` or nothing leave it off; any other value is
+    refused (:class:`InputError`), whatever ``offline`` is, so every command treats a value the same way.
+    """
+    value = os.environ.get("UGOSA_OFFLINE", "")
+    word = value.strip().lower()
+    if word not in _TRUE_WORDS + _FALSE_WORDS:
+        raise InputError(
+            f"UGOSA_OFFLINE={value!r}: use 1, true, yes or on to work offline, or 0, false, no, off (or leave it "
+            "empty) to allow the network"
+        )
+    return offline or word in _TRUE_WORDS
 
 
 def imported_path(name: str) -> Path:
@@ -186,16 +200,24 @@ def list_models() -> list[ModelInfo]:
 
 
 def _info(name: str, description: str, kind: str, url: str | None, path: Path) -> ModelInfo:
-    available = path.is_file()
+    """One row of :func:`list_models`; a file on disk whose name carries a hash prefix is hashed to check it
+    (so a cut or damaged cache entry shows as corrupt; about a second per 500 MB)."""
+    on_disk = path.is_file()
+    expected = expected_prefix(path.name) if on_disk else None
+    try:
+        corrupt = expected is not None and not sha256_file(path).startswith(expected)
+    except OSError:
+        corrupt = True
     return ModelInfo(
         name=name,
         description=description,
         kind=kind,
         url=url,
         path=path,
-        available=available,
-        size=path.stat().st_size if available else None,
+        available=on_disk and not corrupt,
+        size=path.stat().st_size if on_disk else None,
         default=name == DEFAULT_MODEL,
+        corrupt=corrupt,
     )
 
 
@@ -332,6 +354,9 @@ def import_model(file: Path, name: str | None = None) -> tuple[str, Path]:
     model; any other file becomes an imported model called ``name`` (default: the file's stem).
     """
     file = Path(file).expanduser()
+    kind = special_file_kind(file)
+    if kind is not None:
+        raise not_regular_error(str(file), kind, "a model file", stdin_works=False)
     if not file.is_file():
         raise InputError(f"{file}: no such file" if not file.exists() else f"{file}: not a file")
     by_file = next((e for e in REGISTRY.values() if e.file == file.name), None)
@@ -403,6 +428,9 @@ def resolve_model(
     path = Path(spec).expanduser()
     if path.is_dir():
         raise InputError(f"{spec}: is a folder, not a model file")
+    kind = special_file_kind(path)
+    if kind is not None:  # /dev/zero would be hashed forever, a FIFO would block
+        raise not_regular_error(spec, kind, "a model file", stdin_works=False)
     if path.exists():
         return load_verified(path, path.stem)
     if _looks_like_path(spec):

@@ -33,7 +33,6 @@ import csv
 import json
 import math
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.sources import DEFAULT_SOURCES
+from ugosa_cli.fsutil import read_text_file
+from ugosa_cli.sources import DEFAULT_SOURCES, check_source_names
 
 LABEL_FORMATS: tuple[str, ...] = ("audacity", "csv", "tsv", "frames", "json")
 TIME_DIGITS = 6  # times are rounded to microseconds
@@ -66,6 +66,7 @@ _LABEL_SPLIT = re.compile(r"\s*[+&/,]\s*")
 _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INTEGER = re.compile(r"[0-9]+")
 _TIMELIKE = re.compile(r"[-+]?[0-9.,:]+")
+_NUMBERISH = re.compile(r"[-+]?[0-9.,:]*[0-9]")  # starts like a number: a time, perhaps a mistyped one
 
 # Header words, matched against the tokens of a column name.
 _END_WORDS = {"end", "offset", "stop", "to", "until", "endtime", "end_time", "tend"}
@@ -200,7 +201,7 @@ class _Names:
     """Resolves label words to sources: the user's mapping first, then names and synonyms."""
 
     def __init__(self, sources: Sequence[str], mapping: Mapping[str, str] | None) -> None:
-        self.sources = tuple(sources)
+        self.sources = check_source_names(tuple(sources))  # label words only ever resolve onto these names
         self.table: dict[str, str] = {}
         for source in self.sources:
             for word in SYNONYMS.get(source, ()):
@@ -388,24 +389,13 @@ def read_labels(
     margin: float = 0.0,
     duration: float | None = None,
 ) -> Labels:
-    """Read a labels file (``-`` = standard input) and apply :func:`parse_labels`."""
-    if str(path) == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
-        origin = "<stdin>"
-    else:
-        file = Path(path)
-        origin = str(file)
-        if file.is_dir():
-            raise InputError(f"{file}: is a folder, expected a labels file")
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{file}: no such file") from None
-        except PermissionError:
-            raise InputError(f"{file}: permission denied; check the file's permissions") from None
-        except OSError as exc:
-            raise InputError(f"{file}: cannot read ({exc.strerror or exc})") from None
+    """Read a labels file (``-`` = standard input) and apply :func:`parse_labels`.
+
+    The file must be a regular file of at most :data:`~ugosa_cli.fsutil.MAX_TEXT_BYTES` (16 MiB); stdin is
+    read up to that size too.
+    """
+    origin = "<stdin>" if str(path) == "-" else str(path)
+    data = read_text_file(path, origin, "a labels file")
     return parse_labels(
         _decode(data, origin),
         origin=origin,
@@ -535,7 +525,7 @@ class _Reader:
         if not rows:
             return [], set()
         n, first = rows[0]
-        has_header = not _TIMELIKE.fullmatch(first[0]) if first else False
+        has_header = self._is_header(first)
         if fmt == "frames" or (fmt is None and has_header and self._is_frames_header(first)):
             if not has_header:
                 raise InputError(
@@ -546,6 +536,14 @@ class _Reader:
             raise InputError(f"{self.origin}: not JSON (it does not start with '{{')")
         columns = self._region_columns(first, n) if has_header else {"start": 0, "end": 1, "label": 2}
         return self.regions(rows[1:] if has_header else rows, columns), set()
+
+    @staticmethod
+    def _is_header(row: list[str]) -> bool:
+        """Whether the first row is a header: its first field is not a time, and it names a column (start, end,
+        label, ...) or holds nothing that looks like a number. So ``abc,2,vocals`` is a row with a bad start."""
+        if not row or _TIMELIKE.fullmatch(row[0]):
+            return False
+        return any(_header_role(name) for name in row) or not any(_NUMBERISH.match(name) for name in row)
 
     @staticmethod
     def _is_frames_header(header: list[str]) -> bool:

@@ -258,7 +258,8 @@ def evaluate_stems(
     "skipped": [{"source", "metrics", "reason"}], "settings": {...}}``. BSSEval metrics are medians over
     frames (``frame_rule`` as in :func:`bss_eval_v4`); a value that cannot be computed (or MDX SDR of a
     silent reference) is None and the reason is listed under "skipped". PES and EPS are None when the
-    reference (PES) or the estimate (EPS) is never silent; that is not listed.
+    reference (PES) or the estimate (EPS) is never silent; that is not listed. A ``win`` longer than the stems
+    scores them as one frame, and ``settings["win"]`` is then their length: the window actually used.
     """
     names = list(references)
     if set(names) != set(estimates):
@@ -296,7 +297,7 @@ def evaluate_stems(
         values = [value for value in (row[metric] for row in sources.values()) if value is not None]
         mean[metric] = float(np.mean(values)) if values else None
     settings = {
-        "win": win,
+        "win": win if window < refs.shape[-1] else refs.shape[-1] / samplerate,  # the window used: the whole song
         "hop": hop,
         "samplerate": samplerate,
         "frames": len(frame_slices(refs.shape[-1], window, step)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,44 @@ from ugosa_cli.fsutil import reserve_temporary
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "track", "stem", "ext")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # NUL and the other C0 and C1 control characters, DEL
+_UNSAFE_IN_PART = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")  # separators and control characters
+
+
+def safe_part(value: str) -> str:
+    """A template field value made safe as (part of) one path component under ``--out``.
+
+    ``/``, ``\\``, NUL and control characters become ``_``; an empty value, ``.`` and ``..`` become ``_``,
+    so a song named ``...wav`` (stem ``..``) is written to ``.../_/...`` instead of the folder above.
+    """
+    value = _UNSAFE_IN_PART.sub("_", value)
+    return "_" if value in ("", ".", "..") else value
+
+
+def _template_fields(template: str) -> set[str]:
+    """The field names of a ``--filename`` template, refusing what would not name one stem per file."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise InputError(
+            f"--filename {template!r}: not a valid template ({exc}); write fields as {{stem}} and a literal "
+            "brace as {{ or }}"
+        ) from None
+    fields = set()
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        plain = "use the fields as they are: " + " ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+        if conversion or spec:
+            what = "a conversion" if conversion else "a format spec"
+            raise InputError(f"--filename {template!r}: {shown} has {what}; {plain}")
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if base in TEMPLATE_FIELDS and name != base:
+            what = "an index" if name[len(base)] == "[" else "an attribute"
+            raise InputError(f"--filename {template!r}: {shown} has {what}; {plain}")
+        fields.add(name)
+    return fields
 
 
 @dataclass(frozen=True)
@@ -47,7 +86,9 @@ class OutputSpec:
         if self.clip_mode not in CLIP_MODES:
             raise InputError(f"--clip-mode {self.clip_mode}: use one of {', '.join(CLIP_MODES)}")
         subtype_for(self.fmt, self.bits)
-        fields = {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
+        if _CONTROL.search(self.template):
+            raise InputError(f"--filename {self.template!r}: contains a control character; write a plain path")
+        fields = _template_fields(self.template)
         unknown = sorted(fields - set(TEMPLATE_FIELDS))
         if unknown:
             raise InputError(
@@ -56,9 +97,43 @@ class OutputSpec:
             )
         if "stem" not in fields:
             raise InputError(f"--filename {self.template!r}: must contain {{stem}} so each stem gets its own file")
+        if os.path.isabs(self.template) or self.template.startswith(("/", "\\")):
+            raise InputError(
+                f"--filename {self.template!r}: must be a relative path under --out; give the folder with -o/--out "
+                f"and a template such as {DEFAULT_TEMPLATE}"
+            )
+        if ".." in re.split(r"[/\\]", self.template):
+            raise InputError(
+                f"--filename {self.template!r}: a '..' part would leave --out; write a path under --out, or choose "
+                "another -o/--out"
+            )
 
     def path(self, *, model: str, track: str, stem: str) -> Path:
-        return self.root / self.template.format(model=model, track=track, stem=stem, ext=self.fmt)
+        """Where one stem goes: the template filled with safe field values (:func:`safe_part`), under ``root``.
+
+        The result is checked to resolve inside ``root`` (a last line of defence, e.g. against a symlink).
+        """
+        relative = self.template.format(model=safe_part(model), track=safe_part(track), stem=safe_part(stem),
+                                        ext=self.fmt)
+        path = self.root / relative
+        root = self.root.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise InputError(f"{path}: would be written outside --out {root}; choose another --out or --filename")
+        return path
+
+    def paths(self, *, model: str, track: str, stems: Iterable[str]) -> dict[str, Path]:
+        """:meth:`path` of each stem of one track, refusing a template that gives two stems one file."""
+        paths: dict[str, Path] = {}
+        seen: dict[Path, str] = {}
+        for stem in stems:
+            path = paths[stem] = self.path(model=model, track=track, stem=stem)
+            other = seen.setdefault(path.resolve(), stem)
+            if other != stem:
+                raise InputError(
+                    f"--filename {self.template!r}: the stems {other} and {stem} would both be written to {path}; "
+                    "put {stem} in the file name"
+                )
+        return paths
 
 
 @dataclass(frozen=True)

@@ -70,13 +70,13 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Run the app; map every outcome to one line on stderr and a documented exit code.
 
-    Typer itself reports usage errors (exit 2) and turns Ctrl-C (and here SIGTERM) into exit 130,
+    Typer itself reports usage errors (exit 2) and turns Ctrl-C (and here SIGTERM and SIGHUP) into exit 130,
     announced as ``ugosa: interrupted``; errors raised by the library arrive as :class:`UgosaError` and
     are printed as one line, without a traceback unless ``--debug`` (or ``UGOSA_DEBUG=1``) is given.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     common.STATE.debug = _debug_requested(args)
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     try:
         app(args=args, prog_name="ugosa")
     except UgosaError as exc:
@@ -97,9 +97,15 @@ def main(argv: list[str] | None = None) -> None:
         common.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         sys.exit(EXIT_FAILURE)
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# Signals that stop ugosa like Ctrl-C: SIGTERM (a scheduler's time limit, ``kill``) and SIGHUP (the terminal or
+# the SSH session went away).
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a scheduler's time limit, ``kill``) stops like Ctrl-C: partial files are removed, exit 130."""
+    """SIGTERM and SIGHUP stop like Ctrl-C: partial files are removed, exit 130."""
     raise KeyboardInterrupt

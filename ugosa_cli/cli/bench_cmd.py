@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,8 @@ def _print_table(document: dict) -> None:
 
 def _print_markdown(document: dict) -> None:
     columns = _columns(document)
-    common.emit(f"{_title(document)}\n")
+    common.emit(_title(document))
+    common.emit("")
     common.emit("| " + " | ".join(columns) + " |")
     common.emit("| " + " | ".join(["---"] + ["---:"] * (len(columns) - 1)) + " |")
     for row in document["rows"]:
@@ -211,6 +213,9 @@ def bench(
         raise InputError("--json, --csv and --markdown: choose one output format")
     if frame_rule not in FRAME_RULES:
         raise InputError(f"--frame-rule {frame_rule}: use one of {', '.join(FRAME_RULES)}")
+    for flag, seconds in (("--eval-win", eval_win), ("--eval-hop", eval_hop)):  # BenchSettings says win, hop
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise InputError(f"{flag} {seconds:g}: must be a positive number of seconds")
     with guidance.flags_named():
         request = guidance.adaptation_request(
             strategy=None, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, batch_size=batch_size,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +46,24 @@ class OutputState:
 
 STATE = OutputState()
 _stderr_console: Console | None = None
+# What a terminal could take as a command, or that reorders the text it shows: C0 controls (tab and newline
+# included), DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and isolates.
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every control character and bidi override shown as an escape (``\\x1b``, ``\\u202e``).
+
+    Every line ugosa prints to a terminal goes through here, so names and text read from files (labels, file
+    names, model names) cannot move the cursor, clear the screen, retitle the window or reorder the line.
+    ``keep``: characters left as they are (the tabs of a result line's own columns).
+    """
+    return _UNSAFE_TEXT.sub(lambda m: m.group() if m.group() in keep else _escape_char(m), text)
 
 
 def configure(*, quiet: bool = False, debug: bool = False) -> None:
@@ -76,12 +95,12 @@ def result_console() -> Console:
 def info(message: str) -> None:
     """A log line on stderr (hidden by --quiet)."""
     if not STATE.quiet:
-        stderr().print(message, markup=False, soft_wrap=True)
+        stderr().print(printable(message), markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning line on stderr (always shown)."""
-    stderr().print(f"ugosa: warning: {message}", markup=False, style="yellow", soft_wrap=True)
+    stderr().print(f"ugosa: warning: {printable(message)}", markup=False, style="yellow", soft_wrap=True)
 
 
 def open_audio(path: str | Path) -> AudioFile:
@@ -94,18 +113,24 @@ def open_audio(path: str | Path) -> AudioFile:
 
 def error(message: str) -> None:
     """An error line on stderr (always shown)."""
-    stderr().print(f"ugosa: error: {message}", markup=False, style="red", soft_wrap=True)
+    stderr().print(f"ugosa: error: {printable(message)}", markup=False, style="red", soft_wrap=True)
 
 
 def emit(line: str) -> None:
-    """A result line on stdout."""
-    sys.stdout.write(line + "\n")
+    """A result line on stdout, control characters but tabs escaped (:func:`printable`)."""
+    sys.stdout.write(printable(line, keep="\t") + "\n")
     sys.stdout.flush()
 
 
 def emit_json(value: Any) -> None:
-    """A result as one JSON document on one line of stdout."""
-    emit(json.dumps(value, ensure_ascii=False, allow_nan=False))
+    """A result as one JSON document on one line of stdout.
+
+    JSON escapes C0 controls itself; DEL, C1 controls and bidi overrides are written as ``\\uXXXX`` too,
+    which is the same JSON value.
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(_UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+    sys.stdout.flush()
 
 
 class Reporter:
@@ -140,6 +165,7 @@ class Reporter:
             self._rich.stop()
 
     def add(self, description: str, total: float | None) -> int:
+        description = printable(description)
         if self._rich is not None:
             return self._rich.add_task(description, total=total, status="")
         task = self._next_id
@@ -175,7 +201,11 @@ ModelSpec = Annotated[
 ]
 Offline = Annotated[
     bool,
-    typer.Option("--offline", envvar="UGOSA_OFFLINE", help="Never use the network; use only cached or local models."),
+    typer.Option(
+        "--offline",
+        help="Never use the network; use only cached or local models. Also on with UGOSA_OFFLINE=1 (or true, yes, "
+        "on; 0, false, no, off or empty: off).",
+    ),
 ]
 
 
@@ -191,7 +221,11 @@ def parse_pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
-    """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched."""
+    """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched.
+
+    ``UGOSA_OFFLINE`` is checked here for every command that loads a model, even one that needs no network.
+    """
+    offline = hub.offline_mode(offline)
     with Reporter(transfer=True) as reporter:
         task: int | None = None
 

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ugosa_cli.audio import Audio, collect_stems, fit_length, match_channels, resample
 from ugosa_cli.cli import common
@@ -95,7 +96,7 @@ def _print_table(result: dict) -> None:
     for metric in METRICS:
         table.add_column(_HEADINGS.get(metric, metric), justify="right")
     for name, row in result["sources"].items():
-        table.add_row(name, *(_cell(row[m]) for m in METRICS))
+        table.add_row(Text(common.printable(name)), *(_cell(row[m]) for m in METRICS))
     table.add_section()
     table.add_row("mean", *(_cell(result["mean"][m]) for m in METRICS), style="bold")
     common.result_console().print(table)
@@ -106,7 +107,7 @@ def _print_csv(result: dict) -> None:
     writer.writerow(["source", *METRICS])
     rows = [*result["sources"].items(), ("mean", result["mean"])]
     for name, row in rows:
-        writer.writerow([name, *("" if row[m] is None else f"{row[m]:.4f}" for m in METRICS)])
+        writer.writerow([common.printable(name), *("" if row[m] is None else f"{row[m]:.4f}" for m in METRICS)])
     sys.stdout.flush()
 
 
@@ -173,6 +174,11 @@ def evaluate(
         common.warn(note)
     common.info(f"scoring {len(names)} stem(s), {next(iter(refs.values())).shape[1] / rate:.1f} s at {rate} Hz")
     result = evaluate_stems(refs, ests, rate, win=win, hop=hop)
+    if result["settings"]["win"] < win:
+        common.warn(
+            f"--win {win:g} s is longer than the song ({result['settings']['win']:.3g} s): scored as one frame, "
+            "the whole song"
+        )
     for entry in result["skipped"]:
         common.warn(f"{entry['source']}: {', '.join(entry['metrics'])} left out: {entry['reason']}")
     result["inputs"] = {

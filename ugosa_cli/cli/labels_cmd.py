@@ -175,7 +175,7 @@ def _summary(labels: Labels, source: str) -> str:
 
 def _timeline(labels: Labels, console_width: int, glyphs: dict[str, str]) -> list[Text]:
     extent = labels.extent() or 1.0
-    name_width = max(len(s) for s in labels.sources) + 2
+    name_width = max(len(common.printable(s)) for s in labels.sources) + 2
     summaries = {s: _summary(labels, s) for s in labels.sources}
     summary_width = max(len(text) for text in summaries.values()) + 2
     width = max(10, console_width - name_width - summary_width)
@@ -187,7 +187,7 @@ def _timeline(labels: Labels, console_width: int, glyphs: dict[str, str]) -> lis
     lines += [Text(line) for line in _ruler(extent, width, name_width, glyphs)]
     fractions = coverage(labels, extent, width)
     for source in labels.sources:
-        row = Text(source.ljust(name_width))
+        row = Text(common.printable(source).ljust(name_width))
         for value in fractions[source]:
             kind = "free" if source in labels.unconstrained else (
                 "active" if value >= _ACTIVE else "silent" if value <= _SILENT else "partial"

@@ -29,6 +29,8 @@ def _size(size: int | None) -> str:
 
 
 def _status(row: hub.ModelInfo) -> str:
+    if row.corrupt:
+        return "corrupt"
     if row.kind == "remote":
         return "cached" if row.available else "not cached"
     return row.kind if row.available else "missing"
@@ -41,28 +43,38 @@ def _row_json(row: hub.ModelInfo) -> dict[str, Any]:
         "kind": row.kind,
         "default": row.default,
         "available": row.available,
+        "corrupt": row.corrupt,
         "size": row.size,
-        "path": str(row.path) if row.available else None,
+        "path": str(row.path) if row.available or row.corrupt else None,
         "url": row.url,
     }
 
 
 @app.command("list")
 def list_models(json_out: common.JsonOut = False, quiet: common.Quiet = False, debug: common.Debug = False) -> None:
-    """Show every known model: name, whether it is on disk, size, description and path."""
+    """Show every known model: name, status (cached, not cached, corrupt), size, description and path.
+
+    A cached file whose name carries a SHA-256 prefix is hashed: it is corrupt if its hash does not match.
+    """
     common.configure(quiet=quiet, debug=debug)
     rows = hub.list_models()
     if json_out:
         common.emit_json({"cache": str(hub.models_dir()), "models": [_row_json(row) for row in rows]})
         return
-    table = [("NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH")]
+    table: list[tuple[str, ...]] = [("NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH")]
     for row in rows:
         description = row.description + (" (default)" if row.default else "")
-        table.append((row.name, _status(row), _size(row.size), description, str(row.path) if row.available else "-"))
+        shown = str(row.path) if row.available or row.corrupt else "-"
+        cells = (row.name, _status(row), _size(row.size), description, shown)
+        table.append(tuple(common.printable(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(4)]
     for line in table:
         common.emit("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[4])
     common.info(f"model cache: {hub.models_dir()}")
+    for row in rows:
+        if row.corrupt:
+            fix = "reinstall ugosa" if row.kind == "packaged" else f"remove it with `ugosa model remove {row.name}`"
+            common.warn(f"{row.path}: corrupt (its SHA-256 does not match the prefix in its name); {fix}")
 
 
 @app.command("download")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +11,7 @@ from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, Audio, AudioFile
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
-from ugosa_cli.fsutil import ensure_writable
+from ugosa_cli.fsutil import ensure_writable, read_text_file
 from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, StemSelection, StemWriter, write_separation
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import SeparationOptions, pick_device
@@ -46,16 +45,11 @@ def labels_for(spec: str, track: str, count: int) -> str:
 
 def read_track_list(source: str) -> list[str]:
     """Paths from ``--from-list`` (a file, or ``-`` for stdin): one per line; blank and ``#`` lines are skipped."""
+    data = read_text_file(source, f"--from-list {source}", "a file with one audio path per line")
     try:
-        text = sys.stdin.read() if source == STDIN else Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--from-list {source}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"--from-list {source}: is a folder; give a file with one audio path per line") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
-    except OSError as exc:
-        raise InputError(f"--from-list {source}: cannot read: {exc.strerror or exc}") from None
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -202,7 +196,7 @@ def separate(
         for track in tracks:
             name = track_name(track)
             record: dict[str, object] = {"input": track, "track": name, "model": pipeline.name}
-            paths = {stem: spec.path(model=pipeline.name, track=name, stem=stem) for stem in written}
+            paths = spec.paths(model=pipeline.name, track=name, stems=written)
             if skip_existing and all(path.is_file() for path in paths.values()):
                 common.info(f"skipping {track}: its {len(paths)} stems exist already")
                 _report(json_out, {**record, "skipped": True}, paths)

@@ -1,6 +1,6 @@
 """The offline demonstration: a held-out synthetic song separated before and after guided adaptation.
 
-:func:`run_demo` generates a song with :mod:`ugosa_cli.synth` (a seed the demo model never saw, with
+:func:`run_demo` generates a song with :mod:`ugosa_cli.demo.synth` (a seed the demo model never saw, with
 its sounds moved away from the training distribution by :data:`HELD_OUT_TIMBRE`, and each source resting
 in one quarter of it, :data:`HELD_OUT_RESTS`, as in the paper's experiment), separates it with the
 model as is (``B0``), adapts the model to the song from the song's true activation labels, separates again and
@@ -192,7 +192,7 @@ def run_demo(
 ) -> DemoResult:
     """Generate held-out song ``seed``, separate it with B0, adapt with its true labels, separate again, score.
 
-    The model is adapted in place. ``rests`` is a rest layout of :func:`ugosa_cli.synth.generate_song`.
+    The model is adapted in place. ``rests`` is a rest layout of :func:`ugosa_cli.demo.synth.generate_song`.
     With ``resplit`` the adapted stems are re-split by the labels (:class:`ugosa_cli.output.Resplit`).
     ``strategy`` and ``settings`` (fields of :class:`AdaptationSettings`) override the model's own
     adaptation defaults.

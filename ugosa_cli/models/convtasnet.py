@@ -18,11 +18,9 @@ from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
 from ugosa_cli.models.family import SeparationModel
-from ugosa_cli.sources import DEFAULT_SOURCES
+from ugosa_cli.sources import DEFAULT_SOURCES, check_source_names
 
 EPS = 1e-8
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """Hyper-parameters of a ConvTasNet (names as in Luo & Mesgarani and demucs v2)."""
@@ -40,15 +38,16 @@ class ModelConfig:
     segment: int = 44100 * 8  # samples per segment when separating long inputs
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", tuple(self.sources))
+        try:
+            object.__setattr__(self, "sources", check_source_names(self.sources))
+        except InputError as exc:
+            raise InputError(f"model config: {exc.message}") from None
         for name in ("N", "L", "B", "H", "P", "X", "R", "audio_channels", "samplerate", "segment"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"model config: {name} must be a positive integer, got {value!r}")
         if self.L % 2:
             raise InputError(f"model config: L must be even, got {self.L}")
-        if not self.sources or len(set(self.sources)) != len(self.sources):
-            raise InputError(f"model config: sources must be distinct names, got {list(self.sources)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, ints, strs), safe for ``torch.load(weights_only=True)``."""
@@ -548,6 +547,7 @@ __all__ = [
     "ConvTasNet",
     "ModelConfig",
     "build_model",
+    "check_source_names",
     "config_from_state_dict",
     "parameter_count",
 ]
