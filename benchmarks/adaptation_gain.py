@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hop", type=float, default=None, help="override the recommended hop (s)")
     parser.add_argument("--optimizer", default=None, help="override the recommended optimizer")
     parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
+    parser.add_argument("--seed", type=int, default=0, help="adaptation seed (window order), as ugosa's --seed")
     parser.add_argument("--frame-rule", default="museval", choices=FRAME_RULES,
                         help="which BSSEval frames are scored (default museval: only frames where every source sounds)")
     parser.add_argument("--resplit", action="store_true",
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     strategies = [s.name for s in chosen]
     timbres = [float(t) for t in args.timbres.split(",")]
     request = AdaptationRequest(epochs=args.epochs, lr=args.lr, window=args.window, hop=args.hop,
-                                optimizer=args.optimizer, gamma=args.gamma)
+                                optimizer=args.optimizer, gamma=args.gamma, seed=args.seed)
     # What ugosa separate --labels [--resplit] runs, song after song.
     pipeline = GuidedSeparator(loaded, adaptation=request, post_filter="resplit" if args.resplit else None,
                                resplit_guide=args.resplit_guide)
