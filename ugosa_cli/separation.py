@@ -1,10 +1,13 @@
 """Running a separation model over a whole song.
 
 The model sees the mixture normalised by the mean and standard deviation of its mono downmix (as demucs
-v2 did). Long songs are cut in segments that overlap; each segment's output is weighted by a triangle
-peaking at its centre and the weighted outputs are summed and divided by the summed weights. With
-``shifts=K`` the whole song is also shifted by K random offsets of up to half a second and the results
-averaged (time-equivariance trick). With ``shifts=0`` the stems equal demucs 2.0.3's ``apply_model``.
+did). Long songs are cut in segments that overlap; each segment's output is weighted by a triangle
+peaking at its centre and the weighted outputs are summed and divided by the summed weights. A segment
+shorter than the network needs is completed as the network's family says (:attr:`SeparationModel.
+centred_padding`). With ``shifts=K`` the whole song is also shifted by K random offsets of up to half a
+second and the results averaged (time-equivariance trick), as demucs 4's ``apply_model`` does: each shift
+``r`` starts a view ``0.5 s - r`` before the song that ends with it. With ``shifts=0`` the stems equal
+demucs 2.0.3's ``apply_model`` for ConvTasNet.
 
 Segments run in the order of their start, and each stretch of the song is handed on as soon as no later
 segment can change it: :func:`separate_blocks` reads a file and yields its stems block by block, so a
@@ -115,19 +118,24 @@ class _TensorMixture:
 class _StreamedMixture:
     """A mixture arriving as consecutive (channels, n) blocks; only the part still needed is kept.
 
-    Reads must not go back before the ``begin`` of an earlier read (segments are processed in order).
+    Reads come in the order of the segments' starts; a read may reach back up to ``lookback`` samples before
+    the latest earlier read's start (a short last segment padded with the song around it), no further.
     """
 
-    def __init__(self, blocks: Iterator[np.ndarray], channels: int, device: torch.device) -> None:
+    def __init__(self, blocks: Iterator[np.ndarray], channels: int, device: torch.device, lookback: int = 0) -> None:
         self._blocks = blocks
         self._device = device
+        self._lookback = lookback
         self._buffer = np.zeros((channels, 0), np.float32)
         self._start = 0  # song position of the buffer's first sample
 
     def read(self, begin: int, end: int) -> Tensor:
-        if begin > self._start:
-            self._buffer = self._buffer[:, begin - self._start :]
-            self._start = begin
+        if begin < self._start:
+            raise ValueError(f"read from {begin} after the stream dropped everything before {self._start}")
+        keep = max(begin - self._lookback, self._start)
+        if keep > self._start:
+            self._buffer = self._buffer[:, keep - self._start :]
+            self._start = keep
         pieces = [self._buffer]
         have = self._start + self._buffer.shape[1]
         while have < end:
@@ -172,7 +180,6 @@ class _Segmenter:
         self.segment = segment
         self.overlap = overlap
         self.batch_size = batch_size
-        self.min_length = model.min_length
         self.weight: Tensor | None = None
 
     def plan(self, views: list[tuple[int, int]], scale: float) -> list[_Segment]:
@@ -207,7 +214,7 @@ class _Segmenter:
         done = 0  # song position of the accumulator's first sample: everything before it was yielded
         for first, group in self._batches(segments):
             chunks = [self._chunk(mixture, frames, s, mean, std) for s in group]
-            result = self._model_forward(torch.stack(chunks))
+            result = self._model_forward(torch.stack(chunks), group[0].length)
             end = min(max(s.start + s.length for s in group), frames)
             if end - done > accumulator.shape[-1]:
                 grow = torch.zeros(*shape, end - done - accumulator.shape[-1], device=device)
@@ -227,12 +234,17 @@ class _Segmenter:
                 done = final
 
     def _chunk(self, mixture: _TensorMixture | _StreamedMixture, frames: int, s: _Segment, mean: float, std: float) -> Tensor:
-        """The normalised mixture over a segment, zero outside the song."""
-        begin, end = max(s.start, 0), min(s.start + s.length, frames)
+        """The normalised mixture the network runs on for a segment, zero outside the song: the segment
+        itself, or with centred padding the :meth:`SeparationModel.valid_length` samples around it."""
+        start, length = s.start, s.length
+        if self.model.centred_padding:
+            valid = self.model.valid_length(length)
+            start, length = start - (valid - length) // 2, valid
+        begin, end = max(start, 0), min(start + length, frames)
         if begin >= end:
-            return torch.zeros(self.model.audio_channels, s.length, device=next(self.model.parameters()).device)
+            return torch.zeros(self.model.audio_channels, length, device=next(self.model.parameters()).device)
         inside = (mixture.read(begin, end) - mean) / std
-        return torch.nn.functional.pad(inside, (begin - s.start, s.start + s.length - end))
+        return torch.nn.functional.pad(inside, (begin - start, start + length - end))
 
     def _weight_sum(self, s: _Segment) -> Tensor:
         """Summed triangle weights of all segments of its view over the segment's span."""
@@ -246,12 +258,16 @@ class _Segmenter:
             total[begin - s.offset : end - s.offset] += self.weight[begin - other : end - other]
         return total
 
-    def _model_forward(self, batch: Tensor) -> Tensor:
-        """The model on a batch of equal-length chunks; chunks shorter than one filter are zero-padded."""
-        length = batch.shape[-1]
-        if length >= self.min_length:
+    def _model_forward(self, batch: Tensor, length: int) -> Tensor:
+        """The model on a batch of equal chunks (as :meth:`_chunk` makes them) -> stems of ``length`` samples:
+        the centre of a chunk padded with context, or the start of one padded with zeros after it."""
+        if self.model.centred_padding:
+            trim = (batch.shape[-1] - length) // 2
+            return self.model(batch)[..., trim : trim + length]
+        valid = self.model.valid_length(length)
+        if valid == length:
             return self.model(batch)
-        padded = torch.nn.functional.pad(batch, (0, self.min_length - length))
+        padded = torch.nn.functional.pad(batch, (0, valid - length))
         return self.model(padded)[..., :length]
 
     def _batches(self, segments: list[_Segment]) -> Iterator[tuple[int, list[_Segment]]]:
@@ -284,7 +300,8 @@ def _stream_stems(
     if options.shifts:
         max_shift = int(0.5 * model.samplerate)
         rng = random.Random(options.seed)
-        views = [(rng.randint(0, max_shift) - max_shift, frames + max_shift) for _ in range(options.shifts)]
+        shifts = [rng.randint(0, max_shift) for _ in range(options.shifts)]
+        views = [(shift - max_shift, frames + max_shift - shift) for shift in shifts]
     else:
         views = [(0, frames)]
     segments = segmenter.plan(views, 1 / len(views))
@@ -386,7 +403,9 @@ def separate_blocks(
     for block in model_rate_blocks():
         moments.add(block.mean(axis=0))
     frames, expected = moments.count, input_frames
-    mixture = _StreamedMixture(model_rate_blocks(), model.audio_channels, device)
+    # A centred chunk reaches back at most half the network's input length before the segment's start.
+    lookback = model.valid_length(1) if model.centred_padding else 0
+    mixture = _StreamedMixture(model_rate_blocks(), model.audio_channels, device, lookback)
     out_channels = min(audio.channels, 2)
     sources = len(model.sources)
     from_model = StreamResampler(model.samplerate, audio.samplerate, sources * out_channels)

@@ -42,6 +42,15 @@ class SeparationModel(nn.Module):
         """The shortest input (samples) the network accepts."""
         raise NotImplementedError
 
+    # How a chunk shorter than :meth:`valid_length` is completed before the network sees it: False, zeros
+    # after it (demucs 2); True, centred in the song's own samples around it, zeros only outside the song
+    # (demucs 4's ``TensorChunk.padded``). Either way the output is cut back to the chunk.
+    centred_padding: bool = False
+
+    def valid_length(self, length: int) -> int:
+        """The input length the network is run on for a chunk of ``length`` samples."""
+        return max(length, self.min_length)
+
 
 class SplitModel(Protocol):
     """One network cut at one point: ``suffix(prefix(x), length)`` equals ``model(x)``.
