@@ -689,3 +689,42 @@ def test_sighup_and_sigterm_stop_like_ctrl_c_and_remove_temporaries(tmp_path, mo
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "ugosa: interrupted" and stdout == ""
     assert files_under(out) == []
+
+
+# ---------------------------------------------------------------- outputs never overwrite inputs or each other
+
+def _song_at(path: Path, seconds: float = 0.2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone_mix(seconds, 8000), 8000)
+    return path
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in files_under(folder)}
+
+
+@pytest.mark.parametrize("which", ["track", "labels", "references"])
+def test_a_batch_never_overwrites_an_input_that_comes_later(cli, tmp_path, model_file, which):
+    """The first song's stems would replace a file read later (a later song, its labels, the reference stems):
+    refused before anything is written, naming both."""
+    folder = tmp_path / "b"
+    mix = _song_at(folder / "mix.wav")
+    args: tuple[object, ...] = (mix, "--model", model_file, "-o", folder, "--filename", "{stem}.{ext}")
+    if which == "track":
+        victim = _song_at(folder / "drums.wav")
+        args = (*args, victim)
+    elif which == "labels":
+        victim = folder / "vocals.txt"
+        victim.write_text("0\t0.1\tvocals\n")
+        args = (*args, "--labels", victim, "--strategy", "B0", "--filename", "{stem}.txt")
+    else:
+        for name in ("drums", "bass", "other", "vocals"):
+            _song_at(folder / f"{name}.wav")
+        victim = folder / "drums.wav"
+        (tmp_path / "l.txt").write_text("0\t0.1\tvocals\n")
+        args = (*args, "--labels", tmp_path / "l.txt", "--strategy", "S-L5:D", "--references", folder, *FAST_ADAPT)
+    before = _snapshot(tmp_path)
+    result = cli("separate", *args)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(mix), str(victim), "would overwrite", "--out or --filename")
+    assert _snapshot(tmp_path) == before

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -134,6 +134,23 @@ class OutputSpec:
                     "put {stem} in the file name"
                 )
         return paths
+
+
+def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Iterable[tuple[Path, str]]) -> None:
+    """Refuse, before anything is written, a batch whose stems would overwrite a file it reads.
+
+    ``planned``: each track as given, with its stems' paths; ``inputs``: every file the run reads, with what it
+    is (``the input b/drums.wav``). Paths are compared resolved.
+    """
+    readers: dict[Path, str] = {}
+    for path, what in inputs:
+        readers.setdefault(path.resolve(), what)
+    for track, paths in planned:
+        for stem, path in paths.items():
+            reader = readers.get(path.resolve())
+            if reader is not None:
+                raise InputError(f"{path}: the {stem} stem of {track} would overwrite {reader}; choose another "
+                                 "--out or --filename")
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,18 @@ from typing import Annotated, Optional
 import typer
 
 from ugosa_cli import hub
-from ugosa_cli.audio import STDIN, Audio, AudioFile
+from ugosa_cli.audio import STDIN, Audio, AudioFile, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable, read_text_file
-from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, StemSelection, StemWriter, write_separation
+from ugosa_cli.output import (
+    DEFAULT_TEMPLATE,
+    OutputSpec,
+    StemSelection,
+    StemWriter,
+    check_batch,
+    write_separation,
+)
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import SeparationOptions, pick_device
 
@@ -52,6 +59,32 @@ def read_track_list(source: str) -> list[str]:
         raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def batch_inputs(
+    tracks: list[str], from_list: str | None, model: str, labels: str | None, references: list[str]
+) -> list[tuple[Path, str]]:
+    """Every file a batch reads, with what it is: the songs, the track list, a model file, each song's labels
+    file and the reference stems, where they can be resolved (the others fail with their song)."""
+    inputs = [(Path(track), f"the input {track}") for track in tracks if track != STDIN]
+    if from_list is not None and from_list != STDIN:
+        inputs.append((Path(from_list), f"the track list {from_list}"))
+    if Path(model).is_file():
+        inputs.append((Path(model), f"the model file {model}"))
+    for track in tracks:
+        if labels is None or labels == STDIN:
+            break
+        try:
+            found = labels_for(labels, track, len(tracks))
+        except InputError:
+            continue
+        inputs.append((Path(found), f"the labels file {found}"))
+    try:
+        stems = collect_stems(references, "--references") if references else {}
+    except InputError:
+        stems = {}
+    inputs += [(path, f"the reference stem {path}") for path in stems.values()]
+    return inputs
 
 
 def _failure(track: str, exc: UgosaError) -> str:
@@ -191,12 +224,13 @@ def separate(
         )
     selection = StemSelection(keep, two_stems)
     written = selection.names(pipeline.sources)
+    planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written)) for track in tracks]
+    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []))
     failures: list[str] = []
     with common.Reporter() as reporter:
-        for track in tracks:
+        for track, paths in planned:
             name = track_name(track)
             record: dict[str, object] = {"input": track, "track": name, "model": pipeline.name}
-            paths = spec.paths(model=pipeline.name, track=name, stems=written)
             if skip_existing and all(path.is_file() for path in paths.values()):
                 common.info(f"skipping {track}: its {len(paths)} stems exist already")
                 _report(json_out, {**record, "skipped": True}, paths)
