@@ -52,7 +52,7 @@ complete -c ugosa -n '__ugosa_at separate' -l from-list -r -F -d 'Also separate 
 complete -c ugosa -n '__ugosa_at separate' -l skip-existing -d 'Skip a track whose stems all exist already (their paths are still printed).'
 complete -c ugosa -n '__ugosa_at separate' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
 complete -c ugosa -n '__ugosa_at separate' -s o -l out -r -f -a '(__fish_complete_directories)' -d 'Folder the stems are written under.'
-complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {track} {stem} {ext}.'
+complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {parent} (the song\'s folder) {track} {stem} {ext}.'
 complete -c ugosa -n '__ugosa_at separate' -l format -r -f -a 'wav flac' -d 'Output container: wav or flac.'
 complete -c ugosa -n '__ugosa_at separate' -l bits -r -f -a '16 24 32' -d 'Sample format: 16, 24 (integer) or 32 (float, WAV only).'
 complete -c ugosa -n '__ugosa_at separate' -l clip-mode -r -f -a 'rescale clamp none' -d 'rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); clamp: clip samples; none: write as is.'

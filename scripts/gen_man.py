@@ -59,6 +59,8 @@ EXAMPLES = [
     ("Separate two songs into four stems under separated/tasnet/TRACK/:", "ugosa separate a.wav b.flac"),
     ("Separate every song listed in a file, skipping those already done, in 24-bit FLAC:",
      "ugosa separate --from-list songs.txt --skip-existing --format flac --bits 24"),
+    ("Separate MUSDB18 tracks, which are all called mixture.wav, each under its folder's name:",
+     "ugosa separate musdb/test/*/mixture.wav --filename '{model}/{parent}/{track}/{stem}.{ext}'"),
     ("Feed paths from another program and read the results as JSON:",
      "find music -name '*.wav' | ugosa separate --from-list - --json | jq -r '.stems.vocals'"),
     ("Adapt the model to a song from where its instruments play, then separate with the adapted model:",

@@ -728,3 +728,49 @@ def test_a_batch_never_overwrites_an_input_that_comes_later(cli, tmp_path, model
     assert result.exit_code == 2 and result.stdout == "", result.stderr
     assert_one_clear_error(result, str(mix), str(victim), "would overwrite", "--out or --filename")
     assert _snapshot(tmp_path) == before
+
+
+PARENT = "{model}/{parent}/{track}/{stem}.{ext}"
+
+
+def test_songs_with_the_same_name_are_refused_and_parent_tells_them_apart(cli, tmp_path, model_file):
+    first, second = _song_at(tmp_path / "a" / "mixture.wav"), _song_at(tmp_path / "b" / "mixture.wav", 0.3)
+    out = tmp_path / "out"
+    alone = cli("separate", first, "--model", model_file, "-o", out)
+    assert alone.exit_code == 0, alone.stderr
+    before = _snapshot(out)
+    for extra in ((), ("--skip-existing",)):  # --skip-existing used to report a/mixture's stems as b/mixture's
+        result = cli("separate", first, second, "--model", model_file, "-o", out, *extra)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(first), str(second), "would both be written", f"--filename '{PARENT}'")
+        assert _snapshot(out) == before
+    result = cli("separate", first, second, "--model", model_file, "-o", out, "--json", "--filename", PARENT)
+    assert result.exit_code == 0, result.stderr
+    stems = [json.loads(line)["stems"]["drums"] for line in result.stdout.splitlines()]
+    assert stems == [str(out / "tiny" / "a" / "mixture" / "drums.wav"), str(out / "tiny" / "b" / "mixture" / "drums.wav")]
+    assert [sf.info(path).frames for path in stems] == [1600, 2400]
+    third = _song_at(tmp_path / "x" / "a" / "mixture.wav")
+    again = cli("separate", first, third, "--model", model_file, "-o", out, "--filename", PARENT)
+    assert again.exit_code == 2
+    assert_one_clear_error(again, "would both be written", "different --out")
+
+
+@pytest.mark.parametrize("twice", ["same", "other"])
+def test_a_song_given_twice_is_refused(cli, tmp_path, model_file, twice):
+    song = _song_at(tmp_path / "song.wav")
+    result = cli("separate", song, song if twice == "same" else tmp_path / "." / "song.wav", "--model", model_file,
+                 "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "song.wav", "given twice")
+    assert files_under(tmp_path / "out") == []
+
+
+def test_the_parent_field_is_the_songs_folder_made_safe():
+    from ugosa_cli.cli.separate_cmd import parent_name
+    from ugosa_cli.output import OutputSpec
+
+    spec = OutputSpec(root=Path("out"), template="{parent}/{track}/{stem}.{ext}")
+    assert parent_name("music/a b/mixture.wav") == "a b" and parent_name("x/../y/z.wav") == "y"
+    assert parent_name("/mixture.wav") == "" and parent_name("-") == Path.cwd().name
+    for parent, folder in (("a b", "a b"), ("", "_"), ("..", "_"), ("a/b", "a_b"), ("a\x1bb", "a_b")):
+        assert spec.path(model="m", track="t", stem="s", parent=parent) == Path("out") / folder / "t" / "s.wav"

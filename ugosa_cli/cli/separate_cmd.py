@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,6 +33,11 @@ def track_name(path: str) -> str:
     return "stdin" if path == STDIN else Path(path).stem
 
 
+def parent_name(path: str) -> str:
+    """The ``{parent}`` field: the name of the song's folder (for stdin, of the current folder)."""
+    return Path.cwd().name if path == STDIN else Path(os.path.abspath(path)).parent.name
+
+
 def labels_for(spec: str, track: str, count: int) -> str:
     """The labels file of one song: a template with {dir} {track}, a folder of <track>.* files, or one file."""
     if "{" in spec:
@@ -59,6 +65,19 @@ def read_track_list(source: str) -> list[str]:
         raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def refuse_duplicates(tracks: list[str]) -> None:
+    """Refuse a song given twice (as the same path or another path to the same file)."""
+    seen: dict[Path, str] = {}
+    for track in tracks:
+        if track == STDIN:
+            continue
+        key = Path(track).resolve()
+        if key in seen:
+            also = "" if seen[key] == track else f" (also as {seen[key]})"
+            raise InputError(f"{track}: the same song is given twice{also}; give each song once")
+        seen[key] = track
 
 
 def batch_inputs(
@@ -123,7 +142,11 @@ def separate(
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.", metavar="DIR")] = Path("separated"),
     filename: Annotated[
-        str, typer.Option("--filename", help="Stem path template under --out; fields {model} {track} {stem} {ext}.", metavar="TEMPLATE")
+        str,
+        typer.Option(
+            "--filename", metavar="TEMPLATE",
+            help="Stem path template under --out; fields {model} {parent} (the song's folder) {track} {stem} {ext}.",
+        ),
     ] = DEFAULT_TEMPLATE,
     fmt: Annotated[str, typer.Option("--format", help="Output container: wav or flac.", metavar="wav|flac")] = "wav",
     bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")] = 16,
@@ -204,6 +227,7 @@ def separate(
         raise InputError("no tracks to separate: give audio files, or --from-list FILE with one path per line")
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
+    refuse_duplicates(tracks)
     spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
@@ -224,8 +248,9 @@ def separate(
         )
     selection = StemSelection(keep, two_stems)
     written = selection.names(pipeline.sources)
-    planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written)) for track in tracks]
-    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []))
+    planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written,
+                                  parent=parent_name(track))) for track in tracks]
+    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []), filename)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track, paths in planned:
