@@ -91,7 +91,7 @@ complete -c ugosa -n '__ugosa_at separate' -F
 
 # ugosa adapt
 complete -c ugosa -n '__ugosa_at adapt' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
-complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th).'
+complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th); an existing file is refused unless --force.'
 complete -c ugosa -n '__ugosa_at adapt' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
 complete -c ugosa -n '__ugosa_at adapt' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at adapt' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
@@ -112,6 +112,7 @@ complete -c ugosa -n '__ugosa_at adapt' -l margin -r -f -d 'Widen labelled activ
 complete -c ugosa -n '__ugosa_at adapt' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at adapt' -l downmix -d 'Mix more than 2 channels down to stereo.'
 complete -c ugosa -n '__ugosa_at adapt' -l dry-run -d 'Print the plan and a time estimate; do not train.'
+complete -c ugosa -n '__ugosa_at adapt' -l force -d 'Replace the model file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at adapt' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at adapt' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at adapt' -s q -l quiet -d 'Print only results, warnings and errors.'
@@ -176,7 +177,8 @@ complete -c ugosa -n '__ugosa_at bench' -l debug -d 'Show full tracebacks on err
 complete -c ugosa -n '__ugosa_at bench' -s h -l help -d 'Show this message and exit.'
 
 # ugosa demo
-complete -c ugosa -n '__ugosa_at demo' -s o -l out -r -F -d 'Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder.'
+complete -c ugosa -n '__ugosa_at demo' -s o -l out -r -F -d 'Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder; a folder holding any of them already is refused unless --force.'
+complete -c ugosa -n '__ugosa_at demo' -l force -d 'Replace the files of an earlier demo in --out.'
 complete -c ugosa -n '__ugosa_at demo' -l seed -r -f -d 'Which held-out song to make (0, 1, 2, ...).'
 complete -c ugosa -n '__ugosa_at demo' -l duration -r -f -d 'Song length in seconds.'
 complete -c ugosa -n '__ugosa_at demo' -l rests -r -f -a 'sections quarters' -d 'Where the instruments rest: \'quarters\' (each in one quarter of the song, the paper\'s protocol) or \'sections\' (sections drawn at random; a source may rest most of the song).'
@@ -249,13 +251,14 @@ complete -c ugosa -n '__ugosa_at labels show' -F
 
 # ugosa labels convert
 complete -c ugosa -n '__ugosa_at labels convert' -l to -r -f -a 'audacity csv tsv frames json' -d 'Output format: audacity, csv, tsv, frames, json (default: from -o\'s suffix, else audacity).'
-complete -c ugosa -n '__ugosa_at labels convert' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
+complete -c ugosa -n '__ugosa_at labels convert' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout; an existing file is refused unless --force.'
 complete -c ugosa -n '__ugosa_at labels convert' -l audio -r -F -d 'The song: its length clips the labels.'
 complete -c ugosa -n '__ugosa_at labels convert' -l duration -r -f -d 'The song\'s length instead of --audio: seconds, mm:ss or hh:mm:ss.'
 complete -c ugosa -n '__ugosa_at labels convert' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
 complete -c ugosa -n '__ugosa_at labels convert' -l map -r -f -d 'Map your label words to sources, e.g.'
 complete -c ugosa -n '__ugosa_at labels convert' -l ignore-unknown -d 'Skip labels naming no known source.'
 complete -c ugosa -n '__ugosa_at labels convert' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at labels convert' -l force -d 'Replace the --output file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at labels convert' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels convert' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at labels convert' -s h -l help -d 'Show this message and exit.'
@@ -266,7 +269,8 @@ complete -c ugosa -n '__ugosa_at labels from-stems' -s f -l format -r -f -a 'aud
 complete -c ugosa -n '__ugosa_at labels from-stems' -l theta -r -f -d 'Activity threshold of the normalised envelope (paper: 0.01).'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l min-region -r -f -d 'Drop active regions shorter than this (seconds).'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l min-gap -r -f -d 'Fill silences shorter than this (seconds).'
-complete -c ugosa -n '__ugosa_at labels from-stems' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout; an existing file is refused unless --force.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l force -d 'Replace the --output file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at labels from-stems' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -s h -l help -d 'Show this message and exit.'

@@ -774,3 +774,103 @@ def test_the_parent_field_is_the_songs_folder_made_safe():
     assert parent_name("/mixture.wav") == "" and parent_name("-") == Path.cwd().name
     for parent, folder in (("a b", "a b"), ("", "_"), ("..", "_"), ("a/b", "a_b"), ("a\x1bb", "a_b")):
         assert spec.path(model="m", track="t", stem="s", parent=parent) == Path("out") / folder / "t" / "s.wav"
+
+
+# ---------------------------------------------------------------- named output files: inputs never, others with --force
+
+@pytest.mark.parametrize("which", ["song", "labels", "references", "model"])
+def test_adapt_never_overwrites_what_it_reads_even_with_force(cli, tmp_path, model_file, labels_file, which):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    refs = tmp_path / "refs"
+    for name in ("drums", "bass", "other", "vocals"):
+        _song_at(refs / f"{name}.wav", 1.0)
+    target = {"song": song, "labels": labels_file, "references": refs / "vocals.wav", "model": model_file}[which]
+    before = _snapshot(tmp_path)
+    for force in ((), ("--force",)):
+        result = cli("adapt", song, "--labels", labels_file, "--model", model_file, "--strategy", "S-L5:D",
+                     "--references", refs, "-o", target, *FAST_ADAPT, *force)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(target), "refusing to overwrite", "choose another --out")
+        assert "adapting" not in result.stderr
+        assert _snapshot(tmp_path) == before
+
+
+def test_adapt_refuses_an_existing_model_file_unless_force(cli, tmp_path, model_file, labels_file):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    target = tmp_path / "song-adapted.th"  # the default name
+    target.write_bytes(b"an earlier model")
+    result = cli("adapt", song, "--labels", labels_file, "--model", model_file, *FAST_ADAPT)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, "song-adapted.th", "exists already", "--force")
+    assert "adapting" not in result.stderr and target.read_bytes() == b"an earlier model"
+    dry = cli("adapt", song, "--labels", labels_file, "--model", model_file, *FAST_ADAPT, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr  # a dry run writes nothing
+    forced = cli("adapt", song, "--labels", labels_file, "--model", model_file, *FAST_ADAPT, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stdout.strip() == "song-adapted.th" and target.read_bytes()[:2] == b"PK"
+
+
+def test_adapt_onto_a_folder_is_refused_before_training(cli, tmp_path, model_file, labels_file):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for force in ((), ("--force",)):
+        result = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", folder, *FAST_ADAPT, *force)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(folder), "is a folder", "--out")
+        assert "adapting" not in result.stderr and files_under(folder) == []
+
+
+def _stems_folder(folder: Path) -> list[Path]:
+    return [_song_at(folder / f"{name}.wav", 0.5) for name in ("drums", "bass", "other", "vocals")]
+
+
+@pytest.mark.parametrize("command", ["convert", "convert-audio", "from-stems"])
+def test_labels_output_never_overwrites_an_input_even_with_force(cli, tmp_path, labels_file, command):
+    stems = _stems_folder(tmp_path / "track")
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    args, target = {
+        "convert": (("convert", labels_file, "--to", "csv"), labels_file),
+        "convert-audio": (("convert", labels_file, "--audio", song, "--to", "csv"), song),
+        "from-stems": (("from-stems", tmp_path / "track"), stems[3]),
+    }[command]
+    before = _snapshot(tmp_path)
+    for force in ((), ("--force",)):
+        result = cli("labels", *args, "-o", target, *force)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(target), "refusing to overwrite", "--output")
+        assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["convert", "from-stems"])
+def test_labels_output_refuses_an_existing_file_unless_force(cli, tmp_path, labels_file, command):
+    _stems_folder(tmp_path / "track")
+    target = tmp_path / "out.csv"
+    target.write_text("mine\n")
+    args = ("convert", labels_file) if command == "convert" else ("from-stems", tmp_path / "track", "--format", "csv")
+    result = cli("labels", *args, "-o", target)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(target), "exists already", "--force")
+    assert target.read_text() == "mine\n"
+    forced = cli("labels", *args, "-o", target, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stdout.strip() == str(target) and target.read_text().startswith("start,end,label\n")
+
+
+def test_demo_refuses_to_replace_an_earlier_demo_unless_force(cli, tmp_path):
+    out = tmp_path / "demo"
+    (out / "after").mkdir(parents=True)
+    (out / "labels.txt").write_text("my labels\n")
+    (out / "after" / "vocals.wav").write_bytes(b"mine")
+    result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--out", out)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(out), "labels.txt", "after/vocals.wav", "--force")
+    assert "adapting" not in result.stderr and set(files_under(out)) == {out / "labels.txt", out / "after" / "vocals.wav"}
+    (out / "true").write_text("a file where a folder goes")
+    blocked = cli("demo", "--duration", "2", "--out", out, "--force")
+    assert blocked.exit_code == 2
+    assert_one_clear_error(blocked, str(out / "true"), "is a file")
+    (out / "true").unlink()
+    forced = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--out", out, "--force", "--json", "-q")
+    assert forced.exit_code == 0, forced.stderr
+    assert (out / "labels.txt").read_text() != "my labels\n" and sf.info(out / "after" / "vocals.wav").frames > 0

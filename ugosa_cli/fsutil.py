@@ -10,7 +10,7 @@ import os
 import secrets
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ugosa_cli.errors import InputError, RunError
@@ -124,6 +124,22 @@ def ensure_writable(folder: Path) -> None:
     if not existing.is_dir():
         raise RunError(f"cannot write to {folder}: {existing} is a file, not a folder")
     reserve_temporary(existing / ".ugosa-write-check").unlink()
+
+
+def check_target(target: Path, inputs: Iterable[tuple[Path, str]] = (), *, force: bool = False,
+                 option: str = "--out") -> None:
+    """Refuse, before any work, to write the file ``target`` over a file the command reads (``inputs``: path and
+    what it is, e.g. ``the labels file``; refused even with ``force``), over a folder, or over an existing file
+    unless ``force``. ``option`` is the flag that named ``target``."""
+    target = Path(target)
+    resolved = target.resolve()
+    for path, what in inputs:
+        if Path(path).resolve() == resolved:
+            raise InputError(f"{target}: refusing to overwrite {what}; choose another {option}")
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; give {option} a file name")
+    if os.path.lexists(target) and not force:
+        raise InputError(f"{target}: exists already; add --force to replace it, or choose another {option}")
 
 
 @contextlib.contextmanager
