@@ -874,3 +874,28 @@ def test_demo_refuses_to_replace_an_earlier_demo_unless_force(cli, tmp_path):
     forced = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--out", out, "--force", "--json", "-q")
     assert forced.exit_code == 0, forced.stderr
     assert (out / "labels.txt").read_text() != "my labels\n" and sf.info(out / "after" / "vocals.wav").frames > 0
+
+
+# ---------------------------------------------------------------- settings, folders in the way, full disks
+
+@pytest.mark.parametrize("value, words", [("nan", ["finite"]), ("inf", ["finite"]), ("-inf", ["finite"]),
+                                          ("1e9", ["1 to 60 seconds"]), ("0.001", ["1 to 60 seconds"]),
+                                          ("61", ["1 to 60 seconds"]), ("0", ["positive"])])
+def test_a_segment_outside_the_models_range_is_refused_before_any_work(cli, tmp_path, model_file, labels_file,
+                                                                       value, words):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    out = tmp_path / "out"
+    for extra in ((), ("--labels", labels_file, *FAST_ADAPT)):
+        result = cli("separate", song, "--model", model_file, "-o", out, f"--segment={value}", *extra)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, f"--segment {value if value != '1e9' else '1e+09'}", *words)
+        assert "adapting" not in result.stderr and "separating" not in result.stderr
+        assert files_under(out) == []
+
+
+def test_segments_at_the_ends_of_the_range_separate(cli, tmp_path, model_file):
+    song = _song_at(tmp_path / "song.wav", 1.5)
+    for value in ("1", "60"):
+        result = cli("separate", song, "--model", model_file, "-o", tmp_path / value, "--segment", value)
+        assert result.exit_code == 0, result.stderr
+        assert len(result.stdout.split()) == 4

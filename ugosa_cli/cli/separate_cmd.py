@@ -166,7 +166,7 @@ def separate(
         Optional[str], typer.Option("--two-stems", help="Write STEM and no_STEM (the sum of the others) only.", metavar="STEM")
     ] = None,
     segment: Annotated[
-        Optional[float], typer.Option("--segment", help="Segment length in seconds (default: the model's, 8 s).", metavar="SEC")
+        Optional[float], typer.Option("--segment", help="Segment length in seconds, 1 to 60 (default: the model's, 8 s).", metavar="SEC")
     ] = None,
     overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, in [0, 1).", metavar="FRACTION")] = 0.25,
     shifts: Annotated[
