@@ -899,3 +899,76 @@ def test_segments_at_the_ends_of_the_range_separate(cli, tmp_path, model_file):
         result = cli("separate", song, "--model", model_file, "-o", tmp_path / value, "--segment", value)
         assert result.exit_code == 0, result.stderr
         assert len(result.stdout.split()) == 4
+
+
+def test_a_folder_where_a_stem_goes_is_refused_before_any_work(cli, tmp_path, model_file):
+    song = _song_at(tmp_path / "song.wav")
+    out = tmp_path / "out"
+    (out / "tiny" / "song" / "bass.wav").mkdir(parents=True)
+    result = cli("separate", song, "--model", model_file, "-o", out)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(out / "tiny" / "song" / "bass.wav"), "is a folder")
+    assert files_under(out) == []
+
+
+def test_atomic_writes_onto_a_folder_are_refused_and_leave_nothing(tmp_path):
+    from ugosa_cli.audio import write_audio
+    from ugosa_cli.errors import InputError
+    from ugosa_cli.output import OutputSpec, StemWriter
+
+    folder = tmp_path / "x.wav"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(InputError, match="is a folder"):
+        write_audio(folder, np.zeros((2, 100), np.float32), 8000)
+    spec = OutputSpec(root=tmp_path)
+    paths = {"drums": tmp_path / "drums.wav", "bass": folder}
+    with pytest.raises(InputError, match="is a folder"), StemWriter(paths, 8000, 2, spec) as writer:
+        writer.write({"drums": np.zeros((2, 100), np.float32), "bass": np.zeros((2, 100), np.float32)})
+        writer.commit()
+    assert files_under(tmp_path) == [] and (folder / "inside").is_dir()
+
+
+def _full_disk_for_partial_files(monkeypatch):
+    """Writes of ugosa's temporary files fail as on a full disk (ENOSPC); other writes work."""
+    import errno
+
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.name.endswith(".partial"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+
+
+def test_a_full_disk_while_saving_the_adapted_model_is_one_line_and_leaves_nothing(cli, tmp_path, model_file,
+                                                                                   labels_file, monkeypatch):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    target = tmp_path / "models" / "a.th"
+    _full_disk_for_partial_files(monkeypatch)
+    result = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", target, *FAST_ADAPT)
+    assert result.exit_code == 1 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, f"no space left on device writing {target}")
+    assert files_under(tmp_path / "models") == []
+
+
+def test_a_full_disk_while_writing_labels_is_one_line_and_leaves_nothing(cli, tmp_path, labels_file, monkeypatch):
+    target = tmp_path / "out" / "labels.csv"
+    _full_disk_for_partial_files(monkeypatch)
+    result = cli("labels", "convert", labels_file, "-o", target)
+    assert result.exit_code == 1 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, f"no space left on device writing {target}")
+    assert files_under(tmp_path / "out") == []
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_while_saving_the_adapted_model_leaves_no_partial_file(tmp_path, model_file, labels_file):
+    """A real failed write under torch.save (it used to surface as torch's "inline_container" RuntimeError)."""
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    out = tmp_path / "models"
+    result = _run_ugosa("adapt", song, "--labels", labels_file, "--model", model_file, "-o", out / "a.th",
+                        *FAST_ADAPT, preexec=_disk_full_after(4096))
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(out / "a.th"), "cannot write")
+    assert "inline_container" not in result.stderr and files_under(out) == []

@@ -24,7 +24,7 @@ from ugosa_cli.audio import (
     write_failure,
 )
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import reserve_temporary
+from ugosa_cli.fsutil import reserve_temporary, write_error
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "parent", "track", "stem", "ext")
@@ -142,8 +142,8 @@ PARENT_TEMPLATE = "{model}/{parent}/{track}/{stem}.{ext}"
 
 def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Iterable[tuple[Path, str]],
                 template: str) -> None:
-    """Refuse, before anything is written, a batch whose stems would overwrite a file it reads or be written by
-    two songs.
+    """Refuse, before anything is written, a batch whose stems would overwrite a file it reads, land where a
+    folder is, or be written by two songs.
 
     ``planned``: each track as given, with its stems' paths; ``inputs``: every file the run reads, with what it
     is (``the input b/drums.wav``). Paths are compared resolved.
@@ -158,6 +158,9 @@ def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Itera
             if key in readers:
                 raise InputError(f"{path}: the {stem} stem of {track} would overwrite {readers[key]}; choose another "
                                  "--out or --filename")
+            if path.is_dir():
+                raise InputError(f"{path}: is a folder, in the way of the {stem} stem of {track}; remove it or choose "
+                                 "another --out or --filename")
             other = writers.setdefault(key, track)
             if other != track:
                 hint = (f"put the song's folder in the name: --filename '{PARENT_TEMPLATE}'" if "{parent}" not in template
@@ -245,7 +248,10 @@ class StemWriter:
         """Finish every stem and give each its final name; returns stem name -> path."""
         finished = {name: self._finish(name) for name in self.paths}
         for name, tmp in finished.items():
-            os.replace(tmp, self.paths[name])
+            try:
+                os.replace(tmp, self.paths[name])
+            except OSError as exc:
+                raise write_error(self.paths[name], exc) from exc
             self._temporaries.remove(tmp)
         return dict(self.paths)
 

@@ -14,8 +14,8 @@ from rich.text import Text
 from ugosa_cli.audio import resample
 from ugosa_cli.cli import common
 from ugosa_cli.cli.guidance import IgnoreUnknown, LabelsFormat, MapOpt, Margin
-from ugosa_cli.errors import InputError, RunError
-from ugosa_cli.fsutil import atomic_path, check_target
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import check_target, write_atomic
 from ugosa_cli.labels import (
     LABEL_FORMATS,
     Labels,
@@ -121,11 +121,7 @@ def _write(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    with atomic_path(output) as tmp:
-        try:
-            tmp.write_bytes(text.encode("utf-8"))
-        except OSError as exc:
-            raise RunError(f"{output}: cannot write ({exc.strerror or exc})") from exc
+    write_atomic(output, text.encode("utf-8"))
     common.emit(str(output))
 
 

@@ -37,7 +37,7 @@ from ugosa_cli.audio import write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.fsutil import write_atomic
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
 from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import GuidedSeparator
@@ -274,8 +274,7 @@ def write_demo(result: DemoResult, folder: Path) -> dict[str, Path]:
     rate = result.song.samplerate
     paths = demo_paths(folder, result.sources)
     write_audio(paths["song"], result.song.mix, rate, bits=32)
-    with atomic_path(paths["labels"]) as tmp:
-        tmp.write_text(format_labels(result.labels, "audacity"), encoding="utf-8")
+    write_atomic(paths["labels"], format_labels(result.labels, "audacity").encode("utf-8"))
     sets = dict(zip(STEM_SETS, (np.stack([result.song.stems[n] for n in result.sources]), result.before,
                                 result.after)))
     for kind, stems in sets.items():
