@@ -703,14 +703,22 @@ def _snapshot(folder: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in files_under(folder)}
 
 
-@pytest.mark.parametrize("which", ["track", "labels", "references"])
+@pytest.mark.parametrize("which", ["track", "labels", "references", "track list", "model"])
 def test_a_batch_never_overwrites_an_input_that_comes_later(cli, tmp_path, model_file, which):
-    """The first song's stems would replace a file read later (a later song, its labels, the reference stems):
-    refused before anything is written, naming both."""
+    """The first song's stems would replace a file read later (a later song, its labels, the reference stems) or
+    read before (the track list, the model file): refused before anything is written, naming both."""
     folder = tmp_path / "b"
     mix = _song_at(folder / "mix.wav")
     args: tuple[object, ...] = (mix, "--model", model_file, "-o", folder, "--filename", "{stem}.{ext}")
-    if which == "track":
+    if which == "track list":
+        victim = folder / "other.txt"
+        victim.write_text(f"{mix}\n")
+        args = ("--from-list", victim, "--model", model_file, "-o", folder, "--filename", "{stem}.txt")
+    elif which == "model":
+        victim = folder / "bass.th"
+        victim.write_bytes(model_file.read_bytes())
+        args = (mix, "--model", victim, "-o", folder, "--filename", "{stem}.th")
+    elif which == "track":
         victim = _song_at(folder / "drums.wav")
         args = (*args, victim)
     elif which == "labels":
