@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -90,19 +91,12 @@ def batch_inputs(
         inputs.append((Path(from_list), f"the track list {from_list}"))
     if Path(model).is_file():
         inputs.append((Path(model), f"the model file {model}"))
-    for track in tracks:
-        if labels is None or labels == STDIN:
-            break
-        try:
-            found = labels_for(labels, track, len(tracks))
-        except InputError:
-            continue
-        inputs.append((Path(found), f"the labels file {found}"))
-    try:
-        stems = collect_stems(references, "--references") if references else {}
-    except InputError:
-        stems = {}
-    inputs += [(path, f"the reference stem {path}") for path in stems.values()]
+    for track in tracks if labels is not None and labels != STDIN else ():
+        with contextlib.suppress(InputError):
+            found = labels_for(str(labels), track, len(tracks))
+            inputs.append((Path(found), f"the labels file {found}"))
+    with contextlib.suppress(InputError):
+        inputs += [(path, f"the reference stem {path}") for path in collect_stems(references, "--references").values()]
     return inputs
 
 
@@ -140,7 +134,13 @@ def separate(
         ),
     ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.", metavar="DIR")] = Path("separated"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="DIR",
+            help="Folder the stems are written under; a song's stems there already are replaced (see --skip-existing).",
+        ),
+    ] = Path("separated"),
     filename: Annotated[
         str,
         typer.Option(
