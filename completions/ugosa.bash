@@ -110,7 +110,7 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m --model -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m --model -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
@@ -164,7 +164,7 @@ _ugosa() {
                 --rests) _ugosa_words "$_ugosa_values_rests"; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --force --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
@@ -217,7 +217,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--to -o --output --audio --duration --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--to -o --output --audio --duration --labels-format --map --ignore-unknown --margin --force -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "labels from-stems")
@@ -228,7 +228,7 @@ _ugosa() {
                 --min-gap) COMPREPLY=(); return ;;
                 -o|--output) compopt -o default; COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output --force -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

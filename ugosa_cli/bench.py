@@ -50,7 +50,7 @@ from ugosa_cli.adaptation import AdaptationSettings, Adapter, StepReport
 from ugosa_cli.audio import fit_length, match_channels, read_audio, resample, write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.fsutil import write_atomic
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
 from ugosa_cli.models.family import SeparationModel
@@ -281,8 +281,7 @@ def result_path(out: Path, track: Track, strategy: Strategy) -> Path:
 
 
 def write_json(path: Path, value: object) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(path, (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def read_json(path: Path) -> dict:
@@ -452,8 +451,7 @@ class Bench:
                 write_audio(folder / f"{name}.wav", samples, rate, bits=32)
             variant.update(seed=self.settings.variant_seed, silenced_in_quarter=order)
         labels = oracle_labels(stems, rate, self.sources)
-        with atomic_path(folder / "labels.json") as tmp:
-            tmp.write_text(format_labels(labels, "json"), encoding="utf-8")
+        write_atomic(folder / "labels.json", format_labels(labels, "json").encode("utf-8"))
         write_json(done, variant)
         return PreparedTrack(track.name, rate, stems, mixture, labels, variant)
 

@@ -9,6 +9,7 @@ reads it::
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
 import re
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path, sha256_file
+from ugosa_cli.fsutil import sha256_file, write_atomic
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.sources import check_source_names
@@ -53,8 +54,9 @@ def save_checkpoint(path: Path, model: SeparationModel, provenance: Mapping[str,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "provenance": dict(provenance or {}),
     }
-    with atomic_path(Path(path)) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # serialised first, so that a failed write is an OSError saying why (a full disk)
+    torch.save(payload, buffer)
+    write_atomic(Path(path), buffer.getbuffer())
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

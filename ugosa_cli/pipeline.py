@@ -34,6 +34,7 @@ from ugosa_cli.separation import (
     AudioBlocks,
     ProgressCallback,
     SeparationOptions,
+    check_segment,
     mean_blocks,
     separate_array,
     separate_blocks,
@@ -80,6 +81,7 @@ class GuidedSeparator:
             raise SettingError("post_filter", post_filter, f"use one of {', '.join(POST_FILTERS)}")
         if resplit_guide not in RESPLIT_GUIDES:
             raise SettingError("resplit_guide", resplit_guide, f"use one of {', '.join(RESPLIT_GUIDES)}")
+        check_segment(loaded.model, options.segment)
         self.loaded = loaded
         self.model = loaded.model
         self.device = device or torch.device("cpu")

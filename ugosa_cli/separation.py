@@ -17,6 +17,7 @@ song of any length separates in the memory of a few segments.
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -45,14 +46,32 @@ class SeparationOptions:
     batch_size: int = 1
 
     def __post_init__(self) -> None:
-        if self.segment is not None and self.segment <= 0:
-            raise SettingError("segment", self.segment, "must be a positive number of seconds")
+        if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
+            raise SettingError("segment", self.segment, "must be a finite, positive number of seconds")
         if not 0 <= self.overlap < 1:
             raise SettingError("overlap", self.overlap, "must be at least 0 and below 1")
         if self.shifts < 0:
             raise SettingError("shifts", self.shifts, "must be 0 or more")
         if self.batch_size < 1:
             raise SettingError("segments_per_batch", self.batch_size, "must be 1 or more")
+
+
+# The --segment range: below 1 s the segments' edges dominate (much slower, and worse stems); above a minute a
+# segment needs gigabytes of memory for no gain (the cross-fades already hide the seams).
+MIN_SEGMENT_SECONDS = 1.0
+MAX_SEGMENT_SECONDS = 60.0
+
+
+def check_segment(model: SeparationModel, segment: float | None) -> None:
+    """Refuse a segment length (seconds; None: the model's own) outside what ``model`` separates well with:
+    at least :data:`MIN_SEGMENT_SECONDS` and the model's shortest input, at most :data:`MAX_SEGMENT_SECONDS`."""
+    if segment is None:
+        return
+    low = max(MIN_SEGMENT_SECONDS, model.min_length / model.samplerate)
+    if not (math.isfinite(segment) and low <= segment <= MAX_SEGMENT_SECONDS):
+        default = model.segment_length / model.samplerate
+        raise SettingError("segment", segment, f"use {low:g} to {MAX_SEGMENT_SECONDS:g} seconds (this model's "
+                           f"default is {default:g} s)")
 
 
 def pick_device(name: str = "auto") -> torch.device:
