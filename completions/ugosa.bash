@@ -1,7 +1,7 @@
 # bash completion for ugosa
 # Generated from the ugosa command line by scripts/gen_completions.py; do not edit. Regenerate: python scripts/gen_completions.py && python scripts/gen_man.py
 
-_ugosa_values_format="wav flac"
+_ugosa_values_format="wav flac mp3"
 _ugosa_values_bits="16 24 32"
 _ugosa_values_clip_mode="rescale clamp none"
 _ugosa_values_stems="drums bass other vocals"
@@ -58,7 +58,7 @@ _ugosa() {
         "separate")
             case "$prev" in
                 --from-list) compopt -o default; COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -o|--out) compopt -o dirnames; COMPREPLY=(); return ;;
                 --filename) COMPREPLY=(); return ;;
                 --format) _ugosa_words "$_ugosa_values_format"; return ;;
@@ -86,14 +86,14 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
             case "$prev" in
                 -l|--labels) compopt -o default; COMPREPLY=(); return ;;
                 -o|--out) compopt -o default; COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
@@ -110,14 +110,14 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m --model -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
             case "$prev" in
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-m --model --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-m -n --model --name --json --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "eval")
             case "$prev" in
@@ -138,7 +138,7 @@ _ugosa() {
                 --names) COMPREPLY=(); return ;;
                 --strategies) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --variant-seed) COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
@@ -154,7 +154,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m --model -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in

@@ -50,10 +50,11 @@ complete -c ugosa -n '__ugosa_at' -s h -l help -d 'Show this message and exit.'
 # ugosa separate
 complete -c ugosa -n '__ugosa_at separate' -l from-list -r -F -d 'Also separate the files listed in FILE (\'-\': stdin), one path per line; blank lines and lines starting with # are skipped.'
 complete -c ugosa -n '__ugosa_at separate' -l skip-existing -d 'Skip a track whose stems all exist already (their paths are still printed).'
-complete -c ugosa -n '__ugosa_at separate' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at separate' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at separate' -s o -l out -r -f -a '(__fish_complete_directories)' -d 'Folder the stems are written under; a song\'s stems there already are replaced (see --skip-existing).'
 complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {parent} (the song\'s folder) {track} {stem} {ext}.'
-complete -c ugosa -n '__ugosa_at separate' -l format -r -f -a 'wav flac' -d 'Output container: wav or flac.'
+complete -c ugosa -n '__ugosa_at separate' -l format -r -f -a 'wav flac mp3' -d 'Output container: wav, flac or mp3 (320 kbps; --bits does not apply).'
+complete -c ugosa -n '__ugosa_at separate' -l mp3 -d 'Same as --format mp3 (as demucs spells it).'
 complete -c ugosa -n '__ugosa_at separate' -l bits -r -f -a '16 24 32' -d 'Sample format: 16, 24 (integer) or 32 (float, WAV only).'
 complete -c ugosa -n '__ugosa_at separate' -l clip-mode -r -f -a 'rescale clamp none' -d 'rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); clamp: clip samples; none: write as is.'
 complete -c ugosa -n '__ugosa_at separate' -l stems -r -f -a 'drums bass other vocals' -d 'Keep only these stems (comma-separated or repeated).'
@@ -92,7 +93,7 @@ complete -c ugosa -n '__ugosa_at separate' -F
 # ugosa adapt
 complete -c ugosa -n '__ugosa_at adapt' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
 complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th); an existing file is refused unless --force.'
-complete -c ugosa -n '__ugosa_at adapt' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at adapt' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at adapt' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at adapt' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
 complete -c ugosa -n '__ugosa_at adapt' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
@@ -121,7 +122,7 @@ complete -c ugosa -n '__ugosa_at adapt' -s h -l help -d 'Show this message and e
 complete -c ugosa -n '__ugosa_at adapt' -F
 
 # ugosa strategies
-complete -c ugosa -n '__ugosa_at strategies' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at strategies' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at strategies' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at strategies' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at strategies' -s q -l quiet -d 'Print only results, warnings and errors.'
@@ -150,7 +151,7 @@ complete -c ugosa -n '__ugosa_at bench' -l strategies -r -f -a 'B0 P-L1:D P-L2:D
 complete -c ugosa -n '__ugosa_at bench' -l resume -d 'Keep stored results made with the same settings; run the rest.'
 complete -c ugosa -n '__ugosa_at bench' -l as-is -d 'Use the tracks unchanged instead of the UGOSA variant.'
 complete -c ugosa -n '__ugosa_at bench' -l variant-seed -r -f -d 'Seed of the order in which sources are silenced.'
-complete -c ugosa -n '__ugosa_at bench' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at bench' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at bench' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at bench' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
 complete -c ugosa -n '__ugosa_at bench' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'

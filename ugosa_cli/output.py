@@ -20,6 +20,8 @@ from ugosa_cli.audio import (
     CLIP_MODES,
     FORMATS,
     ClipMode,
+    check_format,
+    open_for_writing,
     subtype_for,
     write_failure,
 )
@@ -86,6 +88,7 @@ class OutputSpec:
         if self.clip_mode not in CLIP_MODES:
             raise InputError(f"--clip-mode {self.clip_mode}: use one of {', '.join(CLIP_MODES)}")
         subtype_for(self.fmt, self.bits)
+        check_format(self.fmt)
         if _CONTROL.search(self.template):
             raise InputError(f"--filename {self.template!r}: contains a control character; write a plain path")
         fields = _template_fields(self.template)
@@ -206,6 +209,7 @@ class StemWriter:
         for path in paths.values():
             if path.resolve() in protected:
                 raise InputError(f"{path}: refusing to overwrite the input file; choose another --out or --filename")
+        check_format(spec.fmt, samplerate)
         self.paths = paths
         self.samplerate = samplerate
         self.channels = channels
@@ -290,10 +294,7 @@ class StemWriter:
 
     def _open_encoded(self, tmp: Path, path: Path) -> sf.SoundFile:
         try:
-            return sf.SoundFile(
-                str(tmp), "w", samplerate=self.samplerate, channels=self.channels,
-                subtype=subtype_for(self.spec.fmt, self.spec.bits), format=self.spec.fmt.upper(),
-            )
+            return open_for_writing(tmp, self.spec.fmt, self.spec.bits, self.samplerate, self.channels)
         except (OSError, RuntimeError) as exc:
             raise write_failure(path, exc) from exc
 

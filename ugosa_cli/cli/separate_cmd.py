@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ugosa_cli import hub
-from ugosa_cli.audio import STDIN, Audio, AudioFile, collect_stems
+from ugosa_cli.audio import STDIN, Audio, AudioFile, check_format, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable, read_text_file
@@ -148,7 +148,10 @@ def separate(
             help="Stem path template under --out; fields {model} {parent} (the song's folder) {track} {stem} {ext}.",
         ),
     ] = DEFAULT_TEMPLATE,
-    fmt: Annotated[str, typer.Option("--format", help="Output container: wav or flac.", metavar="wav|flac")] = "wav",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
+    ] = "wav",
+    mp3: Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")] = False,
     bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")] = 16,
     clip_mode: Annotated[
         str,
@@ -228,7 +231,9 @@ def separate(
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
     refuse_duplicates(tracks)
-    spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
+    if mp3 and fmt not in ("wav", "mp3"):
+        raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
+    spec = OutputSpec(root=out, template=filename, fmt="mp3" if mp3 else fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
@@ -263,6 +268,7 @@ def separate(
             try:
                 with guidance.flags_named():
                     opened = common.open_audio(track)
+                    check_format(spec.fmt, opened.samplerate)  # before any work, not when the stems are done
                     audio: AudioFile | Audio = opened
                     report: dict[str, object] = {}
                     song_labels = None
