@@ -1,0 +1,1 @@
+"""Separation model architectures beyond the ConvTasNet, and the bundled demo model file."""
