@@ -62,3 +62,33 @@ def import_demucs_v4(target: Path = V4_DIR) -> tuple[Any, Any]:
 
     assert HTDemucs.__module__ == "demucs.htdemucs" and "4.1.0" in sys.modules["demucs"].__version__
     return HTDemucs, apply_model
+
+
+def htdemucs_kwargs(six_sources: bool = False) -> dict[str, Any]:
+    """The constructor arguments stored in the released HT-Demucs files (``kwargs``; 62 entries).
+
+    htdemucs and the htdemucs_ft models carry these; htdemucs_6s has six sources and no bottom channels.
+    Reconstructed from the released configuration (ugosa-facts §6) and demucs' config keys.
+    """
+    from fractions import Fraction
+
+    kwargs: dict[str, Any] = {
+        "sources": ["drums", "bass", "other", "vocals"], "audio_channels": 2, "samplerate": 44100,
+        "segment": Fraction(39, 5), "channels": 48, "channels_time": None, "growth": 2, "nfft": 4096,
+        "wiener_iters": 0, "end_iters": 0, "wiener_residual": False, "cac": True, "depth": 4, "rewrite": True,
+        "multi_freqs": [], "multi_freqs_depth": 3, "freq_emb": 0.2, "emb_scale": 10, "emb_smooth": True,
+        "kernel_size": 8, "stride": 4, "time_stride": 2, "context": 1, "context_enc": 0, "norm_starts": 4,
+        "norm_groups": 4, "dconv_mode": 3, "dconv_depth": 2, "dconv_comp": 8, "dconv_init": 1e-3,
+        "bottom_channels": 512, "t_layers": 5, "t_hidden_scale": 4.0, "t_heads": 8, "t_dropout": 0.02,
+        "t_layer_scale": True, "t_gelu": True, "t_emb": "sin", "t_max_positions": 10000, "t_max_period": 10000.0,
+        "t_weight_pos_embed": 1.0, "t_cape_mean_normalize": True, "t_cape_augment": True,
+        "t_cape_glob_loc_scale": [5000.0, 1.0, 1.4], "t_sin_random_shift": 0, "t_norm_in": True,
+        "t_norm_in_group": False, "t_group_norm": False, "t_norm_first": True, "t_norm_out": True,
+        "t_weight_decay": 0.0, "t_lr": None, "t_sparse_self_attn": False, "t_sparse_cross_attn": False,
+        "t_mask_type": "diag", "t_mask_random_seed": 42, "t_sparse_attn_window": 500, "t_global_window": 100,
+        "t_sparsity": 0.95, "t_auto_sparsity": False, "t_cross_first": False, "rescale": 0.1,
+    }
+    if six_sources:
+        kwargs["sources"] = ["drums", "bass", "other", "vocals", "guitar", "piano"]
+        kwargs["bottom_channels"] = 0
+    return kwargs

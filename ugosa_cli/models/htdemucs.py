@@ -36,7 +36,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -302,7 +302,7 @@ class DConv(nn.Module):
             if torch.is_grad_enabled():
                 x = x + layer(x)
             else:
-                x = _fused_dconv_layer(x, layer, 2**index, spectral=False)
+                x = _fused_dconv_layer(cast(nn.Sequential, layer), x, 2**index, spectral=False)
         return x
 
     def over_frequencies(self, x: Tensor) -> Tensor:
@@ -313,7 +313,7 @@ class DConv(nn.Module):
         if not torch.is_grad_enabled():
             x = x.contiguous(memory_format=torch.channels_last)
             for index, layer in enumerate(self.layers):
-                x = _fused_dconv_layer(x, layer, 2**index, spectral=True)
+                x = _fused_dconv_layer(cast(nn.Sequential, layer), x, 2**index, spectral=True)
             return x
         batch, channels, freqs, frames = x.shape
         rows = x.permute(0, 2, 1, 3).reshape(batch * freqs, channels, frames)
@@ -322,7 +322,7 @@ class DConv(nn.Module):
         return rows.reshape(batch, freqs, channels, frames).permute(0, 2, 1, 3)
 
 
-def _fused_dconv_layer(x: Tensor, layer: nn.Module, dilation: int, spectral: bool) -> Tensor:
+def _fused_dconv_layer(layer: nn.Sequential, x: Tensor, dilation: int, spectral: bool) -> Tensor:
     """One DConv residual branch for inference, with its second GroupNorm and LayerScale folded into products.
 
     ``x`` is (batch, C, time), or with ``spectral`` channels-last (batch, C, freqs, frames) whose every
@@ -332,7 +332,9 @@ def _fused_dconv_layer(x: Tensor, layer: nn.Module, dilation: int, spectral: boo
     and gate halves of the GLU come straight out of two products with an augmented ``h``
     (``[h / std_row, 1 / std_row, -mean_row / std_row, 1]``), and the LayerScale rides on the value half.
     """
-    conv_in, norm_in, _, conv_out, norm_out, _, layer_scale = layer
+    conv_in, norm_in = cast(nn.Conv1d, layer[0]), cast(nn.GroupNorm, layer[1])
+    conv_out, norm_out = cast(nn.Conv1d, layer[3]), cast(nn.GroupNorm, layer[4])
+    layer_scale = cast(LayerScale, layer[6])
     channels = x.shape[1]
     hidden = conv_in.weight.shape[0]
     if spectral:
@@ -349,7 +351,7 @@ def _fused_dconv_layer(x: Tensor, layer: nn.Module, dilation: int, spectral: boo
     h = F.gelu(h)
 
     weight = conv_out.weight[:, :, 0]  # (2C, hidden)
-    bias = conv_out.bias
+    bias = cast(Tensor, conv_out.bias)
     mean_h = h.mean(dim=time_dim)  # (rows, hidden)
     centred = h - mean_h.unsqueeze(time_dim)
     if spectral:
@@ -626,7 +628,7 @@ class CrossTransformer(nn.Module):
         dim = spec.shape[-1]
         spec = self.norm_in(spec) + self._grid(dim, freqs, frames, spec.device)
         wave = self.norm_in_t(wave) + sin_embedding(wave.shape[1], dim, wave.device)
-        for layer, layer_t in zip(self.layers, self.layers_t):
+        for layer, layer_t in zip(self.layers, self.layers_t, strict=True):
             if isinstance(layer, SelfAttentionLayer):
                 spec, wave = layer(spec), layer_t(wave)
             else:
@@ -672,6 +674,8 @@ class HTDemucs(nn.Module):
     branches) and :meth:`decode` (the remaining decoder layers, iSTFT, sum of the branches).
     ``forward(mix) == decode(transform(encode(mix)))``.
     """
+
+    window: Tensor
 
     def __init__(self, config: HTDemucsConfig | None = None) -> None:
         super().__init__()
@@ -896,7 +900,7 @@ class HTDemucs(nn.Module):
         return self.decode(self.transform(self.encode(mix)))
 
 
-def _pointwise(conv: nn.Module, tokens: Tensor) -> Tensor:
+def _pointwise(conv: nn.Conv1d, tokens: Tensor) -> Tensor:
     """A 1x1 ``nn.Conv1d`` applied to tokens (batch, n, in) -> (batch, n, out)."""
     return F.linear(tokens, conv.weight[:, :, 0], conv.bias)
 
