@@ -205,6 +205,22 @@ def test_dropout_only_in_training_mode_and_the_training_path_equals_inference():
         assert max_diff(trained, no_dropout.eval()(mix)) < 1e-5
 
 
+def test_inference_follows_parameter_updates():
+    """The inference path caches tensors derived from the DConv parameters; an in-place update (an
+    optimiser step, load_state_dict) must reach the next forward."""
+    model = small_model()
+    mix = torch.randn(1, 2, 4000)
+    with torch.no_grad():
+        before = model(mix)
+        for name, parameter in model.named_parameters():
+            if ".dconv." in name:
+                parameter.mul_(1.5)
+        after = model(mix)
+        fresh = build_from_config(SMALL, model.state_dict())(mix)
+    assert max_diff(after, before) > 1e-3
+    assert torch.equal(after, fresh)
+
+
 def test_a_short_input_is_padded_to_the_segment_in_eval_mode():
     model = small_model()
     mix = torch.randn(1, 2, 1500)

@@ -333,10 +333,7 @@ def _fused_dconv_layer(layer: nn.Sequential, x: Tensor, dilation: int, spectral:
     (``[h / std_row, 1 / std_row, -mean_row / std_row, 1]``), and the LayerScale rides on the value half.
     """
     conv_in, norm_in = cast(nn.Conv1d, layer[0]), cast(nn.GroupNorm, layer[1])
-    conv_out, norm_out = cast(nn.Conv1d, layer[3]), cast(nn.GroupNorm, layer[4])
-    layer_scale = cast(LayerScale, layer[6])
-    channels = x.shape[1]
-    hidden = conv_in.weight.shape[0]
+    channels, hidden = x.shape[1], conv_in.weight.shape[0]
     if spectral:
         batch, _, freqs, frames = x.shape
         h4 = F.conv2d(x, conv_in.weight[:, :, None], conv_in.bias, padding=(0, dilation), dilation=(1, dilation))
@@ -350,37 +347,60 @@ def _fused_dconv_layer(layer: nn.Sequential, x: Tensor, dilation: int, spectral:
         time_dim = 2
     h = F.gelu(h)
 
-    weight = conv_out.weight[:, :, 0]  # (2C, hidden)
-    bias = cast(Tensor, conv_out.bias)
+    weight_t, bias, gram, value_weight, gate_weight = _folded_constants(layer)
     mean_h = h.mean(dim=time_dim)  # (rows, hidden)
-    centred = h - mean_h.unsqueeze(time_dim)
-    covariance = _covariance(centred, time_dim)
-    within = (covariance * (weight.T @ weight / (2 * channels))).sum(dim=(1, 2))
-    channel_means = torch.addmm(bias, mean_h, weight.T)  # (rows, 2C)
+    covariance = _covariance(h - mean_h.unsqueeze(time_dim), time_dim)
+    within = (covariance * gram).sum(dim=(1, 2))
+    channel_means = torch.addmm(bias, mean_h, weight_t)  # (rows, 2C)
     z_mean = channel_means.mean(dim=1)
-    between = channel_means.var(dim=1, unbiased=False)
-    inv_std = torch.rsqrt(within + between + NORM_EPS)  # (rows,)
-
-    scale = torch.cat([layer_scale.scale, torch.ones_like(layer_scale.scale)])
-    gain = norm_out.weight * scale  # (2C,)
-    augmented_weight = torch.cat(
-        [(weight * gain[:, None]).T, (bias * gain)[None], gain[None], (norm_out.bias * scale)[None]]
-    )  # (hidden + 3, 2C)
+    inv_std = torch.rsqrt(within + channel_means.var(dim=1, unbiased=False) + NORM_EPS)  # (rows,)
     per_row = torch.stack([inv_std, -inv_std * z_mean, torch.ones_like(inv_std)], dim=1)  # (rows, 3)
     if spectral:
         rows = h.shape[0]
         augmented = torch.cat([h * inv_std[:, None, None], per_row[:, None, :].expand(rows, frames, 3)], dim=2)
         augmented = augmented.view(rows * frames, hidden + 3)
-        value = augmented @ augmented_weight[:, :channels]
-        gate = (augmented @ augmented_weight[:, channels:]).sigmoid_()
+        value = augmented @ value_weight
+        gate = (augmented @ gate_weight).sigmoid_()
         residual = x.permute(0, 2, 3, 1).reshape(rows * frames, channels)
         out = torch.addcmul(residual, value, gate, out=value)
         return out.view(batch, freqs, frames, channels).permute(0, 3, 1, 2)
     rows = h.shape[0]
     augmented = torch.cat([h * inv_std[:, None, None], per_row[:, :, None].expand(rows, 3, frames)], dim=1)
-    value = torch.matmul(augmented_weight[:, :channels].T, augmented)
-    gate = torch.matmul(augmented_weight[:, channels:].T, augmented).sigmoid_()
+    value = torch.matmul(value_weight.T, augmented)
+    gate = torch.matmul(gate_weight.T, augmented).sigmoid_()
     return torch.addcmul(x, value, gate, out=value)
+
+
+def _folded_constants(layer: nn.Sequential) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The parameter-only tensors of :func:`_fused_dconv_layer`, cached on ``layer`` until a parameter changes.
+
+    ``weight_t`` (hidden, 2C) and ``bias`` (2C,) of the 1x1 conv, ``gram = W'W / 2C`` (hidden, hidden), and
+    the augmented weights (hidden + 3, C) of the GLU's value half (with the LayerScale) and gate half.
+    """
+    key = tuple((p.data_ptr(), p._version, p.device) for p in layer.parameters())
+    cached = layer.__dict__.get("_folded")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    conv_out, norm_out = cast(nn.Conv1d, layer[3]), cast(nn.GroupNorm, layer[4])
+    layer_scale = cast(LayerScale, layer[6])
+    with torch.no_grad():
+        weight = conv_out.weight[:, :, 0]  # (2C, hidden)
+        bias = cast(Tensor, conv_out.bias).clone()
+        channels = weight.shape[0] // 2
+        scale = torch.cat([layer_scale.scale, torch.ones_like(layer_scale.scale)])
+        gain = norm_out.weight * scale  # (2C,)
+        augmented = torch.cat(
+            [(weight * gain[:, None]).T, (bias * gain)[None], gain[None], (norm_out.bias * scale)[None]]
+        )
+        constants = (
+            weight.T.contiguous(),
+            bias,
+            weight.T @ weight / (2 * channels),
+            augmented[:, :channels].contiguous(),
+            augmented[:, channels:].contiguous(),
+        )
+    layer.__dict__["_folded"] = (key, constants)
+    return constants
 
 
 def _covariance(centred: Tensor, time_dim: int, chunk: int = 256) -> Tensor:
@@ -390,18 +410,22 @@ def _covariance(centred: Tensor, time_dim: int, chunk: int = 256) -> Tensor:
     whole 86,000-frame waveform layer is off by ~1e-4 relative, enough to show in the stems.
     """
     frames = centred.shape[time_dim]
-    chunks = -(-frames // chunk)
-    pad = chunks * chunk - frames
-    rows, hidden = centred.shape[0], centred.shape[3 - time_dim]
-    if time_dim == 1:
-        parts = F.pad(centred, (0, 0, 0, pad)).view(rows * chunks, chunk, hidden)
-        products = torch.bmm(parts.transpose(1, 2), parts)
-    else:
-        parts = F.pad(centred, (0, pad)).view(rows, hidden, chunks, chunk).transpose(1, 2)
-        parts = parts.reshape(rows * chunks, hidden, chunk)
-        products = torch.bmm(parts, parts.transpose(1, 2))
-    total = products.view(rows, chunks, hidden, hidden).double().sum(dim=1) / frames
-    return total.to(centred.dtype)
+    whole = frames // chunk * chunk
+    pieces = [centred.narrow(time_dim, 0, whole), centred.narrow(time_dim, whole, frames - whole)]
+    total = None
+    for piece, size in zip(pieces, (chunk, frames - whole), strict=True):
+        if piece.shape[time_dim] == 0:
+            continue
+        parts = piece.unflatten(time_dim, (-1, size))  # (rows, n, size, hidden) or (rows, hidden, n, size)
+        if time_dim == 1:
+            products = torch.matmul(parts.transpose(-1, -2), parts)
+        else:
+            parts = parts.transpose(1, 2)
+            products = torch.matmul(parts, parts.transpose(-1, -2))
+        summed = products.double().sum(dim=1)
+        total = summed if total is None else total + summed
+    assert total is not None
+    return (total / frames).to(centred.dtype)
 
 
 class FreqEncoderLayer(nn.Module):
