@@ -406,10 +406,11 @@ def _folded_constants(layer: nn.Sequential) -> tuple[Tensor, Tensor, Tensor, Ten
 def _covariance(centred: Tensor, time_dim: int, chunk: int = 256) -> Tensor:
     """Covariance over time of ``centred`` (rows, hidden, time) or, with ``time_dim=1``, (rows, time, hidden).
 
-    Products of ``chunk`` frames at a time in float32, their sums in float64: one float32 product over a
-    whole 86,000-frame waveform layer is off by ~1e-4 relative, enough to show in the stems.
+    Products of ``chunk`` frames at a time in float32, their sums in float64 (float32 on MPS): one float32
+    product over a whole 86,000-frame waveform layer is off by ~1e-4 relative, enough to show in the stems.
     """
     frames = centred.shape[time_dim]
+    wide = torch.float32 if centred.device.type == "mps" else torch.float64  # MPS has no float64
     whole = frames // chunk * chunk
     pieces = [centred.narrow(time_dim, 0, whole), centred.narrow(time_dim, whole, frames - whole)]
     total = None
@@ -422,7 +423,7 @@ def _covariance(centred: Tensor, time_dim: int, chunk: int = 256) -> Tensor:
         else:
             parts = parts.transpose(1, 2)
             products = torch.matmul(parts, parts.transpose(-1, -2))
-        summed = products.double().sum(dim=1)
+        summed = products.to(wide).sum(dim=1)
         total = summed if total is None else total + summed
     assert total is not None
     return (total / frames).to(centred.dtype)
