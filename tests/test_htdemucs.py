@@ -219,6 +219,13 @@ def test_inference_follows_parameter_updates():
         fresh = build_from_config(SMALL, model.state_dict())(mix)
     assert max_diff(after, before) > 1e-3
     assert torch.equal(after, fresh)
+    with torch.inference_mode():  # parameters made here are inference tensors, without version counters
+        copied = copy.deepcopy(model)
+        first = copied(mix)
+        for name, parameter in copied.named_parameters():
+            if ".dconv." in name:
+                parameter.mul_(0.5)
+        assert max_diff(copied(mix), first) > 1e-3
 
 
 def test_a_short_input_is_padded_to_the_segment_in_eval_mode():

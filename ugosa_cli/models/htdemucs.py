@@ -377,9 +377,11 @@ def _folded_constants(layer: nn.Sequential) -> tuple[Tensor, Tensor, Tensor, Ten
     ``weight_t`` (hidden, 2C) and ``bias`` (2C,) of the 1x1 conv, ``gram = W'W / 2C`` (hidden, hidden), and
     the augmented weights (hidden + 3, C) of the GLU's value half (with the LayerScale) and gate half.
     """
-    key = tuple((p.data_ptr(), p._version, p.device) for p in layer.parameters())
+    parameters = list(layer.parameters())
+    # Inference tensors (parameters made under torch.inference_mode) have no version counter: no caching.
+    key = None if any(p.is_inference() for p in parameters) else tuple((p.data_ptr(), p._version) for p in parameters)
     cached = layer.__dict__.get("_folded")
-    if cached is not None and cached[0] == key:
+    if key is not None and cached is not None and cached[0] == key:
         return cached[1]
     conv_out, norm_out = cast(nn.Conv1d, layer[3]), cast(nn.GroupNorm, layer[4])
     layer_scale = cast(LayerScale, layer[6])
@@ -399,7 +401,8 @@ def _folded_constants(layer: nn.Sequential) -> tuple[Tensor, Tensor, Tensor, Ten
             augmented[:, :channels].contiguous(),
             augmented[:, channels:].contiguous(),
         )
-    layer.__dict__["_folded"] = (key, constants)
+    if key is not None:
+        layer.__dict__["_folded"] = (key, constants)
     return constants
 
 
