@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -367,6 +368,20 @@ def test_a_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path, fake_demu
         with pytest.raises(Exception, match="system"):
             demucs_v4._load(zipped, allowed)
     assert not (tmp_path / "pwned").exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-scan",))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_the_scan_names_globals_in_every_pickle_protocol(protocol, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = pickle.dumps({"a": [Fraction(1, 3), _Evil()]}, protocol=protocol)
+    names = pickle_globals(data)
+    assert "fractions.Fraction" in names and any(name.endswith(".system") for name in names)
+    assert not (tmp_path / "pwned-by-scan").exists()
 
 
 @pytest.mark.parametrize("klass", ["demucs.hdemucs.HDemucs", "demucs.demucs.Demucs"])
