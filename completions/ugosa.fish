@@ -23,7 +23,7 @@ function __ugosa_at
 end
 
 function __ugosa_models
-    printf '%s\n' tasnet tasnet_extra demo
+    printf '%s\n' tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo
     set -l cache $UGOSA_CACHE_DIR
     if test -z "$cache"
         set -q XDG_CACHE_HOME; and set cache $XDG_CACHE_HOME/ugosa; or set cache $HOME/.cache/ugosa
@@ -191,11 +191,11 @@ complete -c ugosa -n '__ugosa_at demo' -l debug -d 'Show full tracebacks on erro
 complete -c ugosa -n '__ugosa_at demo' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model
-complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, status (cached, not cached, corrupt), size, description and path.'
+complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, status (cached, not cached, corrupt), size, SHA-256, description and path.'
 complete -c ugosa -n '__ugosa_at model' -a download -d 'Download models into the cache (verified against their SHA-256 prefix) and print their paths.'
-complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model; exit 2 if it is not cached.'
+complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model (each file of a bag, one per line); exit 2 if it is not cached.'
 complete -c ugosa -n '__ugosa_at model' -a import -d 'Copy a model file into the cache, after checking it loads and matches its SHA-256 prefix.'
-complete -c ugosa -n '__ugosa_at model' -a remove -d 'Delete a model from the cache and print the removed path.'
+complete -c ugosa -n '__ugosa_at model' -a remove -d 'Delete a model from the cache and print the removed paths.'
 complete -c ugosa -n '__ugosa_at model' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model list

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ugosa_cli.demucs_v4 import is_demucs_package, read_demucs_package
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import sha256_file, write_atomic
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
@@ -137,10 +138,21 @@ def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[ConvTas
     return model, provenance
 
 
-def load_model_file(path: Path, name: str | None = None) -> LoadedModel:
-    """Load a model file from disk (either format) and hash it."""
+def read_model(path: Path) -> tuple[SeparationModel, dict[str, Any]]:
+    """The model in a file, and its provenance: a ugosa checkpoint, a ConvTasNet state dict (demucs v2) or a
+    demucs v4 package (HT-Demucs, read by :mod:`ugosa_cli.demucs_v4`); nothing in the file is ever run."""
     path = Path(path)
-    model, provenance = model_from_content(read_checkpoint(path), str(path))
+    if is_demucs_package(path):
+        package = read_demucs_package(path)
+        provenance: dict[str, Any] = {"demucs_package": {"class": package.class_name}}
+        return package.build_model(), provenance
+    return model_from_content(read_checkpoint(path), str(path))
+
+
+def load_model_file(path: Path, name: str | None = None) -> LoadedModel:
+    """Load a model file from disk (any format :func:`read_model` reads) and hash it."""
+    path = Path(path)
+    model, provenance = read_model(path)
     return LoadedModel(model=model, name=name or path.stem, sha256=sha256_file(path), provenance=provenance)
 
 

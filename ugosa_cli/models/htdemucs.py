@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
+from ugosa_cli.models.family import SeparationModel
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
 SIX_SOURCES = ("drums", "bass", "other", "vocals", "guitar", "piano")
@@ -712,7 +713,7 @@ class HTDemucsState:
     decoded: int = 0  # decoder layers applied (each layer of both branches counts once)
 
 
-class HTDemucs(nn.Module):
+class HTDemucs(SeparationModel):
     """HT-Demucs mapping a normalised mixture (batch, channels, time) to stems (batch, sources, channels, time).
 
     Stages: :meth:`encode` (STFT, normalisation, both encoders), :meth:`transform` (channel up-samplers,
@@ -772,6 +773,29 @@ class HTDemucs(nn.Module):
     def segment_samples(self) -> int:
         """The training segment in samples: shorter eval inputs are padded to it, longer ones refused."""
         return self.config.segment_samples
+
+    # How the separation loop runs it (as demucs 4's apply_model): segments of the training length; a
+    # shorter chunk is centred in the song's own samples around it and padded to that length.
+    centred_padding = True
+    # demucs 4's cross-transformer calls random.randrange(1) on every forward (a sinusoidal-embedding shift,
+    # always 0 in the released models): it takes no effect but advances the generator --shifts draws from.
+    random_draws_per_forward = 1
+
+    @property
+    def segment_length(self) -> int:
+        return self.segment_samples
+
+    @property
+    def min_length(self) -> int:
+        return 1
+
+    @property
+    def max_segment_length(self) -> int:
+        return self.segment_samples
+
+    def valid_length(self, length: int, segment: int) -> int:
+        """The segment (demucs 4 widens every chunk to it; the network then pads it to its training length)."""
+        return max(length, segment)
 
     # ---- spectrogram helpers
 
