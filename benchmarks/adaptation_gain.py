@@ -49,7 +49,7 @@ from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song
 from ugosa_cli.labels import activation_matrix
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr
 from ugosa_cli.pipeline import RESPLIT_GUIDES, GuidedSeparator, with_strategy
-from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
+from ugosa_cli.planning import AdaptationRequest, longest_window, recommendation, resolve_settings
 from ugosa_cli.strategy import B0, Loss, Strategy, available, count_trainable
 
 BENCHMARK_SEED_BASE = 3_000_000
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
           f"timbres {timbres}, rests in {args.rests}, seeds {args.first_seed}..{args.first_seed + args.songs - 1}")
     trained = [s for s in chosen if s.trains]
     if trained:
-        example = resolve_settings(with_strategy(request, trained[0]), recommendation(loaded), cuda=False).to_dict()
+        example = resolve_settings(with_strategy(request, trained[0]), recommendation(loaded), cuda=False,
+                                   longest_window=longest_window(model)).to_dict()
         print("adaptation: " + ", ".join(f"{k}={example[k]}" for k in ("epochs", "lr", "window", "hop", "optimizer", "gamma")))
 
     records = []

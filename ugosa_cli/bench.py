@@ -55,7 +55,7 @@ from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labe
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.pipeline import GuidedSeparator, with_strategy
-from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, uses_cpu_budget
+from ugosa_cli.planning import AdaptationRequest, longest_window, recommendation, resolve_settings, uses_cpu_budget
 from ugosa_cli.separation import SeparationOptions
 from ugosa_cli.stem_activity import detect_activations
 from ugosa_cli.strategy import B0, Loss, Strategy, available, check_available, count_trainable
@@ -110,7 +110,8 @@ class BenchSettings:
         the CPU plan then fits them to the budget."""
         request = with_strategy(self.request, strategy)
         recommended = recommendation(model, request.protocol)
-        settings = resolve_settings(request, recommended, cuda=device.type == "cuda")
+        settings = resolve_settings(request, recommended, cuda=device.type == "cuda",
+                                    longest_window=longest_window(model.model))
         return settings, uses_cpu_budget(request, recommended, device)
 
     def fingerprint(self, strategy: Strategy, model: LoadedModel, device: torch.device) -> dict[str, object]:

@@ -9,12 +9,13 @@ members' stems per source; :meth:`ModelBag.forward` does the same for one chunk.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.family import ModelFamily, PrefixState, SeparationModel, SplitModel
 
 
 class ModelBag(SeparationModel):
@@ -88,3 +89,78 @@ class ModelBag(SeparationModel):
             out = part if out is None else out + part
         assert out is not None
         return out
+
+
+class BagSplit:
+    """Each member cut at the same point; the prefix states side by side, the stems combined per source."""
+
+    def __init__(self, bag: ModelBag, splits: list[SplitModel]) -> None:
+        self.bag = bag
+        self.splits = splits
+        self._sizes: list[int] = []
+
+    @property
+    def recompute(self) -> bool:
+        return any(split.recompute for split in self.splits)
+
+    @recompute.setter
+    def recompute(self, value: bool) -> None:
+        for split in self.splits:
+            split.recompute = value
+
+    def prefix(self, mix: Tensor) -> PrefixState:
+        states = [split.prefix(mix) for split in self.splits]
+        self._sizes = [len(state) for state in states]
+        return tuple(tensor for state in states for tensor in state)
+
+    def suffix(self, state: PrefixState, length: int) -> Tensor:
+        shares = self.bag.shares.to(state[0].device)
+        out = None
+        start = 0
+        for index, (split, size) in enumerate(zip(self.splits, self._sizes, strict=True)):
+            part = split.suffix(state[start : start + size], length) * shares[index][:, None, None]
+            out = part if out is None else out + part
+            start += size
+        assert out is not None
+        return out
+
+    def activation_bytes(self, batch: int, length: int) -> int:
+        return sum(split.activation_bytes(batch, length) for split in self.splits)
+
+
+class BagFamily:
+    """A bag's cut points are its members' (a strategy trains the same part of every member); each member
+    learns from the loss through its share of the stems (with one-hot weights, its own source's part)."""
+
+    name = "bag"
+    frozen = "in every model of the bag, what its family keeps frozen"
+
+    @staticmethod
+    def _member_family(model: SeparationModel) -> ModelFamily:
+        from ugosa_cli.models import family_of
+
+        assert isinstance(model, ModelBag)
+        return family_of(model.member(0))
+
+    def cuts(self, model: SeparationModel) -> tuple[int, ...]:
+        return self._member_family(model).cuts(cast(ModelBag, model).member(0))
+
+    def trainable_parts(self, model: SeparationModel, cut: int) -> list[tuple[str, nn.Module]]:
+        bag = cast(ModelBag, model)
+        family = self._member_family(bag)
+        return [(f"model {index + 1} {name}", module) for index in range(len(bag.members))
+                for name, module in family.trainable_parts(bag.member(index), cut)]
+
+    def describe(self, model: SeparationModel, cut: int) -> str:
+        bag = cast(ModelBag, model)
+        return f"{self._member_family(bag).describe(bag.member(0), cut)}, in each of the {len(bag.members)} models"
+
+    def split(self, model: SeparationModel, cut: int) -> BagSplit:
+        bag = cast(ModelBag, model)
+        family = self._member_family(bag)
+        return BagSplit(bag, [family.split(bag.member(index), cut) for index in range(len(bag.members))])
+
+    def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
+        """The same shares as one member: a bag's forward costs every member's, and so does its step."""
+        bag = cast(ModelBag, model)
+        return self._member_family(bag).relative_cost(bag.member(0), cut, recompute=recompute)

@@ -40,10 +40,12 @@ from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
 from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.sources import check_source_names
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
 SIX_SOURCES = ("drums", "bass", "other", "vocals", "guitar", "piano")
@@ -87,9 +89,7 @@ class HTDemucsConfig:
     t_dropout: float = 0.02  # training only
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", tuple(self.sources))
-        if not self.sources or len(set(self.sources)) != len(self.sources):
-            raise InputError(f"HT-Demucs config: sources must be distinct names, got {list(self.sources)}")
+        object.__setattr__(self, "sources", check_source_names(self.sources))
         for name in ("audio_channels", "samplerate", "channels", "nfft", "depth", "t_layers", "t_heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -672,15 +672,33 @@ class CrossTransformer(nn.Module):
 
     def forward(self, spec: Tensor, wave: Tensor, freqs: int, frames: int) -> tuple[Tensor, Tensor]:
         """``spec`` (batch, frames * freqs, dim) frame-major, ``wave`` (batch, time, dim) -> both updated."""
+        spec, wave = self.embed(spec, wave, freqs, frames)
+        return self.run_layers(spec, wave, 0, len(self.layers))
+
+    def embed(self, spec: Tensor, wave: Tensor, freqs: int, frames: int) -> tuple[Tensor, Tensor]:
+        """The input norms and positional embeddings, before the first layer."""
         dim = spec.shape[-1]
         spec = self.norm_in(spec) + self._grid(dim, freqs, frames, spec.device)
         wave = self.norm_in_t(wave) + sin_embedding(wave.shape[1], dim, wave.device)
-        for layer, layer_t in zip(self.layers, self.layers_t, strict=True):
-            if isinstance(layer, SelfAttentionLayer):
-                spec, wave = layer(spec), layer_t(wave)
-            else:
-                spec, wave = layer(spec, wave), layer_t(wave, spec)
         return spec, wave
+
+    def run_layers(self, spec: Tensor, wave: Tensor, first: int, stop: int, *, recompute: bool = False) -> tuple[Tensor, Tensor]:
+        """Layers ``first`` to ``stop - 1`` of both branches; with ``recompute`` (and gradients) each layer
+        keeps only its inputs for the backward pass and runs again there (activation checkpointing)."""
+        for index in range(first, stop):
+            layer, layer_t = self.layers[index], self.layers_t[index]
+            if recompute and torch.is_grad_enabled():
+                spec, wave = torch.utils.checkpoint.checkpoint(_layer_pair, layer, layer_t, spec, wave, use_reentrant=False)
+            else:
+                spec, wave = _layer_pair(layer, layer_t, spec, wave)
+        return spec, wave
+
+
+def _layer_pair(layer: nn.Module, layer_t: nn.Module, spec: Tensor, wave: Tensor) -> tuple[Tensor, Tensor]:
+    """One transformer layer of both branches: each attends to itself, or to the other's input tokens."""
+    if isinstance(layer, SelfAttentionLayer):
+        return layer(spec), layer_t(wave)
+    return layer(spec, wave), layer_t(wave, spec)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -903,16 +921,28 @@ class HTDemucs(SeparationModel):
         """
         if state.transformed:
             raise ValueError("this state has been through the transformer already")
+        spec_tokens, wave_tokens = self.transformer_tokens(state)
+        spec_tokens, wave_tokens = self.crosstransformer.run_layers(spec_tokens, wave_tokens, 0, self.config.t_layers)
+        return self.from_tokens(state, spec_tokens, wave_tokens)
+
+    def transformer_tokens(self, state: HTDemucsState) -> tuple[Tensor, Tensor]:
+        """The encoders' outputs as the transformer's first layer sees them: tokens (batch, n, width) through
+        the channel up-samplers, with the input norms and positional embeddings."""
+        if state.transformed:
+            raise ValueError("this state has been through the transformer already")
         spec, wave = state.spec, state.wave
         batch, channels, freqs, frames = spec.shape
         spec_tokens = spec.permute(0, 3, 2, 1).reshape(batch, frames * freqs, channels)
         wave_tokens = wave.transpose(1, 2)
-        bottom = self.config.bottom_channels
-        if bottom:
+        if self.config.bottom_channels:
             spec_tokens = _pointwise(self.channel_upsampler, spec_tokens)
             wave_tokens = _pointwise(self.channel_upsampler_t, wave_tokens)
-        spec_tokens, wave_tokens = self.crosstransformer(spec_tokens, wave_tokens, freqs, frames)
-        if bottom:
+        return self.crosstransformer.embed(spec_tokens, wave_tokens, freqs, frames)
+
+    def from_tokens(self, state: HTDemucsState, spec_tokens: Tensor, wave_tokens: Tensor) -> HTDemucsState:
+        """The last transformer layer's tokens back to feature maps, through the channel down-samplers."""
+        batch, channels, freqs, frames = state.spec.shape
+        if self.config.bottom_channels:
             spec_tokens = _pointwise(self.channel_downsampler, spec_tokens)
             wave_tokens = _pointwise(self.channel_downsampler_t, wave_tokens)
         spec = spec_tokens.view(batch, frames, freqs, channels).permute(0, 3, 2, 1)
@@ -986,6 +1016,29 @@ def _reflect_pad(x: Tensor, left: int, right: int) -> Tensor:
         x = F.pad(x, (extra_left, extra_right))
         left, right = left - extra_left, right - extra_right
     return F.pad(x, (left, right), mode="reflect")
+
+
+_CONFIG_NUMBERS = ("audio_channels", "samplerate", "channels", "nfft", "depth", "bottom_channels", "t_layers",
+                   "t_heads", "t_hidden_scale", "t_dropout")
+
+
+def htdemucs_config_dict(config: HTDemucsConfig) -> dict[str, Any]:
+    """Plain values (the segment as [numerator, denominator]), safe for ``torch.load(weights_only=True)``."""
+    values: dict[str, Any] = {name: getattr(config, name) for name in _CONFIG_NUMBERS}
+    values["sources"] = list(config.sources)
+    values["segment"] = [config.segment.numerator, config.segment.denominator]
+    return values
+
+
+def htdemucs_config_from_dict(values: Mapping[str, Any]) -> HTDemucsConfig:
+    """The inverse of :func:`htdemucs_config_dict` (validated by :class:`HTDemucsConfig`)."""
+    known = {*_CONFIG_NUMBERS, "sources", "segment"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"HT-Demucs config: unknown keys {unknown}")
+    numerator, denominator = values["segment"]
+    return HTDemucsConfig(**{**{k: v for k, v in values.items() if k != "segment"},
+                             "sources": tuple(values["sources"]), "segment": Fraction(int(numerator), int(denominator))})
 
 
 def build_htdemucs(kwargs: Mapping[str, Any], state: Mapping[str, Tensor], origin: str = "HT-Demucs model") -> HTDemucs:
