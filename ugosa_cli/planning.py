@@ -186,6 +186,7 @@ class AdaptationPlan:
     windows: int
     steps: int
     estimated_seconds: float | None
+    estimated_memory_bytes: int
     plan: str  # where the settings come from
     notes: list[str]
     warnings: list[str]
@@ -201,6 +202,7 @@ class AdaptationPlan:
             "windows": self.windows,
             "steps": self.steps,
             "estimated_seconds": self.estimated_seconds,
+            "estimated_memory_bytes": self.estimated_memory_bytes,
             "plan": self.plan,
             "settings": self.settings.to_dict(),
             "notes": list(self.notes),
@@ -262,6 +264,7 @@ def plan_adaptation(
         windows=len(adapter.starts),
         steps=adapter.steps_per_epoch * settings.epochs,
         estimated_seconds=seconds,
+        estimated_memory_bytes=adapter.memory_estimate(),
         plan=note,
         notes=adapter.notes,
         warnings=warnings,
