@@ -9,6 +9,7 @@ full-size demucs v4 file, from disk and over a local HTTP server, against demucs
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +18,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_htdemucs import SMALL_SIZES, max_diff, randomise_scales_and_norms, small_model
+from test_htdemucs import (  # noqa: F401 - fake_demucs is a fixture
+    SMALL_SIZES,
+    fake_demucs,
+    max_diff,
+    randomise_scales_and_norms,
+    small_model,
+    write_package,
+)
 from test_hub import hub_env, server  # noqa: F401 - the local model server
 
 from ugosa_cli.audio import Audio
@@ -199,3 +207,67 @@ def test_separate_a_demucs_v4_url_gives_demucs_stems(cli, tmp_path, server, hub_
     assert result.exit_code == 0, result.stderr
     assert np.abs(_stems(result.stdout) - expected).max() < 1e-4
     assert server.requests == [f"v4/{path.name}"]
+
+
+# --- refusals through the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["code", "foreign class", "quantized", "unknown setting"])
+def test_a_bad_demucs_v4_file_is_refused_with_exit_2_and_nothing_runs(cli, tmp_path, write_wav, fake_demucs, kind):
+    from reference import htdemucs_kwargs
+
+    kwargs, state, klass = htdemucs_kwargs(), {"x": torch.zeros(1)}, "demucs.htdemucs.HTDemucs"
+    if kind == "foreign class":
+        klass = "demucs.hdemucs.HDemucs"
+    elif kind == "quantized":
+        state = {"__quantized": True, "quantized": [torch.zeros(3, dtype=torch.uint8)]}
+    elif kind == "unknown setting":
+        kwargs = {**kwargs, "t_fancy": 3}
+    model = write_package(fake_demucs, tmp_path / "model.th", kwargs, state, klass=klass, evil=kind == "code")
+    song = write_wav("song.wav", seconds=0.5, samplerate=44100)
+    result = cli("separate", song, "--model", model, "-o", tmp_path / "out")
+    assert result.exit_code == 2, result.stderr
+    assert "model.th" in result.stderr and "Traceback" not in result.stderr
+    expected = {"code": "refused", "foreign class": "not supported", "quantized": "quantized",
+                "unknown setting": "t_fancy"}[kind]
+    assert expected in result.stderr
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_registry_bag_downloads_verifies_caches_and_separates(cli, tmp_path, server, hub_env, monkeypatch,
+                                                              fake_demucs, write_wav):
+    """``htdemucs_ft`` the way the registry serves it: four files, each checked against its name's hash,
+    cached, listed, and combined with one-hot weights (four copies of one model give that model's stems)."""
+    from reference import htdemucs_kwargs
+
+    from ugosa_cli import hub
+    from ugosa_cli.models.htdemucs import HTDemucs, config_from_kwargs
+
+    torch.manual_seed(2)
+    state = {k: v.half() for k, v in HTDemucs(config_from_kwargs(htdemucs_kwargs())).state_dict().items()}
+    staging = write_package(fake_demucs, tmp_path / "staging.th", htdemucs_kwargs(), state)
+    content = staging.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()[:8]
+    files = tuple(f"{signature}-{digest}.th" for signature in ("aaaa0001", "aaaa0002", "aaaa0003", "aaaa0004"))
+    for file in files:
+        server.files[f"models/{file}"] = content
+    entry = hub.ModelEntry("htdemucs_ft", files, "test bag", root=hub.V4_ROOT, weights=hub.REGISTRY["htdemucs_ft"].weights)
+    monkeypatch.setitem(hub.REGISTRY, "htdemucs_ft", entry)
+    monkeypatch.setitem(hub.REGISTRY, "htdemucs", hub.ModelEntry("htdemucs", files[:1], "test single", root=hub.V4_ROOT))
+
+    result = cli("model", "download", "htdemucs_ft")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == [str(hub_env / file) for file in files]
+    assert sorted(server.requests) == sorted(f"models/{file}" for file in files)
+    listed = {row["name"]: row for row in json.loads(cli("model", "list", "--json").stdout)["models"]}
+    assert listed["htdemucs_ft"]["available"] and listed["htdemucs_ft"]["size"] == 4 * len(content)
+
+    song = write_wav("song.wav", seconds=1.0, samplerate=44100)
+    stems = {}
+    for name in ("htdemucs_ft", "htdemucs"):
+        out = cli("separate", song, "--model", name, "-o", tmp_path / name, "--bits", "32", "--offline")
+        assert out.exit_code == 0, out.stderr
+        stems[name] = _stems(out.stdout)
+    assert np.abs(stems["htdemucs_ft"] - stems["htdemucs"]).max() < 1e-5
+    assert len(server.requests) == 4  # everything came from the cache
