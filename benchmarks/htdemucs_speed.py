@@ -8,7 +8,9 @@ Model level: ``HTDemucs.forward`` of demucs 4.1.0 against ugosa's on the same se
 (demucs, ugosa, demucs, ...) so drifts in machine speed hit both alike; prints wall seconds and process CPU
 seconds per second of audio (min and median over repeats) and the largest difference between the stems.
 With ``--song S``: demucs' ``apply_model(model, mix, shifts=0, split=True, overlap=0.25)`` on an S-second
-clip against ugosa's forward over the same segments, cut, padded and cross-faded as ``apply_model`` does.
+clip against ugosa's own separation loop (``ugosa_cli.separation.separate_tensor``, what ``ugosa separate``
+runs). The FLOPs of one forward (torch's counter) over the measured time, against the machine's measured
+float32 matrix-product rate, give the share of that rate each implementation reaches.
 Weights are random, with every LayerScale and norm randomised so the transformer and the DConv branches
 shape the stems (speed does not depend on the weights).
 
@@ -29,10 +31,10 @@ from fractions import Fraction
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from reference import htdemucs_kwargs, import_demucs_v4
 
-from ugosa_cli.models.htdemucs import HTDemucs, HTDemucsConfig, build_from_config, build_htdemucs
+from ugosa_cli.models.htdemucs import HTDemucsConfig, build_from_config, build_htdemucs
+from ugosa_cli.separation import separate_tensor
 
 TINY = dict(channels=16, nfft=512, depth=3, t_heads=2, bottom_channels=32, t_layers=3, samplerate=8000,
             segment=Fraction(1, 2))
@@ -49,32 +51,29 @@ def randomise(model: torch.nn.Module, seed: int = 1) -> None:
                 parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
 
 
-def separate_in_segments(model: HTDemucs, mix: torch.Tensor, overlap: float = 0.25) -> torch.Tensor:
-    """``mix`` (batch, channels, time) through ``model`` segment by segment, as demucs' ``apply_model`` cuts it.
+def matmul_rate(threads: int, repeats: int = 5) -> float:
+    """The machine's float32 matrix-product rate (FLOP/s, best of ``repeats``) at transformer-like sizes."""
+    a, b = torch.randn(4032, 512), torch.randn(512, 2048)
+    torch.mm(a, b)
+    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * 4032 * 512 * 2048 / best
 
-    Segments of ``model.segment_samples`` start every ``int(0.75 * segment)`` samples; each is run on a
-    window of the full segment length centred on it (real neighbouring samples where there are any, zeros
-    beyond the clip), centre-trimmed back, weighted by a triangle and cross-faded.
-    """
-    batch, channels, length = mix.shape
-    segment = model.segment_samples
-    stride = int((1 - overlap) * segment)
-    half = segment // 2
-    weight = torch.cat([torch.arange(1, half + 1), torch.arange(segment - half, 0, -1)]).to(mix)
-    weight = weight / weight.max()
-    out = mix.new_zeros(batch, len(model.sources), channels, length)
-    total = mix.new_zeros(length)
-    for offset in range(0, length, stride):
-        chunk = min(segment, length - offset)
-        start = offset - (segment - chunk) // 2
-        window = mix[..., max(0, start) : min(length, start + segment)]
-        window = F.pad(window, (max(0, -start), max(0, start + segment - length)))
-        stems = model(window)
-        trim = (segment - chunk) // 2
-        stems = stems[..., trim : trim + chunk]
-        out[..., offset : offset + chunk] += weight[:chunk] * stems
-        total[offset : offset + chunk] += weight[:chunk]
-    return out / total
+
+def _seconds(run: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
+def forward_flops(model: torch.nn.Module, mix: torch.Tensor) -> int:
+    """Floating-point operations of one forward, as torch's FLOP counter sees them (matmuls, convolutions,
+    attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(mix)
+    return int(counter.get_total_flops())
 
 
 def timed(runs: dict[str, Callable[[], torch.Tensor]], repeats: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -146,13 +145,20 @@ def main() -> None:
         **summary(times, segment / rate),
         "max_abs_diff": float((outputs["ugosa"] - outputs["demucs 4.1.0"]).abs().max()),
     }
+    flops = forward_flops(ours, mix)
+    rate_gemm = matmul_rate(args.threads)
+    result["forward_gflop"] = flops / 1e9
+    result["matmul_gflops"] = rate_gemm / 1e9
+    result["share_of_matmul_rate"] = {
+        name: flops / (min(times["wall"][name])) / rate_gemm for name in ("demucs 4.1.0", "ugosa")
+    }
     if args.song:
         clip = torch.randn(1, 2, int(args.song * rate), generator=torch.Generator().manual_seed(8))
         with torch.no_grad():
             song_times, song_out = timed(
                 {
                     "demucs 4.1.0": lambda: apply_model(reference, clip, shifts=0, split=True, overlap=0.25),
-                    "ugosa": lambda: separate_in_segments(ours, clip),
+                    "ugosa": lambda: separate_tensor(ours, clip[0])[None],
                 },
                 args.repeats,
             )
@@ -172,11 +178,14 @@ def main() -> None:
         print(f"| {name} | {wall['min']:.3f} / {wall['median']:.3f} | {cpu['min']:.3f} / {cpu['median']:.3f} |")
     print(f"\nspeed-up {result['speedup_min']:.2f}x (min) {result['speedup_median']:.2f}x (median), "
           f"max |difference| {result['max_abs_diff']:.2e}, {result['threads']} threads, {result['model']}")
+    shares = result["share_of_matmul_rate"]
+    print(f"one forward: {result['forward_gflop']:.1f} GFLOP; matmul rate {result['matmul_gflops']:.1f} GFLOP/s; "
+          f"share of it reached (best run): demucs {shares['demucs 4.1.0']:.0%}, ugosa {shares['ugosa']:.0%}")
     if args.song:
         song = result["song"]
         wall, cpu = song["per_audio_second"]["wall"], song["per_audio_second"]["cpu"]
-        print(f"\n{args.song:g} s clip, demucs apply_model(split=True, overlap=0.25, shifts=0) against ugosa over the "
-              "same segments:")
+        print(f"\n{args.song:g} s clip, demucs apply_model(split=True, overlap=0.25, shifts=0) against ugosa's "
+              "separation loop:")
         for name in ("demucs 4.1.0", "ugosa"):
             print(f"| {name} | {wall[name]['min']:.3f} / {wall[name]['median']:.3f} "
                   f"| {cpu[name]['min']:.3f} / {cpu[name]['median']:.3f} |")
