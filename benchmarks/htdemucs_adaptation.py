@@ -44,7 +44,7 @@ def _model(tiny: bool):  # type: ignore[no-untyped-def]
     return HTDemucs(HTDemucsConfig(**TINY) if tiny else HTDemucsConfig()).eval()
 
 
-def one(strategy: str, mode: str, steps: int, tiny: bool) -> dict[str, object]:
+def one(strategy: str, mode: str, steps: int, tiny: bool, keep: bool = False) -> dict[str, object]:
     """Time one strategy in this process (the child's work)."""
     import numpy as np
     import torch
@@ -59,7 +59,8 @@ def one(strategy: str, mode: str, steps: int, tiny: bool) -> dict[str, object]:
     acts = np.ones((len(model.sources), window), np.float32)
     acts[3, : window // 2] = 0
     seconds = window / rate
-    settings = AdaptationSettings(strategy=strategy, window=seconds, hop=seconds, optimizer="adam", lr=1e-4)
+    settings = AdaptationSettings(strategy=strategy, window=seconds, hop=seconds, optimizer="adam", lr=1e-4,
+                                  **({"activation_bytes": 1 << 40} if keep else {}))
     timings: list[float] = []
     cpu_timings: list[float] = []
     result: dict[str, object] = {"strategy": strategy, "mode": mode,
@@ -99,11 +100,11 @@ def one(strategy: str, mode: str, steps: int, tiny: bool) -> dict[str, object]:
     return result
 
 
-def child(strategy: str, mode: str, steps: int, tiny: bool, threads: int) -> dict[str, object]:
+def child(strategy: str, mode: str, steps: int, tiny: bool, threads: int, keep: bool) -> dict[str, object]:
     """Run :func:`one` in a fresh interpreter and read its peak memory."""
     command = [sys.executable, __file__, "--child", strategy, mode, "--steps", str(steps), "--threads", str(threads)]
-    if tiny:
-        command.append("--tiny")
+    command += ["--tiny"] if tiny else []
+    command += ["--keep-activations"] if keep else []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     output = process.stdout.read()
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop")
+    parser.add_argument("--keep-activations", action="store_true",
+                        help="ugosa keeps the trained part's activations (never recomputes them), whatever their size")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("STRATEGY", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,12 +130,12 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.child:
-        print(json.dumps(one(args.child[0], args.child[1], args.steps, args.tiny)))
+        print(json.dumps(one(args.child[0], args.child[1], args.steps, args.tiny, args.keep_activations)))
         return
     rows = []
     for strategy in args.strategies.split(","):
         for mode in ("ugosa",) + (() if args.no_plain else ("plain",)):
-            rows.append(child(strategy, mode, args.steps, args.tiny, args.threads))
+            rows.append(child(strategy, mode, args.steps, args.tiny, args.threads, args.keep_activations))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     document = {"model": "tiny HT-Demucs" if args.tiny else "htdemucs (full size, random weights)",
                 "threads": args.threads, "machine": platform.machine(), "torch": torch.__version__,
