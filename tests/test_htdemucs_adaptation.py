@@ -58,6 +58,28 @@ def test_the_cut_points_span_the_papers_range_on_the_released_model():
     assert shares["P-L1:D"] > shares["P-L2:D"] > shares["P-L3:D"] > shares["P-L4:D"] > shares["P-L5:D"]
 
 
+def test_the_cpu_plan_gives_cheaper_strategies_more_training_on_the_released_model():
+    from ugosa_cli.planning import fit_to_budget
+
+    with torch.device("meta"):  # shapes only: the costs are the family's, no weights needed
+        model = HTDemucs(HTDemucsConfig())
+    frames = 180 * model.samplerate  # a 3-minute song
+    trained = []
+    for cut in (1, 2, 3, 4, 5):
+        prefix, step = family_of(model).relative_cost(model, cut, recompute=True)
+        kept_prefix, kept_step = family_of(model).relative_cost(model, cut, recompute=False)
+        assert 0 < prefix == kept_prefix < 1 and 0 < kept_step < step
+        settings = AdaptationSettings(strategy=f"P-L{cut}:D", window=7.8, hop=1.0, epochs=10)
+        planned, _ = fit_to_budget(settings, frames=frames, samplerate=model.samplerate, step_cost=step,
+                                   prefix_cost=prefix)
+        windows = planned.max_windows or int(np.ceil(frames / (7.8 * model.samplerate)))
+        trained.append(planned.epochs * windows)
+        # Within the budget: about twice the separation, in forwards of one window.
+        separation = frames / (7.8 * model.samplerate) * 4 / 3
+        assert windows * (prefix + step * 2 / 3) + planned.epochs * windows * step <= 2 * separation + step + prefix
+    assert trained == sorted(trained) and trained[-1] > 3 * trained[0]
+
+
 @pytest.mark.parametrize("strategy", ["P-L1:D", "P-L2:D", "P-L3:D", "P-L4:D", "P-L5:D", "M-L3:D"])
 def test_frozen_parameters_stay_bit_identical_and_exactly_tp_numbers_move(strategy):
     model = small_model(1)

@@ -31,8 +31,15 @@ from ugosa_cli.models.htdemucs import HTDemucs, HTDemucsState
 
 CUTS = (1, 2, 3, 4, 5)
 DECODER_CUT = 3  # the first cut with the whole transformer frozen
-# A training step costs about this many forwards of the trained part (forward, input and weight gradients).
-BACKWARD_FACTOR = 3.0
+# What adapting costs, in forwards of the whole model on one window (the unit of planning.fit_to_budget),
+# measured on the released htdemucs (BENCHMARKS.md, "HT-Demucs adaptation cost": CPU seconds, 2 threads,
+# one 7.8 s window; a forward took 6.8 CPU s). HT-Demucs' time does not follow its weights: the transformer
+# holds 75 % of them, but the decoders, working at full resolution, take most of a step's time.
+# The frozen prefix's share of a forward (torch's FLOP counter on that window):
+PREFIX_SHARE = {1: 0.23, 2: 0.48, 3: 0.73, 4: 0.87, 5: 0.94}
+# One step on the cached prefix (suffix forward, loss, backward, optimiser) with the trained part's
+# activations recomputed in the backward pass; keeping them instead saves about one forward of that part.
+STEP_COST_RECOMPUTED = {1: 6.0, 2: 4.8, 3: 3.3, 4: 1.7, 5: 0.9}
 
 
 def _as_htdemucs(model: SeparationModel) -> HTDemucs:
@@ -214,11 +221,11 @@ class HTDemucsFamily:
         return HTDemucsSplit(_as_htdemucs(model), cut)
 
     def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
-        """From the trained share of the parameters: HT-Demucs' compute follows its weights closely enough
-        for a budget (the transformer holds 75 % of both)."""
-        net = _as_htdemucs(model)
-        total = sum(p.numel() for p in net.parameters())
-        trained = sum(p.numel() for _, module in self.trainable_parts(net, cut) for p in module.parameters())
-        share = trained / total
-        step = share * (BACKWARD_FACTOR + (1.0 if recompute else 0.0))
-        return 1.0 - share, step
+        """The costs measured on the released configuration (:data:`STEP_COST_RECOMPUTED`), used for every
+        size: the layers' proportions, which set the ratios, are the same."""
+        _as_htdemucs(model)
+        if cut not in CUTS:
+            raise SettingError("strategy", None, f"L{cut}: HT-Demucs has cut points L1 to L5")
+        prefix = PREFIX_SHARE[cut]
+        step = STEP_COST_RECOMPUTED[cut] - (0.0 if recompute else 1.0 - prefix)
+        return prefix, step
