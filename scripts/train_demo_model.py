@@ -70,8 +70,8 @@ DEMO_CONFIG = dict(N=128, L=64, B=48, H=96, P=3, X=4, R=4)
 # Adaptation settings that suit this model (written into the checkpoint; `ugosa adapt` and `ugosa demo`
 # use them when the user gives no flags).
 ADAPTATION_DEFAULTS = dict(strategy="P-L1:D", epochs=10, lr=3e-4, window=4.0, hop=4.0, gamma=10.0, optimizer="adam")
-# The small HT-Demucs's recommendation (windows are its segment at most), chosen on the tuning songs
-# 2,000,100-107 (BENCHMARKS.md, "Adapting a small HT-Demucs").
+# The small HT-Demucs's recommendation: the demo ConvTasNet's, with windows of its 3 s segment (it can take
+# no more); not tuned apart (BENCHMARKS.md, "Adapting a small HT-Demucs", says what it gave).
 HTDEMUCS_ADAPTATION_DEFAULTS = dict(strategy="P-L1:D", epochs=10, lr=3e-4, window=3.0, hop=3.0, gamma=10.0,
                                     optimizer="adam")
 FAMILIES = ("convtasnet", "htdemucs")
