@@ -28,7 +28,7 @@ from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available
 PROTOCOLS = ("auto", "paper")
 ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
 # The settings a model file may recommend for itself, and a user may give.
-CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "batch_size", "optimizer")
+CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "guard", "batch_size", "optimizer")
 CUDA_BATCH_SIZE = 4
 # With the proposed loss, a source labelled silent for more of the song than this (though it plays
 # elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
@@ -45,6 +45,7 @@ class AdaptationRequest:
     window: float | None = None
     hop: float | None = None
     gamma: float | None = None
+    guard: float | None = None
     batch_size: int | None = None
     optimizer: str | None = None
     seed: int | None = 0
