@@ -747,6 +747,19 @@ def labels_from_regions(
     )
 
 
+def widen(labels: Labels, seconds: float) -> Labels:
+    """The labels with every active region of a constrained source widened by ``seconds`` on both sides
+    (clipped to the song), as ``--margin`` does when reading them; silences shrink by as much at each border."""
+    if seconds <= 0:
+        return labels
+    regions = {
+        source: spans if source in labels.unconstrained else _finish(list(spans), seconds, labels.duration)
+        for source, spans in labels.regions.items()
+    }
+    return Labels(regions=regions, unconstrained=labels.unconstrained, duration=labels.duration,
+                  warnings=labels.warnings)
+
+
 def require_playing(labels: Labels, origin: str) -> None:
     """Refuse labels under which no labelled source plays anywhere: adapting to them would only train the
     labelled sources to silence (usually the labels of another song)."""
@@ -912,4 +925,5 @@ __all__ = [
     "parse_time",
     "read_labels",
     "source_for_name",
+    "widen",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -26,10 +27,10 @@ from ugosa_cli.adaptation import AdaptationResult, StepReport
 from ugosa_cli.audio import Audio, fit_length, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
-from ugosa_cli.labels import Labels, activation_matrix
+from ugosa_cli.labels import Labels, activation_matrix, widen
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
-from ugosa_cli.postfilters import Gate, Resplit, StemFilter
+from ugosa_cli.postfilters import RESPLIT_MODES, Gate, Resplit, StemFilter
 from ugosa_cli.separation import (
     AudioBlocks,
     ProgressCallback,
@@ -75,11 +76,14 @@ class GuidedSeparator:
         adaptation: AdaptationRequest | None = None,
         post_filter: str | None = None,
         resplit_guide: str = "mean",
+        resplit_mode: str = "mix",
     ) -> None:
         if post_filter is not None and post_filter not in POST_FILTERS:
             raise SettingError("post_filter", post_filter, f"use one of {', '.join(POST_FILTERS)}")
         if resplit_guide not in RESPLIT_GUIDES:
             raise SettingError("resplit_guide", resplit_guide, f"use one of {', '.join(RESPLIT_GUIDES)}")
+        if resplit_mode not in RESPLIT_MODES:
+            raise SettingError("resplit_mode", resplit_mode, f"use one of {', '.join(RESPLIT_MODES)}")
         self.loaded = loaded
         self.model = loaded.model
         self.device = device or torch.device("cpu")
@@ -87,6 +91,9 @@ class GuidedSeparator:
         self.adaptation = adaptation
         self.post_filter = post_filter
         self.resplit_guide = resplit_guide
+        self.resplit_mode = resplit_mode
+        # Seconds around each labelled border where the post-filter lets a source play (rough borders).
+        self.filter_guard = 0.0
         self.strategy: Strategy = (
             B0 if adaptation is None else resolve_strategy(adaptation, recommendation(loaded, adaptation.protocol))
         )
@@ -179,11 +186,15 @@ class GuidedSeparator:
         blocks: Iterable[np.ndarray] = separate_blocks(
             self.model, audio, self.options, self.device, progress, downmix=downmix
         )
-        if self._guided_by_both():
-            pretrained = separate_blocks(self._pretrained_model(), audio, self.options, self.device, downmix=downmix)
-            blocks = self.guide(blocks, pretrained)
         stem_filter = self._filter(labels, audio.samplerate, audio.frames, lambda: stem_channel_blocks(audio, downmix=downmix))
-        return iter(stem_filter.stream(blocks)) if stem_filter else iter(blocks)
+        if stem_filter is None:
+            return iter(blocks)
+        guide = None
+        if self._guided_by_both():
+            blocks, own = itertools.tee(blocks)
+            pretrained = separate_blocks(self._pretrained_model(), audio, self.options, self.device, downmix=downmix)
+            guide = self.guide(own, pretrained)
+        return iter(stem_filter.stream(blocks, guide))
 
     def separate_array(
         self,
@@ -196,14 +207,22 @@ class GuidedSeparator:
         """Separate a mixture (model channels, frames) at the model's rate; ``pretrained``: the pretrained
         model's stems of it when already known (they guide the resplit after adapting)."""
         stems = separate_array(self.model, mix, self.options, self.device, progress)
-        guide: np.ndarray = stems
+        return self.filter_array(mix, stems, labels, pretrained=pretrained)
+
+    def filter_array(
+        self, mix: np.ndarray, stems: np.ndarray, labels: Labels | None = None, *, pretrained: np.ndarray | None = None
+    ) -> SongStems:
+        """Apply the post-filter to stems (sources, channels, frames) the model made of ``mix`` at its rate (a
+        benchmark scoring several filters of one separation); ``pretrained`` as for :meth:`separate_array`."""
+        stem_filter = self._filter(labels, self.model.samplerate, mix.shape[-1], lambda: [mix])
+        if stem_filter is None:
+            return SongStems(stems, stems, pretrained)
+        guide = None
         if self._guided_by_both():
             if pretrained is None:
                 pretrained = separate_array(self._pretrained_model(), mix, self.options, self.device)
-            guide = next(iter(self.guide([stems], [pretrained])))
-        rate = self.model.samplerate
-        stem_filter = self._filter(labels, rate, mix.shape[-1], lambda: [mix])
-        written = np.concatenate(list(stem_filter.stream([guide])), axis=-1) if stem_filter else stems
+            guide = [next(iter(self.guide([stems], [pretrained])))]
+        written = np.concatenate(list(stem_filter.stream([stems], guide)), axis=-1)
         return SongStems(written, stems, pretrained)
 
     @staticmethod
@@ -231,9 +250,10 @@ class GuidedSeparator:
             return None
         if labels is None:
             raise SettingError("post_filter", self.post_filter, "needs the song's labels")
+        labels = widen(labels, self.filter_guard)
         if self.post_filter == "gate":
             return Gate(labels, samplerate, frames)
-        return Resplit(labels, samplerate, frames, mixture())
+        return Resplit(labels, samplerate, frames, mixture(), mode=self.resplit_mode)
 
     def _at_model_rate(self, audio: Audio, frames: int) -> np.ndarray:
         model = self.model
