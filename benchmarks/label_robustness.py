@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         references = np.stack([song.stems[name] for name in SOURCES])
         started = time.time()
         pipeline.reset()
+        pipeline.post_filter = None
         pretrained = pipeline.separate_array(song.mix).model
         record: dict = {"seed": seed, "b0": score(references, pretrained, truth), "rows": {}}
         for kind in kinds:
@@ -256,6 +257,13 @@ def main(argv: list[str] | None = None) -> None:
             pipeline.resplit_mode, pipeline.resplit_guide = default_mode, default_guide
             pipeline.filter_guard = default_filter_guard
             columns["B0+resplit"] = score(references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
+            for variant in variants:  # the same filters without training (guided by B0's own stems)
+                if variant.partition("@")[0] not in ("default", f"{default_mode}/{default_guide}"):
+                    pipeline.post_filter, pipeline.resplit_mode, pipeline.resplit_guide = post_filter(variant)
+                    _, at, filter_guard = variant.partition("@")
+                    pipeline.filter_guard = float(filter_guard) if at else default_filter_guard
+                    columns[f"B0+{variant}"] = score(
+                        references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
             for guard in guards:
                 row = kind if guard is None else f"{kind}@{guard:g}"
                 tried = AdaptationRequest(epochs=args.epochs, gamma=args.gamma, guard=guard)
@@ -270,8 +278,9 @@ def main(argv: list[str] | None = None) -> None:
                     adapted = pretrained
                 else:
                     pipeline.adapt(plan)
+                    pipeline.post_filter = None
                     adapted = pipeline.separate_array(song.mix).model
-                cols = {"B0+resplit": columns["B0+resplit"], "adapted": score(references, adapted, truth)}
+                cols = {**columns, "adapted": score(references, adapted, truth)}
                 for variant in variants:
                     pipeline.post_filter, pipeline.resplit_mode, pipeline.resplit_guide = post_filter(variant)
                     _, at, filter_guard = variant.partition("@")
@@ -288,7 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"song {k} done in {time.time() - started:.0f} s", flush=True)
 
     rows = list(records[0]["rows"]) if records else []
-    columns = ["adapted", *[f"+{v}" for v in variants], "B0+resplit"]
+    columns = ["adapted", *[f"+{v}" for v in variants], "B0+resplit",
+               *[c for c in (records[0]["rows"][rows[0]] if rows else {}) if c.startswith("B0+") and c != "B0+resplit"]]
     summary = {row: {column: gains(records, row, column) for column in columns} for row in rows}
     print("\nMean gain over B0 (whole-song SDR, dB; mean over songs of the mean over sources), worst source, "
           "leakage drop (dB)")
@@ -309,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(variants) and records:
         print("\nPer song, gain of adaptation alone and after each post-filter (dB)")
         for row in rows:
-            for column in columns[:-1]:
+            for column in [c for c in columns if not c.startswith("B0+")]:
                 g = summary[row][column]
                 if g is not None:
                     print(f"{row:<16} {column:<16} " + " ".join(f"{v:+.2f}" for v in g["per_song"]))
@@ -332,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{row}: keeps {kept:.0%} of the exact-label gain{suffix and ' (same guard)'}"
                       + (f" (target >= {TARGET_KEPT:.0%} at 0.5 s: {'met' if kept >= TARGET_KEPT else 'MISSED'})"
                          if row.split("@")[0] == "jitter0.5" else ""))
-    below = [(row, column) for row in rows for column in columns[:-1]
+    below = [(row, column) for row in rows for column in [c for c in columns if not c.startswith("B0+")]
              if summary[row][column] is not None and summary[row][column]["mean"] < 0]
     print("mean SDR below B0's: " + (", ".join(f"{r} {c}" for r, c in below) if below else "none"))
     minutes = (time.time() - began) / 60

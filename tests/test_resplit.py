@@ -157,3 +157,59 @@ def test_separate_resplit_needs_labels_and_excludes_gate(cli, model_file, song):
     assert result.exit_code == 2 and "exclude each other" in result.stderr
     assert "Traceback" not in result.stderr
 
+
+
+# --- mode "stems": only what the resting stems hold is re-split --------------------------------------------
+
+
+def _streamed_with_guide(stems, guide, mix, labels, size, guide_size, mode="stems"):
+    frames = mix.shape[-1]
+    blocks = (stems[..., s : s + size] for s in range(0, frames, size))
+    guides = (guide[..., s : s + guide_size] for s in range(0, frames, guide_size))
+    return np.concatenate(list(Resplit(labels, RATE, frames, [mix], mode=mode).stream(blocks, guides)), axis=-1)
+
+
+def test_stems_mode_streams_with_its_guide_in_any_block_sizes():
+    stems, mix, labels = _song()
+    estimates = stems * 0.5 + 0.1 * stems[::-1]
+    guide = stems * 0.8
+    whole = resplit_array(estimates, mix, labels, RATE, guide=guide, mode="stems")
+    for size, guide_size in ((1000, 777), (129, 5000), (4096, 1)):
+        np.testing.assert_allclose(_streamed_with_guide(estimates, guide, mix, labels, size, guide_size), whole,
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match="guide ended"):
+        list(Resplit(labels, RATE, mix.shape[-1], [mix], mode="stems").stream([estimates], [guide[..., :-10]]))
+
+
+def test_stems_mode_leaves_stems_alone_where_nothing_rests_and_silences_resting_ones():
+    stems, mix, labels = _song()
+    estimates = stems * 0.5 + 0.1 * stems[::-1]
+    split = resplit_array(estimates, mix, labels, RATE, mode="stems")
+    window = 512
+    everyone = slice(window, 4000 - window)  # all four labelled active here
+    np.testing.assert_allclose(split[..., everyone], estimates[..., everyone], atol=1e-5)
+    assert np.abs(split[1, :, 4000 + window : 12000 - window]).max() == 0  # bass rests in the middle
+    # what the resting stem held is handed on, not lost: the stems' sum is kept
+    np.testing.assert_allclose(split.sum(axis=0), estimates.sum(axis=0), atol=1e-4)
+
+
+def test_stems_mode_hands_a_resting_stems_leakage_to_the_source_the_guide_says_it_sounds_like():
+    frames = 16000
+    _, _, labels = _song(frames)
+    time = np.arange(frames) / RATE
+    tones = np.stack([np.sin(2 * np.pi * hz * time) for hz in (250, 500, 1000, 2000)]).astype(np.float32)
+    stems = np.repeat(tones[:, None, :], 2, axis=1) * activation_matrix(labels, RATE, frames)[:, None, :]
+    leaky = stems.copy()
+    leaky[1] += 0.5 * stems[2]  # the bass estimate holds half of "other" (1 kHz) where the bass rests
+    leaky[2] -= 0.5 * stems[2]
+    split = resplit_array(leaky, stems.sum(axis=0), labels, RATE, guide=stems, mode="stems")
+    middle = slice(4600, 11400)
+    error = lambda estimate: np.mean((estimate[2, :, middle] - stems[2, :, middle]) ** 2)  # noqa: E731
+    assert error(split) < 0.01 * error(leaky)
+    np.testing.assert_allclose(split[0, :, middle], leaky[0, :, middle], atol=1e-4)  # drums untouched there
+
+
+def test_an_unknown_mode_is_refused():
+    stems, mix, labels = _song(1000)
+    with pytest.raises(ValueError, match="resplit mode"):
+        Resplit(labels, RATE, 1000, [mix], mode="median")
