@@ -49,7 +49,7 @@ from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, generate_song
 from ugosa_cli.labels import activation_matrix
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems, mdx_sdr
 from ugosa_cli.pipeline import RESPLIT_GUIDES, GuidedSeparator, with_strategy
-from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
+from ugosa_cli.planning import AdaptationRequest, longest_window, recommendation, resolve_settings
 from ugosa_cli.strategy import B0, Loss, Strategy, available, count_trainable
 
 BENCHMARK_SEED_BASE = 3_000_000
@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hop", type=float, default=None, help="override the recommended hop (s)")
     parser.add_argument("--optimizer", default=None, help="override the recommended optimizer")
     parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
+    parser.add_argument("--seed", type=int, default=0, help="adaptation seed (window order), as ugosa's --seed")
     parser.add_argument("--frame-rule", default="museval", choices=FRAME_RULES,
                         help="which BSSEval frames are scored (default museval: only frames where every source sounds)")
     parser.add_argument("--resplit", action="store_true",
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     strategies = [s.name for s in chosen]
     timbres = [float(t) for t in args.timbres.split(",")]
     request = AdaptationRequest(epochs=args.epochs, lr=args.lr, window=args.window, hop=args.hop,
-                                optimizer=args.optimizer, gamma=args.gamma)
+                                optimizer=args.optimizer, gamma=args.gamma, seed=args.seed)
     # What ugosa separate --labels [--resplit] runs, song after song.
     pipeline = GuidedSeparator(loaded, adaptation=request, post_filter="resplit" if args.resplit else None,
                                resplit_guide=args.resplit_guide)
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
           f"timbres {timbres}, rests in {args.rests}, seeds {args.first_seed}..{args.first_seed + args.songs - 1}")
     trained = [s for s in chosen if s.trains]
     if trained:
-        example = resolve_settings(with_strategy(request, trained[0]), recommendation(loaded), cuda=False).to_dict()
+        example = resolve_settings(with_strategy(request, trained[0]), recommendation(loaded), cuda=False,
+                                   longest_window=longest_window(model)).to_dict()
         print("adaptation: " + ", ".join(f"{k}={example[k]}" for k in ("epochs", "lr", "window", "hop", "optimizer", "gamma")))
 
     records = []

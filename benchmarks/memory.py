@@ -2,6 +2,7 @@
 
     python benchmarks/memory.py --minutes 10            # full-size tasnet (random weights; slow on a CPU)
     python benchmarks/memory.py --minutes 60 --tiny     # the memory structure of a 1-hour song, small model
+    python benchmarks/memory.py --minutes 10 --family htdemucs   # full-size HT-Demucs (random weights)
 
 The song (noise, written block by block) and the model file are made in a scratch folder; then
 ``python -m ugosa_cli separate`` runs in a child process and its peak resident set size (``ru_maxrss``) is
@@ -48,15 +49,19 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, time.perf_counter() - began
 
 
-def measure(minutes: float, tiny: bool, folder: Path) -> dict[str, object]:
+def measure(minutes: float, tiny: bool, folder: Path, family: str = "convtasnet") -> dict[str, object]:
     import torch
 
     from ugosa_cli.checkpoint import save_checkpoint
     from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
+    from ugosa_cli.models.htdemucs import HTDemucs, HTDemucsConfig
 
     torch.manual_seed(0)
     model_file = folder / "model.th"
-    save_checkpoint(model_file, ConvTasNet(ModelConfig(**TINY) if tiny else ModelConfig()))
+    if family == "htdemucs":
+        save_checkpoint(model_file, HTDemucs(HTDemucsConfig()).eval())  # the released htdemucs configuration
+    else:
+        save_checkpoint(model_file, ConvTasNet(ModelConfig(**TINY) if tiny else ModelConfig()))
     song = folder / "song.wav"
     frames = write_noise(song, minutes)
     baseline, _ = peak_rss_mb(["strategies", "--model", str(model_file), "--offline"])
@@ -64,7 +69,7 @@ def measure(minutes: float, tiny: bool, folder: Path) -> dict[str, object]:
     stems = sorted((folder / "out").rglob("*.wav"))
     return {
         "minutes": minutes,
-        "model": "tiny" if tiny else "tasnet (full size)",
+        "model": "htdemucs (full size)" if family == "htdemucs" else "tiny" if tiny else "tasnet (full size)",
         "peak_rss_mb": round(peak, 1),
         "baseline_rss_mb": round(baseline, 1),
         "mix_float32_mb": round(frames * 2 * 4 / 2**20, 1),
@@ -78,10 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--tiny", action="store_true", help="small model (the song-sized data is the same)")
+    parser.add_argument("--family", choices=("convtasnet", "htdemucs"), default="convtasnet")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ugosa-memory-") as scratch:
-        result = measure(args.minutes, args.tiny, Path(scratch))
+        result = measure(args.minutes, args.tiny, Path(scratch), args.family)
     if args.json:
         print(json.dumps(result))
         return

@@ -1,8 +1,14 @@
-"""The reference implementation the benchmarks compare against: demucs 2.0.3, installed from PyPI at run time.
+"""The reference implementations the benchmarks and tests compare against, installed from PyPI at run time.
 
-demucs 2.0.3 defined and published the ConvTasNet weights ugosa loads. Only its ``tasnet`` and ``utils``
-modules are used; ``--no-deps`` keeps pip from replacing our torch, and ``diffq``/``tqdm`` are the two
-imports ``demucs.utils`` needs. Nothing of it is committed: it is installed into a cache folder.
+* demucs 2.0.3 defined and published the ConvTasNet weights ugosa loads. Only its ``tasnet`` and ``utils``
+  modules are used; ``diffq``/``tqdm`` are the two imports ``demucs.utils`` needs.
+* demucs 4.1.0 defined and published the HT-Demucs weights. Only ``demucs.htdemucs`` and ``demucs.apply``
+  (with the modules they import) are used; they need ``einops``, ``julius`` and ``tqdm``.
+
+``--no-deps`` keeps pip from replacing our torch. Nothing of it is committed: each version is installed into
+its own cache folder. Both packages are called ``demucs``, so importing one version first drops the other's
+``demucs*`` entries from ``sys.modules`` and puts its own folder first on ``sys.path``; one process can use
+both in turn (objects already built keep working).
 """
 
 from __future__ import annotations
@@ -10,21 +16,79 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REFERENCE_PACKAGES = ("demucs==2.0.3", "diffq", "tqdm")
 DEFAULT_DIR = Path(__file__).resolve().parent / ".reference"
+V4_PACKAGES = ("demucs==4.1.0", "einops", "julius", "tqdm")
+V4_DIR = DEFAULT_DIR / "demucs-4.1.0"
+
+
+def _install(target: Path, marker: str, packages: tuple[str, ...]) -> None:
+    if not (target / marker).exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), *packages],
+            check=True,
+        )
+
+
+def _activate(target: Path) -> None:
+    """Make ``import demucs`` load the copy in ``target``."""
+    for name in list(sys.modules):
+        if name == "demucs" or name.startswith("demucs."):
+            del sys.modules[name]
+    for folder in (DEFAULT_DIR, V4_DIR):
+        while str(folder) in sys.path:
+            sys.path.remove(str(folder))
+    sys.path.insert(0, str(target))
 
 
 def import_demucs(target: Path = DEFAULT_DIR):
     """Install demucs 2.0.3 into ``target`` if needed and return ``(ConvTasNet, apply_model)``."""
-    if not (target / "demucs" / "tasnet.py").exists():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), *REFERENCE_PACKAGES],
-            check=True,
-        )
-    if str(target) not in sys.path:
-        sys.path.insert(0, str(target))
+    _install(target, "demucs/tasnet.py", REFERENCE_PACKAGES)
+    _activate(target)
     from demucs.tasnet import ConvTasNet
     from demucs.utils import apply_model
 
     return ConvTasNet, apply_model
+
+
+def import_demucs_v4(target: Path = V4_DIR) -> tuple[Any, Any]:
+    """Install demucs 4.1.0 into ``target`` if needed and return ``(HTDemucs, apply_model)``."""
+    _install(target, "demucs/htdemucs.py", V4_PACKAGES)
+    _activate(target)
+    from demucs.apply import apply_model
+    from demucs.htdemucs import HTDemucs
+
+    assert HTDemucs.__module__ == "demucs.htdemucs" and "4.1.0" in sys.modules["demucs"].__version__
+    return HTDemucs, apply_model
+
+
+def htdemucs_kwargs(six_sources: bool = False) -> dict[str, Any]:
+    """The constructor arguments stored in the released HT-Demucs files (``kwargs``; 62 entries).
+
+    htdemucs and the htdemucs_ft models carry these; htdemucs_6s has six sources and no bottom channels.
+    Reconstructed from the released configuration (ugosa-facts §6) and demucs' config keys.
+    """
+    from fractions import Fraction
+
+    kwargs: dict[str, Any] = {
+        "sources": ["drums", "bass", "other", "vocals"], "audio_channels": 2, "samplerate": 44100,
+        "segment": Fraction(39, 5), "channels": 48, "channels_time": None, "growth": 2, "nfft": 4096,
+        "wiener_iters": 0, "end_iters": 0, "wiener_residual": False, "cac": True, "depth": 4, "rewrite": True,
+        "multi_freqs": [], "multi_freqs_depth": 3, "freq_emb": 0.2, "emb_scale": 10, "emb_smooth": True,
+        "kernel_size": 8, "stride": 4, "time_stride": 2, "context": 1, "context_enc": 0, "norm_starts": 4,
+        "norm_groups": 4, "dconv_mode": 3, "dconv_depth": 2, "dconv_comp": 8, "dconv_init": 1e-3,
+        "bottom_channels": 512, "t_layers": 5, "t_hidden_scale": 4.0, "t_heads": 8, "t_dropout": 0.02,
+        "t_layer_scale": True, "t_gelu": True, "t_emb": "sin", "t_max_positions": 10000, "t_max_period": 10000.0,
+        "t_weight_pos_embed": 1.0, "t_cape_mean_normalize": True, "t_cape_augment": True,
+        "t_cape_glob_loc_scale": [5000.0, 1.0, 1.4], "t_sin_random_shift": 0, "t_norm_in": True,
+        "t_norm_in_group": False, "t_group_norm": False, "t_norm_first": True, "t_norm_out": True,
+        "t_weight_decay": 0.0, "t_lr": None, "t_sparse_self_attn": False, "t_sparse_cross_attn": False,
+        "t_mask_type": "diag", "t_mask_random_seed": 42, "t_sparse_attn_window": 500, "t_global_window": 100,
+        "t_sparsity": 0.95, "t_auto_sparsity": False, "t_cross_first": False, "rescale": 0.1,
+    }
+    if six_sources:
+        kwargs["sources"] = ["drums", "bass", "other", "vocals", "guitar", "piano"]
+        kwargs["bottom_channels"] = 0
+    return kwargs

@@ -1,7 +1,7 @@
 # bash completion for ugosa
 # Generated from the ugosa command line by scripts/gen_completions.py; do not edit. Regenerate: python scripts/gen_completions.py && python scripts/gen_man.py
 
-_ugosa_values_format="wav flac"
+_ugosa_values_format="wav flac mp3"
 _ugosa_values_bits="16 24 32"
 _ugosa_values_clip_mode="rescale clamp none"
 _ugosa_values_stems="drums bass other vocals"
@@ -14,7 +14,7 @@ _ugosa_values_frame_rule="museval per-source"
 _ugosa_values_rests="sections quarters"
 
 _ugosa_models() {
-    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra demo"
+    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo"
     for f in "$dir"/*.th; do [[ -e $f ]] && names+=" $(basename "$f" .th)"; done
     printf "%s" "$names"
 }
@@ -47,7 +47,7 @@ _ugosa() {
         case "$path" in
             "") case "$word" in separate|adapt|strategies|eval|bench|demo|model|labels) path="$word" ;; esac ;;
             "model") case "$word" in list|download|path|import|remove) path="model $word" ;; esac ;;
-            "labels") case "$word" in show|convert|from-stems|draft) path="labels $word" ;; esac ;;
+            "labels") case "$word" in show|convert|from-stems) path="labels $word" ;; esac ;;
         esac
     done
     case "$path" in
@@ -58,7 +58,7 @@ _ugosa() {
         "separate")
             case "$prev" in
                 --from-list) compopt -o default; COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -o|--out) compopt -o dirnames; COMPREPLY=(); return ;;
                 --filename) COMPREPLY=(); return ;;
                 --format) _ugosa_words "$_ugosa_values_format"; return ;;
@@ -78,7 +78,6 @@ _ugosa() {
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
-                --guard) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --protocol) _ugosa_words "$_ugosa_values_protocol"; return ;;
@@ -87,21 +86,20 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m --model -o --out --filename --format --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
             case "$prev" in
                 -l|--labels) compopt -o default; COMPREPLY=(); return ;;
                 -o|--out) compopt -o default; COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
-                --guard) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --seed) COMPREPLY=(); return ;;
@@ -112,14 +110,14 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m --model -s --strategy --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
             case "$prev" in
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-m --model --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-m -n --model --name --json --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "eval")
             case "$prev" in
@@ -140,14 +138,13 @@ _ugosa() {
                 --names) COMPREPLY=(); return ;;
                 --strategies) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --variant-seed) COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
-                --guard) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --seed) COMPREPLY=(); return ;;
@@ -157,7 +154,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m --model -d --device --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in
@@ -167,7 +164,7 @@ _ugosa() {
                 --rests) _ugosa_words "$_ugosa_values_rests"; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --out --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --force --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
@@ -197,7 +194,7 @@ _ugosa() {
             ;;
         "labels")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
-            _ugosa_words "show convert from-stems draft"
+            _ugosa_words "show convert from-stems"
             ;;
         "labels show")
             case "$prev" in
@@ -220,7 +217,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--to -o --output --audio --duration --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--to -o --output --audio --duration --labels-format --map --ignore-unknown --margin --force -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "labels from-stems")
@@ -231,23 +228,7 @@ _ugosa() {
                 --min-gap) COMPREPLY=(); return ;;
                 -o|--output) compopt -o default; COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output -q --quiet --debug -h --help"; return; fi
-            compopt -o default; COMPREPLY=()
-            ;;
-        "labels draft")
-            case "$prev" in
-                -o|--output) compopt -o default; COMPREPLY=(); return ;;
-                -f|--format) _ugosa_words "$_ugosa_values_format"; return ;;
-                --sources) _ugosa_words "$_ugosa_values_stems"; return ;;
-                --stems-dir) compopt -o dirnames; COMPREPLY=(); return ;;
-                --threshold) COMPREPLY=(); return ;;
-                --min-share) COMPREPLY=(); return ;;
-                --min-region) COMPREPLY=(); return ;;
-                --min-gap) COMPREPLY=(); return ;;
-                -m|--model) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
-                -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
-            esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap -m --model -d --device --downmix --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output --force -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

@@ -11,7 +11,7 @@ function __ugosa_path
             case 'model'
                 contains -- $word list download path import remove; and set path "model $word"
             case 'labels'
-                contains -- $word show convert from-stems draft; and set path "labels $word"
+                contains -- $word show convert from-stems; and set path "labels $word"
         end
     end
     echo "$path"
@@ -23,7 +23,7 @@ function __ugosa_at
 end
 
 function __ugosa_models
-    printf '%s\n' tasnet tasnet_extra demo
+    printf '%s\n' tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo
     set -l cache $UGOSA_CACHE_DIR
     if test -z "$cache"
         set -q XDG_CACHE_HOME; and set cache $XDG_CACHE_HOME/ugosa; or set cache $HOME/.cache/ugosa
@@ -50,15 +50,16 @@ complete -c ugosa -n '__ugosa_at' -s h -l help -d 'Show this message and exit.'
 # ugosa separate
 complete -c ugosa -n '__ugosa_at separate' -l from-list -r -F -d 'Also separate the files listed in FILE (\'-\': stdin), one path per line; blank lines and lines starting with # are skipped.'
 complete -c ugosa -n '__ugosa_at separate' -l skip-existing -d 'Skip a track whose stems all exist already (their paths are still printed).'
-complete -c ugosa -n '__ugosa_at separate' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
-complete -c ugosa -n '__ugosa_at separate' -s o -l out -r -f -a '(__fish_complete_directories)' -d 'Folder the stems are written under.'
-complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {track} {stem} {ext}.'
-complete -c ugosa -n '__ugosa_at separate' -l format -r -f -a 'wav flac' -d 'Output container: wav or flac.'
+complete -c ugosa -n '__ugosa_at separate' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
+complete -c ugosa -n '__ugosa_at separate' -s o -l out -r -f -a '(__fish_complete_directories)' -d 'Folder the stems are written under; a song\'s stems there already are replaced (see --skip-existing).'
+complete -c ugosa -n '__ugosa_at separate' -l filename -r -f -d 'Stem path template under --out; fields {model} {parent} (the song\'s folder) {track} {stem} {ext}.'
+complete -c ugosa -n '__ugosa_at separate' -l format -r -f -a 'wav flac mp3' -d 'Output container: wav, flac or mp3 (320 kbps; --bits does not apply).'
+complete -c ugosa -n '__ugosa_at separate' -l mp3 -d 'Same as --format mp3 (as demucs spells it).'
 complete -c ugosa -n '__ugosa_at separate' -l bits -r -f -a '16 24 32' -d 'Sample format: 16, 24 (integer) or 32 (float, WAV only).'
 complete -c ugosa -n '__ugosa_at separate' -l clip-mode -r -f -a 'rescale clamp none' -d 'rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); clamp: clip samples; none: write as is.'
 complete -c ugosa -n '__ugosa_at separate' -l stems -r -f -a 'drums bass other vocals' -d 'Keep only these stems (comma-separated or repeated).'
 complete -c ugosa -n '__ugosa_at separate' -l two-stems -r -f -a 'drums bass other vocals' -d 'Write STEM and no_STEM (the sum of the others) only.'
-complete -c ugosa -n '__ugosa_at separate' -l segment -r -f -d 'Segment length in seconds (default: the model\'s, 8 s).'
+complete -c ugosa -n '__ugosa_at separate' -l segment -r -f -d 'Segment length in seconds, 1 to 60 (default: the model\'s, 8 s).'
 complete -c ugosa -n '__ugosa_at separate' -l overlap -r -f -d 'Overlap between segments, in [0, 1).'
 complete -c ugosa -n '__ugosa_at separate' -l shifts -r -f -d 'Average over this many random time shifts (slower, slightly better).'
 complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts and the adaptation (window order); the same seed repeats a CPU run exactly.'
@@ -73,7 +74,6 @@ complete -c ugosa -n '__ugosa_at separate' -l lr -r -f -d 'Learning rate (defaul
 complete -c ugosa -n '__ugosa_at separate' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at separate' -l hop -r -f -d 'Hop between training windows in seconds (default: the model\'s recommendation, else the paper\'s 1).'
 complete -c ugosa -n '__ugosa_at separate' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
-complete -c ugosa -n '__ugosa_at separate' -l guard -r -f -d 'Seconds on each side of every labelled border where the silence term is not applied, so borders drawn a little off do no harm (default: the model\'s recommendation, else 0.5; 0: exact borders).'
 complete -c ugosa -n '__ugosa_at separate' -l batch-size -r -f -d 'Windows per step (default: the model\'s recommendation, else 1; 4 on CUDA).'
 complete -c ugosa -n '__ugosa_at separate' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at separate' -l protocol -r -f -a 'auto paper' -d 'auto: the settings the model file recommends (the demo model has its own), else the paper\'s on a GPU and a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
@@ -92,15 +92,14 @@ complete -c ugosa -n '__ugosa_at separate' -F
 
 # ugosa adapt
 complete -c ugosa -n '__ugosa_at adapt' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
-complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th).'
-complete -c ugosa -n '__ugosa_at adapt' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at adapt' -s o -l out -r -F -d 'Where to write the adapted model (default: TRACK-adapted.th); an existing file is refused unless --force.'
+complete -c ugosa -n '__ugosa_at adapt' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at adapt' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at adapt' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
 complete -c ugosa -n '__ugosa_at adapt' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
 complete -c ugosa -n '__ugosa_at adapt' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at adapt' -l hop -r -f -d 'Hop between training windows in seconds (default: the model\'s recommendation, else the paper\'s 1).'
 complete -c ugosa -n '__ugosa_at adapt' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
-complete -c ugosa -n '__ugosa_at adapt' -l guard -r -f -d 'Seconds on each side of every labelled border where the silence term is not applied, so borders drawn a little off do no harm (default: the model\'s recommendation, else 0.5; 0: exact borders).'
 complete -c ugosa -n '__ugosa_at adapt' -l batch-size -r -f -d 'Windows per step (default: the model\'s recommendation, else 1; 4 on CUDA).'
 complete -c ugosa -n '__ugosa_at adapt' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at adapt' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
@@ -114,6 +113,7 @@ complete -c ugosa -n '__ugosa_at adapt' -l margin -r -f -d 'Widen labelled activ
 complete -c ugosa -n '__ugosa_at adapt' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at adapt' -l downmix -d 'Mix more than 2 channels down to stereo.'
 complete -c ugosa -n '__ugosa_at adapt' -l dry-run -d 'Print the plan and a time estimate; do not train.'
+complete -c ugosa -n '__ugosa_at adapt' -l force -d 'Replace the model file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at adapt' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at adapt' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at adapt' -s q -l quiet -d 'Print only results, warnings and errors.'
@@ -122,7 +122,7 @@ complete -c ugosa -n '__ugosa_at adapt' -s h -l help -d 'Show this message and e
 complete -c ugosa -n '__ugosa_at adapt' -F
 
 # ugosa strategies
-complete -c ugosa -n '__ugosa_at strategies' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at strategies' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at strategies' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at strategies' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at strategies' -s q -l quiet -d 'Print only results, warnings and errors.'
@@ -151,14 +151,13 @@ complete -c ugosa -n '__ugosa_at bench' -l strategies -r -f -a 'B0 P-L1:D P-L2:D
 complete -c ugosa -n '__ugosa_at bench' -l resume -d 'Keep stored results made with the same settings; run the rest.'
 complete -c ugosa -n '__ugosa_at bench' -l as-is -d 'Use the tracks unchanged instead of the UGOSA variant.'
 complete -c ugosa -n '__ugosa_at bench' -l variant-seed -r -f -d 'Seed of the order in which sources are silenced.'
-complete -c ugosa -n '__ugosa_at bench' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
+complete -c ugosa -n '__ugosa_at bench' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at bench' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
 complete -c ugosa -n '__ugosa_at bench' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
 complete -c ugosa -n '__ugosa_at bench' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
 complete -c ugosa -n '__ugosa_at bench' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at bench' -l hop -r -f -d 'Hop between training windows in seconds (default: the model\'s recommendation, else the paper\'s 1).'
 complete -c ugosa -n '__ugosa_at bench' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
-complete -c ugosa -n '__ugosa_at bench' -l guard -r -f -d 'Seconds on each side of every labelled border where the silence term is not applied, so borders drawn a little off do no harm (default: the model\'s recommendation, else 0.5; 0: exact borders).'
 complete -c ugosa -n '__ugosa_at bench' -l batch-size -r -f -d 'Windows per step (default: the model\'s recommendation, else 1; 4 on CUDA).'
 complete -c ugosa -n '__ugosa_at bench' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at bench' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
@@ -179,7 +178,8 @@ complete -c ugosa -n '__ugosa_at bench' -l debug -d 'Show full tracebacks on err
 complete -c ugosa -n '__ugosa_at bench' -s h -l help -d 'Show this message and exit.'
 
 # ugosa demo
-complete -c ugosa -n '__ugosa_at demo' -s o -l out -r -F -d 'Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder.'
+complete -c ugosa -n '__ugosa_at demo' -s o -l out -r -F -d 'Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder; a folder holding any of them already is refused unless --force.'
+complete -c ugosa -n '__ugosa_at demo' -l force -d 'Replace the files of an earlier demo in --out.'
 complete -c ugosa -n '__ugosa_at demo' -l seed -r -f -d 'Which held-out song to make (0, 1, 2, ...).'
 complete -c ugosa -n '__ugosa_at demo' -l duration -r -f -d 'Song length in seconds.'
 complete -c ugosa -n '__ugosa_at demo' -l rests -r -f -a 'sections quarters' -d 'Where the instruments rest: \'quarters\' (each in one quarter of the song, the paper\'s protocol) or \'sections\' (sections drawn at random; a source may rest most of the song).'
@@ -191,11 +191,11 @@ complete -c ugosa -n '__ugosa_at demo' -l debug -d 'Show full tracebacks on erro
 complete -c ugosa -n '__ugosa_at demo' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model
-complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, status (cached, not cached, corrupt), size, description and path.'
+complete -c ugosa -n '__ugosa_at model' -a list -d 'Show every known model: name, status (cached, not cached, corrupt), size, SHA-256, description and path.'
 complete -c ugosa -n '__ugosa_at model' -a download -d 'Download models into the cache (verified against their SHA-256 prefix) and print their paths.'
-complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model; exit 2 if it is not cached.'
+complete -c ugosa -n '__ugosa_at model' -a path -d 'Print the local file of a model (each file of a bag, one per line); exit 2 if it is not cached.'
 complete -c ugosa -n '__ugosa_at model' -a import -d 'Copy a model file into the cache, after checking it loads and matches its SHA-256 prefix.'
-complete -c ugosa -n '__ugosa_at model' -a remove -d 'Delete a model from the cache and print the removed path.'
+complete -c ugosa -n '__ugosa_at model' -a remove -d 'Delete a model from the cache and print the removed paths.'
 complete -c ugosa -n '__ugosa_at model' -s h -l help -d 'Show this message and exit.'
 
 # ugosa model list
@@ -235,7 +235,6 @@ complete -c ugosa -n '__ugosa_at model remove' -f -a '(__ugosa_models)'
 complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json).'
 complete -c ugosa -n '__ugosa_at labels' -a convert -d 'Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON).'
 complete -c ugosa -n '__ugosa_at labels' -a from-stems -d 'Detect where each source plays from its isolated stem (the paper\'s method); Audacity labels by default.'
-complete -c ugosa -n '__ugosa_at labels' -a draft -d 'Draft labels from the pretrained model\'s stems: where each source seems to play.'
 complete -c ugosa -n '__ugosa_at labels' -s h -l help -d 'Show this message and exit.'
 
 # ugosa labels show
@@ -253,13 +252,14 @@ complete -c ugosa -n '__ugosa_at labels show' -F
 
 # ugosa labels convert
 complete -c ugosa -n '__ugosa_at labels convert' -l to -r -f -a 'audacity csv tsv frames json' -d 'Output format: audacity, csv, tsv, frames, json (default: from -o\'s suffix, else audacity).'
-complete -c ugosa -n '__ugosa_at labels convert' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
+complete -c ugosa -n '__ugosa_at labels convert' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout; an existing file is refused unless --force.'
 complete -c ugosa -n '__ugosa_at labels convert' -l audio -r -F -d 'The song: its length clips the labels.'
 complete -c ugosa -n '__ugosa_at labels convert' -l duration -r -f -d 'The song\'s length instead of --audio: seconds, mm:ss or hh:mm:ss.'
 complete -c ugosa -n '__ugosa_at labels convert' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
 complete -c ugosa -n '__ugosa_at labels convert' -l map -r -f -d 'Map your label words to sources, e.g.'
 complete -c ugosa -n '__ugosa_at labels convert' -l ignore-unknown -d 'Skip labels naming no known source.'
 complete -c ugosa -n '__ugosa_at labels convert' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at labels convert' -l force -d 'Replace the --output file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at labels convert' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels convert' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at labels convert' -s h -l help -d 'Show this message and exit.'
@@ -270,27 +270,9 @@ complete -c ugosa -n '__ugosa_at labels from-stems' -s f -l format -r -f -a 'aud
 complete -c ugosa -n '__ugosa_at labels from-stems' -l theta -r -f -d 'Activity threshold of the normalised envelope (paper: 0.01).'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l min-region -r -f -d 'Drop active regions shorter than this (seconds).'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l min-gap -r -f -d 'Fill silences shorter than this (seconds).'
-complete -c ugosa -n '__ugosa_at labels from-stems' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -s o -l output -r -F -d 'Write to this file (atomically) instead of stdout; an existing file is refused unless --force.'
+complete -c ugosa -n '__ugosa_at labels from-stems' -l force -d 'Replace the --output file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at labels from-stems' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -F
-
-# ugosa labels draft
-complete -c ugosa -n '__ugosa_at labels draft' -s o -l output -r -F -d 'Write the labels here (atomically) and print the path; \'-\' or none: the labels on stdout.'
-complete -c ugosa -n '__ugosa_at labels draft' -s f -l format -r -f -a 'wav flac' -d 'audacity, csv, tsv, frames or json (default: from -o\'s suffix, else audacity).'
-complete -c ugosa -n '__ugosa_at labels draft' -l sources -r -f -a 'drums bass other vocals' -d 'Label only these sources (comma-separated or repeated); the others stay unconstrained.'
-complete -c ugosa -n '__ugosa_at labels draft' -l stems-dir -r -f -a '(__fish_complete_directories)' -d 'Use the stems already in DIR (drums.wav, bass.wav, ..., as `ugosa separate` writes them) instead of separating the song.'
-complete -c ugosa -n '__ugosa_at labels draft' -l threshold -r -f -d 'A stem plays where its level comes within DB of its own loud level (its 95th percentile).'
-complete -c ugosa -n '__ugosa_at labels draft' -l min-share -r -f -d '...'
-complete -c ugosa -n '__ugosa_at labels draft' -l min-region -r -f -d 'Drop active regions shorter than this.'
-complete -c ugosa -n '__ugosa_at labels draft' -l min-gap -r -f -d 'Fill silences shorter than this.'
-complete -c ugosa -n '__ugosa_at labels draft' -s m -l model -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint file or http(s) URL.'
-complete -c ugosa -n '__ugosa_at labels draft' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
-complete -c ugosa -n '__ugosa_at labels draft' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
-complete -c ugosa -n '__ugosa_at labels draft' -l json -d 'Print results as JSON on stdout.'
-complete -c ugosa -n '__ugosa_at labels draft' -l offline -d 'Never use the network; use only cached or local models.'
-complete -c ugosa -n '__ugosa_at labels draft' -s q -l quiet -d 'Print only results, warnings and errors.'
-complete -c ugosa -n '__ugosa_at labels draft' -l debug -d 'Show full tracebacks on errors.'
-complete -c ugosa -n '__ugosa_at labels draft' -s h -l help -d 'Show this message and exit.'
-complete -c ugosa -n '__ugosa_at labels draft' -F

@@ -55,10 +55,35 @@ EXIT_STATUS = [
     (EXIT_INTERRUPTED, "Interrupted (Ctrl-C, SIGINT, SIGTERM or SIGHUP). No half-written file is left behind."),
 ]
 
+# The refusals that protect files, and the write failures (README "Troubleshooting by error message" has them all).
+DIAGNOSTICS = [
+    ("FILE: the drums stem of SONG would overwrite the input FILE; choose another --out or --filename",
+     "exit 2. A stem of `separate` would replace a file the run reads (a later song, a labels file, a reference "
+     "stem, the model file, the --from-list list). Every stem path of every song is checked before anything is "
+     "written."),
+    ("a/mixture.wav and b/mixture.wav would both be written to PATH (...); put the song's folder in the name: "
+     "--filename '{model}/{parent}/{track}/{stem}.{ext}'",
+     "exit 2. Songs with the same file name would overwrite each other's stems; {parent} is the name of the "
+     "song's folder."),
+    ("FILE: refusing to overwrite the labels file; choose another --out",
+     "exit 2. `adapt -o`, `labels convert -o` and `labels from-stems -o` never replace a file they read (the song, "
+     "labels, reference stems, the model being adapted, the stems), even with --force."),
+    ("FILE: exists already; add --force to replace it, or choose another --out",
+     "exit 2, before any work. `adapt`, `labels convert|from-stems -o` and `demo --out` replace an earlier result "
+     "only with --force; `separate` always rewrites its own stems (--skip-existing keeps them)."),
+    ("FILE: is a folder, ...", "exit 2. A folder has the name of a file ugosa writes: remove it or write elsewhere."),
+    ("--segment 0.001: use 1 to 60 seconds (this model's default is 8 s)",
+     "exit 2. --segment must be a finite number of seconds in that range (at least the model's shortest input)."),
+    ("no space left on device writing FILE; free some space or write elsewhere",
+     "exit 1. The disk or the quota is full; nothing half-written is left."),
+]
+
 EXAMPLES = [
     ("Separate two songs into four stems under separated/tasnet/TRACK/:", "ugosa separate a.wav b.flac"),
     ("Separate every song listed in a file, skipping those already done, in 24-bit FLAC:",
      "ugosa separate --from-list songs.txt --skip-existing --format flac --bits 24"),
+    ("Separate MUSDB18 tracks, which are all called mixture.wav, each under its folder's name:",
+     "ugosa separate musdb/test/*/mixture.wav --filename '{model}/{parent}/{track}/{stem}.{ext}'"),
     ("Feed paths from another program and read the results as JSON:",
      "find music -name '*.wav' | ugosa separate --from-list - --json | jq -r '.stems.vocals'"),
     ("Adapt the model to a song from where its instruments play, then separate with the adapted model:",
@@ -151,6 +176,7 @@ def man_page(tree: Command) -> str:
     lines += _definitions("ENVIRONMENT", ENVIRONMENT)
     lines += _definitions("FILES", FILES)
     lines += _definitions("EXIT STATUS", EXIT_STATUS)
+    lines += _definitions("DIAGNOSTICS", DIAGNOSTICS)
     lines += [".SH EXAMPLES"]
     for text, example in EXAMPLES:
         lines += [".PP", escape(text), ".PP", ".RS 4", ".nf", escape(example), ".fi", ".RE"]

@@ -245,3 +245,17 @@ def test_guard_follows_the_settings_rule(tiny_model):
     assert resolve_settings(AdaptationRequest(), {}, cuda=False).guard == DEFAULT_GUARD
     assert resolve_settings(AdaptationRequest(), {"guard": 0.2}, cuda=False).guard == 0.2
     assert resolve_settings(AdaptationRequest(guard=0.0), {"guard": 0.2}, cuda=False).guard == 0.0
+
+
+def test_the_plan_estimates_more_memory_for_strategies_that_train_more(tiny_model):
+    mix, acts = _song()
+
+    def memory(strategy: str) -> int:
+        loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
+        request = AdaptationRequest(strategy=Strategy.parse(strategy), epochs=1, window=1.0)
+        plan = plan_adaptation(loaded, mix, acts, request, torch.device("cpu"))
+        assert plan.to_dict()["estimated_memory_bytes"] == plan.estimated_memory_bytes
+        return plan.estimated_memory_bytes
+
+    weights = sum(p.numel() for p in tiny_model.parameters()) * 4
+    assert memory("P-L1:D") > memory("P-L4:D") > memory("P-L5:D") > weights

@@ -83,3 +83,14 @@ def test_rest_share_stretches_one_rest_and_prints_the_summary(tmp_path):
     row = next(line.split() for line in result.stdout.splitlines() if line.startswith("   0 drums"))
     assert row[2] == "0.500" and len(row) == 9
     assert "means over songs" in result.stdout
+
+
+def test_htdemucs_adaptation_cost_reports_steps_and_memory_per_strategy():
+    command = [sys.executable, str(ROOT / "benchmarks" / "htdemucs_adaptation.py"), "--tiny", "--steps", "1",
+               "--strategies", "P-L3:D,P-L5:D", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {(row["strategy"], row["mode"]): row for row in json.loads(result.stdout)["rows"]}
+    assert set(rows) == {(s, m) for s in ("P-L3:D", "P-L5:D") for m in ("ugosa", "plain")}
+    assert rows[("P-L3:D", "ugosa")]["trainable_parameters"] > rows[("P-L5:D", "ugosa")]["trainable_parameters"]
+    assert all(row["step_seconds"] > 0 and row["peak_rss_mb"] > 100 for row in rows.values())

@@ -689,3 +689,312 @@ def test_sighup_and_sigterm_stop_like_ctrl_c_and_remove_temporaries(tmp_path, mo
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "ugosa: interrupted" and stdout == ""
     assert files_under(out) == []
+
+
+# ---------------------------------------------------------------- outputs never overwrite inputs or each other
+
+def _song_at(path: Path, seconds: float = 0.2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone_mix(seconds, 8000), 8000)
+    return path
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in files_under(folder)}
+
+
+@pytest.mark.parametrize("which", ["track", "labels", "references", "track list", "model"])
+def test_a_batch_never_overwrites_an_input_that_comes_later(cli, tmp_path, model_file, which):
+    """The first song's stems would replace a file read later (a later song, its labels, the reference stems) or
+    read before (the track list, the model file): refused before anything is written, naming both."""
+    folder = tmp_path / "b"
+    mix = _song_at(folder / "mix.wav")
+    args: tuple[object, ...] = (mix, "--model", model_file, "-o", folder, "--filename", "{stem}.{ext}")
+    if which == "track list":
+        victim = folder / "other.txt"
+        victim.write_text(f"{mix}\n")
+        args = ("--from-list", victim, "--model", model_file, "-o", folder, "--filename", "{stem}.txt")
+    elif which == "model":
+        victim = folder / "bass.th"
+        victim.write_bytes(model_file.read_bytes())
+        args = (mix, "--model", victim, "-o", folder, "--filename", "{stem}.th")
+    elif which == "track":
+        victim = _song_at(folder / "drums.wav")
+        args = (*args, victim)
+    elif which == "labels":
+        victim = folder / "vocals.txt"
+        victim.write_text("0\t0.1\tvocals\n")
+        args = (*args, "--labels", victim, "--strategy", "B0", "--filename", "{stem}.txt")
+    else:
+        for name in ("drums", "bass", "other", "vocals"):
+            _song_at(folder / f"{name}.wav")
+        victim = folder / "drums.wav"
+        (tmp_path / "l.txt").write_text("0\t0.1\tvocals\n")
+        args = (*args, "--labels", tmp_path / "l.txt", "--strategy", "S-L5:D", "--references", folder, *FAST_ADAPT)
+    before = _snapshot(tmp_path)
+    result = cli("separate", *args)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(mix), str(victim), "would overwrite", "--out or --filename")
+    assert _snapshot(tmp_path) == before
+
+
+PARENT = "{model}/{parent}/{track}/{stem}.{ext}"
+
+
+def test_songs_with_the_same_name_are_refused_and_parent_tells_them_apart(cli, tmp_path, model_file):
+    first, second = _song_at(tmp_path / "a" / "mixture.wav"), _song_at(tmp_path / "b" / "mixture.wav", 0.3)
+    out = tmp_path / "out"
+    alone = cli("separate", first, "--model", model_file, "-o", out)
+    assert alone.exit_code == 0, alone.stderr
+    before = _snapshot(out)
+    for extra in ((), ("--skip-existing",)):  # --skip-existing used to report a/mixture's stems as b/mixture's
+        result = cli("separate", first, second, "--model", model_file, "-o", out, *extra)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(first), str(second), "would both be written", f"--filename '{PARENT}'")
+        assert _snapshot(out) == before
+    result = cli("separate", first, second, "--model", model_file, "-o", out, "--json", "--filename", PARENT)
+    assert result.exit_code == 0, result.stderr
+    stems = [json.loads(line)["stems"]["drums"] for line in result.stdout.splitlines()]
+    assert stems == [str(out / "tiny" / "a" / "mixture" / "drums.wav"), str(out / "tiny" / "b" / "mixture" / "drums.wav")]
+    assert [sf.info(path).frames for path in stems] == [1600, 2400]
+    third = _song_at(tmp_path / "x" / "a" / "mixture.wav")
+    again = cli("separate", first, third, "--model", model_file, "-o", out, "--filename", PARENT)
+    assert again.exit_code == 2
+    assert_one_clear_error(again, "would both be written", "different --out")
+
+
+@pytest.mark.parametrize("twice", ["same", "other"])
+def test_a_song_given_twice_is_refused(cli, tmp_path, model_file, twice):
+    song = _song_at(tmp_path / "song.wav")
+    result = cli("separate", song, song if twice == "same" else tmp_path / "." / "song.wav", "--model", model_file,
+                 "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "song.wav", "given twice")
+    assert files_under(tmp_path / "out") == []
+
+
+def test_the_parent_field_is_the_songs_folder_made_safe():
+    from ugosa_cli.cli.separate_cmd import parent_name
+    from ugosa_cli.output import OutputSpec
+
+    spec = OutputSpec(root=Path("out"), template="{parent}/{track}/{stem}.{ext}")
+    assert parent_name("music/a b/mixture.wav") == "a b" and parent_name("x/../y/z.wav") == "y"
+    assert parent_name("/mixture.wav") == "" and parent_name("-") == Path.cwd().name
+    for parent, folder in (("a b", "a b"), ("", "_"), ("..", "_"), ("a/b", "a_b"), ("a\x1bb", "a_b")):
+        assert spec.path(model="m", track="t", stem="s", parent=parent) == Path("out") / folder / "t" / "s.wav"
+
+
+# ---------------------------------------------------------------- named output files: inputs never, others with --force
+
+@pytest.mark.parametrize("which", ["song", "labels", "references", "model"])
+def test_adapt_never_overwrites_what_it_reads_even_with_force(cli, tmp_path, model_file, labels_file, which):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    refs = tmp_path / "refs"
+    for name in ("drums", "bass", "other", "vocals"):
+        _song_at(refs / f"{name}.wav", 1.0)
+    target = {"song": song, "labels": labels_file, "references": refs / "vocals.wav", "model": model_file}[which]
+    before = _snapshot(tmp_path)
+    for force in ((), ("--force",)):
+        result = cli("adapt", song, "--labels", labels_file, "--model", model_file, "--strategy", "S-L5:D",
+                     "--references", refs, "-o", target, *FAST_ADAPT, *force)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(target), "refusing to overwrite", "choose another --out")
+        assert "adapting" not in result.stderr
+        assert _snapshot(tmp_path) == before
+
+
+def test_adapt_refuses_an_existing_model_file_unless_force(cli, tmp_path, model_file, labels_file):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    target = tmp_path / "song-adapted.th"  # the default name
+    target.write_bytes(b"an earlier model")
+    result = cli("adapt", song, "--labels", labels_file, "--model", model_file, *FAST_ADAPT)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, "song-adapted.th", "exists already", "--force")
+    assert "adapting" not in result.stderr and target.read_bytes() == b"an earlier model"
+    dry = cli("adapt", song, "--labels", labels_file, "--model", model_file, *FAST_ADAPT, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr  # a dry run writes nothing
+    forced = cli("adapt", song, "--labels", labels_file, "--model", model_file, *FAST_ADAPT, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stdout.strip() == "song-adapted.th" and target.read_bytes()[:2] == b"PK"
+
+
+def test_adapt_onto_a_folder_is_refused_before_training(cli, tmp_path, model_file, labels_file):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for force in ((), ("--force",)):
+        result = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", folder, *FAST_ADAPT, *force)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(folder), "is a folder", "--out")
+        assert "adapting" not in result.stderr and files_under(folder) == []
+
+
+def _stems_folder(folder: Path) -> list[Path]:
+    return [_song_at(folder / f"{name}.wav", 0.5) for name in ("drums", "bass", "other", "vocals")]
+
+
+@pytest.mark.parametrize("command", ["convert", "convert-audio", "from-stems"])
+def test_labels_output_never_overwrites_an_input_even_with_force(cli, tmp_path, labels_file, command):
+    stems = _stems_folder(tmp_path / "track")
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    args, target = {
+        "convert": (("convert", labels_file, "--to", "csv"), labels_file),
+        "convert-audio": (("convert", labels_file, "--audio", song, "--to", "csv"), song),
+        "from-stems": (("from-stems", tmp_path / "track"), stems[3]),
+    }[command]
+    before = _snapshot(tmp_path)
+    for force in ((), ("--force",)):
+        result = cli("labels", *args, "-o", target, *force)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, str(target), "refusing to overwrite", "--output")
+        assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["convert", "from-stems"])
+def test_labels_output_refuses_an_existing_file_unless_force(cli, tmp_path, labels_file, command):
+    _stems_folder(tmp_path / "track")
+    target = tmp_path / "out.csv"
+    target.write_text("mine\n")
+    args = ("convert", labels_file) if command == "convert" else ("from-stems", tmp_path / "track", "--format", "csv")
+    result = cli("labels", *args, "-o", target)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(target), "exists already", "--force")
+    assert target.read_text() == "mine\n"
+    forced = cli("labels", *args, "-o", target, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stdout.strip() == str(target) and target.read_text().startswith("start,end,label\n")
+
+
+def test_demo_refuses_to_replace_an_earlier_demo_unless_force(cli, tmp_path):
+    out = tmp_path / "demo"
+    (out / "after").mkdir(parents=True)
+    (out / "labels.txt").write_text("my labels\n")
+    (out / "after" / "vocals.wav").write_bytes(b"mine")
+    result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--out", out)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(out), "labels.txt", "after/vocals.wav", "--force")
+    assert "adapting" not in result.stderr and set(files_under(out)) == {out / "labels.txt", out / "after" / "vocals.wav"}
+    (out / "true").write_text("a file where a folder goes")
+    blocked = cli("demo", "--duration", "2", "--out", out, "--force")
+    assert blocked.exit_code == 2
+    assert_one_clear_error(blocked, str(out / "true"), "is a file")
+    (out / "true").unlink()
+    forced = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--out", out, "--force", "--json", "-q")
+    assert forced.exit_code == 0, forced.stderr
+    assert (out / "labels.txt").read_text() != "my labels\n" and sf.info(out / "after" / "vocals.wav").frames > 0
+
+
+# ---------------------------------------------------------------- settings, folders in the way, full disks
+
+@pytest.mark.parametrize("value, words", [("nan", ["finite"]), ("inf", ["finite"]), ("-inf", ["finite"]),
+                                          ("1e9", ["1 to 60 seconds"]), ("0.001", ["1 to 60 seconds"]),
+                                          ("61", ["1 to 60 seconds"]), ("0", ["positive"])])
+def test_a_segment_outside_the_models_range_is_refused_before_any_work(cli, tmp_path, model_file, labels_file,
+                                                                       value, words):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    out = tmp_path / "out"
+    for extra in ((), ("--labels", labels_file, *FAST_ADAPT)):
+        result = cli("separate", song, "--model", model_file, "-o", out, f"--segment={value}", *extra)
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        assert_one_clear_error(result, f"--segment {value if value != '1e9' else '1e+09'}", *words)
+        assert "adapting" not in result.stderr and "separating" not in result.stderr
+        assert files_under(out) == []
+
+
+def test_segments_at_the_ends_of_the_range_separate(cli, tmp_path, model_file):
+    song = _song_at(tmp_path / "song.wav", 1.5)
+    for value in ("1", "60"):
+        result = cli("separate", song, "--model", model_file, "-o", tmp_path / value, "--segment", value)
+        assert result.exit_code == 0, result.stderr
+        assert len(result.stdout.split()) == 4
+
+
+def test_a_folder_where_a_stem_goes_is_refused_before_any_work(cli, tmp_path, model_file):
+    song = _song_at(tmp_path / "song.wav")
+    out = tmp_path / "out"
+    (out / "tiny" / "song" / "bass.wav").mkdir(parents=True)
+    result = cli("separate", song, "--model", model_file, "-o", out)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(out / "tiny" / "song" / "bass.wav"), "is a folder")
+    assert files_under(out) == []
+
+
+def test_atomic_writes_onto_a_folder_are_refused_and_leave_nothing(tmp_path):
+    from ugosa_cli.audio import write_audio
+    from ugosa_cli.errors import InputError
+    from ugosa_cli.output import OutputSpec, StemWriter
+
+    folder = tmp_path / "x.wav"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(InputError, match="is a folder"):
+        write_audio(folder, np.zeros((2, 100), np.float32), 8000)
+    spec = OutputSpec(root=tmp_path)
+    paths = {"drums": tmp_path / "drums.wav", "bass": folder}
+    with pytest.raises(InputError, match="is a folder"), StemWriter(paths, 8000, 2, spec) as writer:
+        writer.write({"drums": np.zeros((2, 100), np.float32), "bass": np.zeros((2, 100), np.float32)})
+        writer.commit()
+    assert files_under(tmp_path) == [] and (folder / "inside").is_dir()
+
+
+def _full_disk_for_partial_files(monkeypatch):
+    """Writes of ugosa's temporary files fail as on a full disk (ENOSPC); other writes work."""
+    import errno
+
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.name.endswith(".partial"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+
+
+def test_a_full_disk_while_saving_the_adapted_model_is_one_line_and_leaves_nothing(cli, tmp_path, model_file,
+                                                                                   labels_file, monkeypatch):
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    target = tmp_path / "models" / "a.th"
+    _full_disk_for_partial_files(monkeypatch)
+    result = cli("adapt", song, "--labels", labels_file, "--model", model_file, "-o", target, *FAST_ADAPT)
+    assert result.exit_code == 1 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, f"no space left on device writing {target}")
+    assert files_under(tmp_path / "models") == []
+
+
+def test_a_full_disk_while_writing_labels_is_one_line_and_leaves_nothing(cli, tmp_path, labels_file, monkeypatch):
+    target = tmp_path / "out" / "labels.csv"
+    _full_disk_for_partial_files(monkeypatch)
+    result = cli("labels", "convert", labels_file, "-o", target)
+    assert result.exit_code == 1 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, f"no space left on device writing {target}")
+    assert files_under(tmp_path / "out") == []
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_while_saving_the_adapted_model_leaves_no_partial_file(tmp_path, model_file, labels_file):
+    """A real failed write under torch.save (it used to surface as torch's "inline_container" RuntimeError)."""
+    song = _song_at(tmp_path / "song.wav", 1.0)
+    out = tmp_path / "models"
+    result = _run_ugosa("adapt", song, "--labels", labels_file, "--model", model_file, "-o", out / "a.th",
+                        *FAST_ADAPT, preexec=_disk_full_after(4096))
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    assert_one_clear_error(result, str(out / "a.th"), "cannot write")
+    assert "inline_container" not in result.stderr and files_under(out) == []
+
+
+def test_a_newline_in_a_name_keeps_the_plain_list_one_path_per_line(cli, tmp_path, model_file):
+    """A newline in the song's name becomes _ in its stems' paths; one in --out is printed escaped (\\x0a), so
+    the plain list stays one path per line; --json gives the real path."""
+    song = _song_at(tmp_path / "in" / "two\nlines.wav")
+    out = tmp_path / "out\nput"
+    for extra in ((), ("--skip-existing",)):
+        plain = cli("separate", song, "--model", model_file, "-o", out, *extra)
+        assert plain.exit_code == 0, plain.stderr
+        lines = plain.stdout.split("\n")
+        assert lines[-1] == "" and len(lines) == 5, plain.stdout
+        shown = str(out).replace("\n", "\\x0a")
+        assert lines[:4] == [f"{shown}/tiny/two_lines/{stem}.wav" for stem in ("drums", "bass", "other", "vocals")]
+    record = json.loads(cli("separate", song, "--model", model_file, "-o", out, "--json").stdout)
+    assert record["stems"]["drums"] == str(out / "tiny" / "two_lines" / "drums.wav")
+    assert record["input"] == str(song) and record["track"] == "two\nlines"
+    assert all(Path(path).is_file() for path in record["stems"].values())

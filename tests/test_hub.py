@@ -132,7 +132,7 @@ def test_fresh_download_then_cached_run_makes_no_request(server, hub_env, publis
     assert (hub_env / file).read_bytes() == content
     assert server.requests == [f"models/{file}"]
     assert calls[0] == (0, len(content)) and calls[-1] == (len(content), len(content))
-    assert hub.cached_path("tasnet") == hub_env / file
+    assert hub.cached_paths("tasnet") == [hub_env / file]
 
     again = hub.resolve_model("tasnet", progress=lambda done, total: calls.append((done, total)))
     assert again.sha256 == loaded.sha256
@@ -147,7 +147,7 @@ def test_hash_mismatch_deletes_the_download_and_names_both_prefixes(server, hub_
     assert "expected 00000000" in message and hashlib.sha256(content).hexdigest()[:8] in message
     assert "\n" not in message
     assert leftovers(hub_env) == []
-    assert hub.cached_path("tasnet") is None
+    assert hub.cached_paths("tasnet") is None
 
 
 def test_connection_dropped_halfway_leaves_no_file(server, hub_env, publish):
@@ -265,7 +265,7 @@ def test_concurrent_downloads_make_one_request_and_one_good_file(server, hub_env
     file, content = publish()
     server.chunk_pause = 0.02
     start = threading.Barrier(2)
-    results: list[Path | BaseException] = []
+    results: list[list[Path] | BaseException] = []
 
     def worker() -> None:
         start.wait()
@@ -279,7 +279,7 @@ def test_concurrent_downloads_make_one_request_and_one_good_file(server, hub_env
         thread.start()
     for thread in threads:
         thread.join()
-    assert results == [hub_env / file, hub_env / file]
+    assert results == [[hub_env / file], [hub_env / file]]
     assert server.requests == [f"models/{file}"]
     assert (hub_env / file).read_bytes() == content
     assert leftovers(hub_env) == [file]
@@ -409,7 +409,7 @@ def test_import_under_a_registry_name_checks_that_models_hash(server, hub_env, p
     other.write_bytes(model_bytes(ConvTasNet(tiny_model.config), tmp_path))
     with pytest.raises(InputError, match="not the 'tasnet' model file"):
         hub.import_model(other, name="tasnet")
-    assert hub.cached_path("tasnet") is None
+    assert hub.cached_paths("tasnet") is None
     assert leftovers(hub_env) == []
 
 
@@ -431,7 +431,7 @@ def test_an_imported_model_resolves_by_name_and_can_be_removed(hub_env, tiny_mod
     assert name == "my_song" and path.is_file()
     assert "my_song" in hub.known_names()
     assert hub.resolve_model("my_song").name == "my_song"
-    assert hub.remove_model("my_song") == path
+    assert hub.remove_model("my_song") == [path]
     assert not path.exists()
     with pytest.raises(InputError, match="unknown model 'my_song'"):
         hub.resolve_model("my_song")

@@ -408,3 +408,19 @@ def test_no_input_crashes_the_parser_with_anything_but_input_error(text, fmt, du
         assert all(b1 < a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
         if labels.duration is not None:
             assert all(b <= labels.duration for _, b in spans)
+
+
+SIX = ("drums", "bass", "other", "vocals", "guitar", "piano")
+
+
+@pytest.mark.parametrize("word, source", [("gtr", "guitar"), ("Electric Guitar", "guitar"), ("acoustic guitar", "guitar"),
+                                          ("keys", "piano"), ("pno", "piano"), ("Piano", "piano"),
+                                          ("bass guitar", "bass")])
+def test_six_source_models_take_guitar_and_piano_words(word, source):
+    labels = parse_labels(f"0\t1\t{word}\n", origin="l.txt", sources=SIX, duration=2.0)
+    assert labels.regions[source] == ((0.0, 1.0),)
+
+
+def test_guitar_with_a_four_source_model_suggests_mapping_it_to_other():
+    with pytest.raises(InputError, match=r"unknown source 'guitar'.*--map 'guitar=other'"):
+        parse_labels("0\t1\tguitar\n", origin="l.txt", duration=2.0)

@@ -20,7 +20,7 @@ def test_list_shows_models_before_and_after_download(cli, server, hub_env, publi
     before = cli("model", "list")
     assert before.exit_code == 0
     lines = before.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH"]
+    assert lines[0].split() == ["NAME", "STATUS", "SIZE", "SHA-256", "DESCRIPTION", "PATH"]
     tasnet = next(line for line in lines if line.startswith("tasnet "))
     assert "not cached" in tasnet and "(default)" in tasnet
     assert str(hub_env) in flat(before.stderr)
@@ -39,7 +39,7 @@ def test_list_json(cli, server, hub_env, publish):
     document = json.loads(result.stdout)
     assert document["cache"] == str(hub_env)
     rows = {row["name"]: row for row in document["models"]}
-    assert set(rows) == {"tasnet", "tasnet_extra", "demo"}
+    assert set(rows) == {"tasnet", "tasnet_extra", "htdemucs", "htdemucs_ft", "htdemucs_6s", "demo"}
     assert rows["demo"]["kind"] == "packaged" and rows["demo"]["available"] is True
     assert rows["tasnet"] == {
         "name": "tasnet",
@@ -50,8 +50,11 @@ def test_list_json(cli, server, hub_env, publish):
         "corrupt": False,
         "size": len(content),
         "path": str(hub_env / file),
+        "paths": [str(hub_env / file)],
+        "sha256": [hashlib.sha256(content).hexdigest()],
         "url": server.url(f"models/{file}"),
     }
+    assert rows["htdemucs_ft"]["sha256"] == ["ba3fe64a", "e57c48e6", "ef3bcb9c", "f3cf25b2"]  # promised by the names
     assert rows["tasnet_extra"]["available"] is False and rows["tasnet_extra"]["path"] is None
 
 
@@ -82,6 +85,7 @@ def test_download_prints_the_path_shows_progress_and_is_idempotent(cli, server, 
     assert json.loads(second.stdout) == {
         "name": "tasnet",
         "path": str(hub_env / file),
+        "paths": [str(hub_env / file)],
         "sha256": hashlib.sha256(content).hexdigest(),
         "size": len(content),
     }
@@ -163,7 +167,7 @@ def test_import_with_a_wrong_hash_is_refused(cli, hub_env, publish, tmp_path):
     impostor.write_bytes(b"\x00" * 64)
     result = cli("model", "import", str(impostor), "--name", "tasnet")
     assert result.exit_code == 2 and "Traceback" not in result.stderr
-    assert hub.cached_path("tasnet") is None
+    assert hub.cached_paths("tasnet") is None
 
 
 def test_import_under_a_new_name_is_listed_and_usable(cli, hub_env, tiny_model, tmp_path):

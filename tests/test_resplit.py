@@ -210,6 +210,6 @@ def test_stems_mode_hands_a_resting_stems_leakage_to_the_source_the_guide_says_i
 
 
 def test_an_unknown_mode_is_refused():
-    stems, mix, labels = _song(1000)
+    _stems, mix, labels = _song(1000)
     with pytest.raises(ValueError, match="resplit mode"):
         Resplit(labels, RATE, 1000, [mix], mode="median")

@@ -178,3 +178,34 @@ def test_version_and_help(cli):
     assert cli("--version").stdout.strip() == f"ugosa {__version__}"
     help_text = cli("separate", "--help").stdout
     assert "--two-stems" in help_text and "--labels" in help_text
+
+
+MP3 = "MP3" in sf.available_formats()
+
+
+@pytest.mark.skipif(not MP3, reason="this libsndfile cannot write MP3")
+@pytest.mark.parametrize("flags", [("--mp3",), ("--format", "mp3")])
+def test_mp3_stems_as_demucs_users_ask_for_them(cli, write_wav, model_file, tmp_path, flags):
+    song = write_wav("song.wav", seconds=1.0, samplerate=44100)
+    result = cli("separate", song, "-n", model_file, *flags, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    paths = result.stdout.split()
+    assert [p.rsplit("/", 1)[1] for p in paths] == [f"{s}.mp3" for s in STEMS]
+    for path in paths:
+        info = sf.info(path)
+        assert info.format == "MP3" and (info.samplerate, info.channels, info.frames) == (44100, 2, 44100)
+        assert 300_000 < 8 * (tmp_path / path).stat().st_size / info.duration < 360_000  # about 320 kbps
+
+
+@pytest.mark.skipif(not MP3, reason="this libsndfile cannot write MP3")
+def test_a_rate_mp3_cannot_store_is_refused_before_any_work(cli, write_wav, model_file, tmp_path):
+    song = write_wav("song.wav", seconds=0.5, samplerate=96000)
+    result = cli("separate", song, "--model", model_file, "--mp3", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "not 96000 Hz" in result.stderr and "--format flac" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.mp3"))
+
+
+def test_mp3_where_libsndfile_cannot_write_it_is_one_clear_line(cli, write_wav, model_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(sf, "available_formats", lambda: {"WAV": "WAV", "FLAC": "FLAC"})
+    result = cli("separate", write_wav("song.wav", seconds=0.3), "--model", model_file, "--mp3", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "cannot write MP3" in result.stderr and "Traceback" not in result.stderr

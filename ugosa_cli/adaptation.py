@@ -283,6 +283,21 @@ class Adapter:
         """Bytes the backward pass would keep for the trained part of one batch."""
         return 0 if self.split is None else self.split.activation_bytes(self.settings.batch_size, self.window)
 
+    def memory_estimate(self) -> int:
+        """Bytes training holds beyond the song: the weights, the optimiser's state for the trained ones, the
+        backward pass's activations (capped where they are recomputed) and the cached prefix states (their
+        measured size once one is cached, else left out), within the cache budget."""
+        weights = sum(p.numel() for p in self.model.parameters()) * 4
+        trained = self.trainable_parameters() * 4
+        moments = {"adam": 2, "radam": 2, "ranger": 3}[self.settings.optimizer]  # Ranger adds Lookahead's copy
+        activations = self.activation_estimate()
+        if self.split is not None and self.split.recompute:
+            activations = min(activations, self.settings.activation_bytes)
+        cached = next(iter(self._cache.values()), None)
+        per_window = sum(t.numel() * t.element_size() for t in cached) if cached else 0
+        cache = min(per_window * len(self.starts), self.settings.cache_bytes)
+        return weights + trained * (1 + moments) + activations + cache
+
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.starts) / self.settings.batch_size)

@@ -29,7 +29,7 @@ STDIN = "-"
 BLOCK_FRAMES = 1 << 16  # frames per block when audio is read or written in pieces
 ClipMode = Literal["rescale", "clamp", "none"]
 CLIP_MODES: tuple[str, ...] = ("rescale", "clamp", "none")
-FORMATS: tuple[str, ...] = ("wav", "flac")
+FORMATS: tuple[str, ...] = ("wav", "flac", "mp3")
 BIT_DEPTHS: tuple[int, ...] = (16, 24, 32)
 _SUBTYPES = {
     ("wav", 16): "PCM_16",
@@ -38,6 +38,10 @@ _SUBTYPES = {
     ("flac", 16): "PCM_16",
     ("flac", 24): "PCM_24",
 }
+# MP3 through libsndfile (1.1.0 or newer, with LAME): constant 320 kbps at 44.1/48 kHz (the highest quality
+# setting; demucs' --mp3 default is 320 kbps too); MPEG-1/2/2.5 store only these rates.
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+_MP3_OPTIONS = {"compression_level": 0.0, "bitrate_mode": "CONSTANT"}
 
 
 @dataclass
@@ -255,18 +259,45 @@ def match_channels(samples: np.ndarray, channels: int, *, downmix: bool = False,
 
 
 def subtype_for(fmt: str, bits: int) -> str:
+    """The libsndfile subtype of a container and bit depth (MP3 has none: ``bits`` does not apply)."""
+    if fmt == "mp3":
+        return "MPEG_LAYER_III"
     try:
         return _SUBTYPES[(fmt, bits)]
     except KeyError:
         raise InputError(f"--bits {bits} is not available for {fmt} (FLAC stores 16 or 24 bits)") from None
 
 
+def check_format(fmt: str, samplerate: int | None = None) -> None:
+    """Refuse a container this libsndfile cannot write, or a rate the container cannot store."""
+    if fmt != "mp3":
+        return
+    if "MP3" not in sf.available_formats():
+        raise InputError(
+            f"--format mp3: the installed libsndfile ({sf.__libsndfile_version__}) cannot write MP3 (it needs "
+            "1.1.0 or newer built with LAME); use --format flac or wav, or convert the stems afterwards"
+        )
+    if samplerate is not None and samplerate not in MP3_RATES:
+        raise InputError(
+            f"--format mp3 stores {', '.join(f'{r // 1000 if r % 1000 == 0 else r / 1000:g}' for r in MP3_RATES)} kHz "
+            f"audio only, not {samplerate} Hz; use --format flac or wav"
+        )
+
+
+def open_for_writing(path: str | Path, fmt: str, bits: int, samplerate: int, channels: int) -> sf.SoundFile:
+    """An audio file opened for writing in one of :data:`FORMATS` (MP3: constant 320 kbps)."""
+    options = _MP3_OPTIONS if fmt == "mp3" else {}
+    return sf.SoundFile(str(path), "w", samplerate=samplerate, channels=channels, subtype=subtype_for(fmt, bits),
+                        format=fmt.upper(), **options)
+
+
 def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16) -> None:
     """Write (channels, frames) atomically in the given container and bit depth (32 = float)."""
-    subtype = subtype_for(fmt, bits)
+    check_format(fmt, samplerate)
     with atomic_path(Path(path)) as tmp:
         try:
-            sf.write(str(tmp), np.ascontiguousarray(samples.T), samplerate, subtype=subtype, format=fmt.upper())
+            with open_for_writing(tmp, fmt, bits, samplerate, samples.shape[0]) as out:
+                out.write(np.ascontiguousarray(samples.T))
         except (OSError, RuntimeError) as exc:
             raise write_failure(path, exc) from exc
 

@@ -50,12 +50,12 @@ from ugosa_cli.adaptation import AdaptationSettings, Adapter, StepReport
 from ugosa_cli.audio import fit_length, match_channels, read_audio, resample, write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.fsutil import write_atomic
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.pipeline import GuidedSeparator, with_strategy
-from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, uses_cpu_budget
+from ugosa_cli.planning import AdaptationRequest, longest_window, recommendation, resolve_settings, uses_cpu_budget
 from ugosa_cli.separation import SeparationOptions
 from ugosa_cli.stem_activity import detect_activations
 from ugosa_cli.strategy import B0, Loss, Strategy, available, check_available, count_trainable
@@ -110,7 +110,8 @@ class BenchSettings:
         the CPU plan then fits them to the budget."""
         request = with_strategy(self.request, strategy)
         recommended = recommendation(model, request.protocol)
-        settings = resolve_settings(request, recommended, cuda=device.type == "cuda")
+        settings = resolve_settings(request, recommended, cuda=device.type == "cuda",
+                                    longest_window=longest_window(model.model))
         return settings, uses_cpu_budget(request, recommended, device)
 
     def fingerprint(self, strategy: Strategy, model: LoadedModel, device: torch.device) -> dict[str, object]:
@@ -281,8 +282,7 @@ def result_path(out: Path, track: Track, strategy: Strategy) -> Path:
 
 
 def write_json(path: Path, value: object) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(path, (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def read_json(path: Path) -> dict:
@@ -452,8 +452,7 @@ class Bench:
                 write_audio(folder / f"{name}.wav", samples, rate, bits=32)
             variant.update(seed=self.settings.variant_seed, silenced_in_quarter=order)
         labels = oracle_labels(stems, rate, self.sources)
-        with atomic_path(folder / "labels.json") as tmp:
-            tmp.write_text(format_labels(labels, "json"), encoding="utf-8")
+        write_atomic(folder / "labels.json", format_labels(labels, "json").encode("utf-8"))
         write_json(done, variant)
         return PreparedTrack(track.name, rate, stems, mixture, labels, variant)
 

@@ -3,12 +3,18 @@
 Our format is one ``torch.save`` file of plain containers and tensors, so ``torch.load(weights_only=True)``
 reads it::
 
-    {"format": "ugosa-checkpoint", "version": 1, "config": {...}, "sources": [...],
-     "samplerate": 44100, "state_dict": {...}, "provenance": {...}}
+    {"format": "ugosa-checkpoint", "version": 1, "family": "convtasnet" | "htdemucs", "config": {...},
+     "sources": [...], "samplerate": 44100, "state_dict": {...}, "provenance": {...}}
+
+The state dict keeps the network's own key names (demucs' for both families). A bag of models (adapted
+``htdemucs_ft``) is ``{"family": "bag", "members": [{"family", "config", "state_dict"}, ...], "weights":
+[[...], ...]}`` with the same header and provenance. A file without ``family`` holds a ConvTasNet (files
+written before HT-Demucs existed).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
 import re
@@ -20,10 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ugosa_cli.demucs_v4 import is_demucs_package, read_demucs_package
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path, sha256_file
+from ugosa_cli.fsutil import sha256_file, write_atomic
+from ugosa_cli.models.bag import ModelBag
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
 from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.htdemucs import HTDemucs, build_from_config, htdemucs_config_dict, htdemucs_config_from_dict
 from ugosa_cli.sources import check_source_names
 
 CHECKPOINT_FORMAT = "ugosa-checkpoint"
@@ -40,21 +49,47 @@ class LoadedModel:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+def _network_payload(model: SeparationModel) -> dict[str, Any]:
+    """One network's family, configuration (plain values) and state dict."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if isinstance(model, ConvTasNet):
+        return {"family": "convtasnet", "config": model.config.to_dict(), "state_dict": state}
+    if isinstance(model, HTDemucs):
+        return {"family": "htdemucs", "config": htdemucs_config_dict(model.config), "state_dict": state}
+    raise TypeError(f"ugosa checkpoints hold ConvTasNet and HT-Demucs models, not {type(model).__name__}")
+
+
+def _network_from_payload(payload: Mapping[str, Any], origin: str) -> SeparationModel:
+    family = payload.get("family", "convtasnet")
+    state = payload["state_dict"]
+    if family == "convtasnet":
+        return build_model(ModelConfig.from_dict(payload["config"]), state)
+    if family == "htdemucs":
+        return build_from_config(htdemucs_config_from_dict(payload["config"]), state, origin)
+    raise InputError(f"model family {family!r} is not known to this ugosa")
+
+
 def save_checkpoint(path: Path, model: SeparationModel, provenance: Mapping[str, Any] | None = None) -> None:
-    """Write ``model`` in our checkpoint format, atomically."""
-    if not isinstance(model, ConvTasNet):
-        raise TypeError(f"ugosa checkpoints hold ConvTasNet models, not {type(model).__name__}")
+    """Write ``model`` (a ConvTasNet, an HT-Demucs or a bag of them) in our checkpoint format, atomically."""
+    if isinstance(model, ModelBag):
+        body: dict[str, Any] = {
+            "family": "bag",
+            "members": [_network_payload(model.member(k)) for k in range(len(model.members))],
+            "weights": model.weights.tolist(),
+        }
+    else:
+        body = _network_payload(model)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "config": model.config.to_dict(),
+        **body,
         "sources": list(model.sources),
         "samplerate": model.samplerate,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "provenance": dict(provenance or {}),
     }
-    with atomic_path(Path(path)) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # serialised first, so that a failed write is an OSError saying why (a full disk)
+    torch.save(payload, buffer)
+    write_atomic(Path(path), buffer.getbuffer())
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -105,40 +140,51 @@ def _unreadable(path: Path, exc: Exception) -> InputError:
     return InputError(f"{path}: not a readable model file (corrupt or truncated?){detail}; copy or download it again")
 
 
-def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[ConvTasNet, dict[str, Any]]:
-    """Build the model held by a loaded file: our checkpoint or a bare demucs-style state dict."""
+def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[SeparationModel, dict[str, Any]]:
+    """Build the model held by a loaded file: our checkpoint or a bare demucs-style ConvTasNet state dict."""
     if content.get("format") == CHECKPOINT_FORMAT:
         if content.get("version") != CHECKPOINT_VERSION:
             raise InputError(f"{origin}: checkpoint version {content.get('version')} is not supported by this ugosa")
         try:
-            config = ModelConfig.from_dict(content["config"])
-            state = content["state_dict"]
-            if "sources" in content and check_source_names(content["sources"]) != config.sources:
+            model: SeparationModel
+            if content.get("family") == "bag":
+                members = [_network_from_payload(member, origin) for member in content["members"]]
+                model = ModelBag(members, content["weights"])
+            else:
+                model = _network_from_payload(content, origin)
+            if "sources" in content and check_source_names(content["sources"]) != model.sources:
                 raise InputError(
-                    f"its source list {content['sources']} differs from its config's {list(config.sources)}"
+                    f"its source list {content['sources']} differs from its config's {list(model.sources)}"
                 )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{origin}: incomplete ugosa checkpoint ({exc})") from exc
         except InputError as exc:
+            message = exc.message if exc.message.startswith(origin) else f"{origin}: {exc.message}"
+            raise InputError(message) from exc
+        return model, dict(content.get("provenance") or {})
+    if content and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()):
+        try:
+            return build_model(config_from_state_dict(content), content), {}
+        except InputError as exc:
             raise InputError(f"{origin}: {exc.message}") from exc
-        provenance = dict(content.get("provenance") or {})
-    elif content and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()):
-        config = config_from_state_dict(content)
-        state = content
-        provenance = {}
-    else:
-        raise InputError(f"{origin}: not a ConvTasNet state dict or ugosa checkpoint")
-    try:
-        model = build_model(config, state)
-    except InputError as exc:
-        raise InputError(f"{origin}: {exc.message}") from exc
-    return model, provenance
+    raise InputError(f"{origin}: not a ConvTasNet state dict, demucs v4 file or ugosa checkpoint")
+
+
+def read_model(path: Path) -> tuple[SeparationModel, dict[str, Any]]:
+    """The model in a file, and its provenance: a ugosa checkpoint, a ConvTasNet state dict (demucs v2) or a
+    demucs v4 package (HT-Demucs, read by :mod:`ugosa_cli.demucs_v4`); nothing in the file is ever run."""
+    path = Path(path)
+    if is_demucs_package(path):
+        package = read_demucs_package(path)
+        provenance: dict[str, Any] = {"demucs_package": {"class": package.class_name}}
+        return package.build_model(), provenance
+    return model_from_content(read_checkpoint(path), str(path))
 
 
 def load_model_file(path: Path, name: str | None = None) -> LoadedModel:
-    """Load a model file from disk (either format) and hash it."""
+    """Load a model file from disk (any format :func:`read_model` reads) and hash it."""
     path = Path(path)
-    model, provenance = model_from_content(read_checkpoint(path), str(path))
+    model, provenance = read_model(path)
     return LoadedModel(model=model, name=name or path.stem, sha256=sha256_file(path), provenance=provenance)
 
 

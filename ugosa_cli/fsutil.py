@@ -10,10 +10,10 @@ import os
 import secrets
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ugosa_cli.errors import InputError, RunError
+from ugosa_cli.errors import InputError, RunError, UgosaError
 
 # The most a labels file or a --from-list track list may hold: far more than any real one (a label track of
 # a 3-hour song with a label every second is about 100 kB), small enough to refuse /dev/zero or a wrong file.
@@ -29,6 +29,8 @@ def reserve_temporary(target: Path) -> Path:
     kernel), or, when ``target`` exists, that file's permission bits, so renaming it onto ``target`` changes
     no permission. Every atomic write (stems, checkpoints, labels, JSON, downloads) goes through here.
     """
+    if target.is_dir():
+        raise folder_in_the_way(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _create_exclusive(target)
@@ -39,6 +41,8 @@ def reserve_temporary(target: Path) -> Path:
             raise InputError(
                 f"cannot write to {target.parent}: read-only file system; choose another output folder"
             ) from exc
+        if exc.errno in _FULL:
+            raise write_error(target, exc) from exc
         raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     try:
         existing = stat.S_IMODE(os.stat(target).st_mode) & 0o777
@@ -50,6 +54,23 @@ def reserve_temporary(target: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise RunError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     return tmp
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space left, or over the disk quota
+
+
+def folder_in_the_way(target: Path) -> InputError:
+    """The one line for a folder where a file is to be written."""
+    return InputError(f"{target}: is a folder, where a file is to be written; remove it or choose another name")
+
+
+def write_error(target: Path, exc: OSError) -> UgosaError:
+    """The one line for a failed write of ``target``: a full disk, a folder in the way, or the reason."""
+    if exc.errno in _FULL:
+        return RunError(f"no space left on device writing {target}; free some space or write elsewhere")
+    if isinstance(exc, IsADirectoryError):
+        return folder_in_the_way(target)
+    return RunError(f"{target}: cannot write ({exc.strerror or exc})")
 
 
 def _create_exclusive(target: Path) -> Path:
@@ -126,6 +147,22 @@ def ensure_writable(folder: Path) -> None:
     reserve_temporary(existing / ".ugosa-write-check").unlink()
 
 
+def check_target(target: Path, inputs: Iterable[tuple[Path, str]] = (), *, force: bool = False,
+                 option: str = "--out") -> None:
+    """Refuse, before any work, to write the file ``target`` over a file the command reads (``inputs``: path and
+    what it is, e.g. ``the labels file``; refused even with ``force``), over a folder, or over an existing file
+    unless ``force``. ``option`` is the flag that named ``target``."""
+    target = Path(target)
+    resolved = target.resolve()
+    for path, what in inputs:
+        if Path(path).resolve() == resolved:
+            raise InputError(f"{target}: refusing to overwrite {what}; choose another {option}")
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; give {option} a file name")
+    if os.path.lexists(target) and not force:
+        raise InputError(f"{target}: exists already; add --force to replace it, or choose another {option}")
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
@@ -136,10 +173,23 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = reserve_temporary(target)
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise write_error(target, exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(target: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``target`` atomically (:func:`atomic_path`); a failure is one line (:func:`write_error`)
+    and leaves no partial file."""
+    with atomic_path(target) as tmp:
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise write_error(target, exc) from exc
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -32,15 +32,17 @@ import filelock
 import platformdirs
 
 from ugosa_cli import __version__
-from ugosa_cli.checkpoint import LoadedModel, model_from_content, read_checkpoint
+from ugosa_cli.checkpoint import LoadedModel, read_model
 from ugosa_cli.errors import InputError, RunError, UgosaError
 from ugosa_cli.fsutil import atomic_path, not_regular_error, sha256_file, special_file_kind
+from ugosa_cli.models.bag import ModelBag
 
 Progress = Callable[[int, "int | None"], None]
 Warn = Callable[[str], None]
 
 DEFAULT_MODEL = "tasnet"
-DEFAULT_ROOT = "https://dl.fbaipublicfiles.com/demucs/v3.0/"
+DEFAULT_ROOT = "https://dl.fbaipublicfiles.com/demucs/v3.0/"  # demucs v2's ConvTasNet files
+V4_ROOT = "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/"  # demucs v4's HT-Demucs files
 PACKAGED_DIR = Path(__file__).resolve().parent / "demo"
 SOCKET_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_S = 30 * 60.0
@@ -54,29 +56,68 @@ _FALSE_WORDS = ("", "0", "false", "no", "off")
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registry model: downloaded from the model root, or shipped in ``ugosa_cli/demo/``."""
+    """One registry model: one file, or the files of a bag (one model per file, combined with ``weights``,
+    members x sources), downloaded from ``root`` (``$UGOSA_MODEL_ROOT`` replaces every root) or shipped in
+    ``ugosa_cli/demo/``."""
 
     name: str
-    file: str
+    files: tuple[str, ...]
     description: str
     packaged: bool = False
+    root: str = DEFAULT_ROOT
+    weights: tuple[tuple[float, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.files, str):
+            object.__setattr__(self, "files", (self.files,))
+
+    @property
+    def file(self) -> str:
+        """The file of a one-file model (a bag's first member)."""
+        return self.files[0]
+
+    @property
+    def is_bag(self) -> bool:
+        return len(self.files) > 1
+
+    def url_of(self, file: str) -> str | None:
+        return None if self.packaged else model_root(self.root) + file
 
     @property
     def url(self) -> str | None:
-        return None if self.packaged else model_root() + self.file
+        return self.url_of(self.file)
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Where the files live (packaged) or will live once downloaded (remote)."""
+        folder = PACKAGED_DIR if self.packaged else models_dir()
+        return tuple(folder / file for file in self.files)
 
     @property
     def path(self) -> Path:
-        """Where the file lives (packaged) or will live once downloaded (remote)."""
-        return PACKAGED_DIR / self.file if self.packaged else models_dir() / self.file
+        return self.paths[0]
+
+
+def _one_hot(sources: int) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(1.0 if k == j else 0.0 for j in range(sources)) for k in range(sources))
 
 
 REGISTRY: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
-        ModelEntry("tasnet", "tasnet-beb46fac.th", "ConvTasNet (demucs v2) trained on MUSDB18 train"),
-        ModelEntry("tasnet_extra", "tasnet_extra-df3777b2.th", "ConvTasNet (demucs v2), MUSDB18 + 150 extra songs"),
-        ModelEntry("demo", "demo-2a43f749.th", "Small ConvTasNet trained on synthetic songs (offline demo)", packaged=True),
+        ModelEntry("tasnet", ("tasnet-beb46fac.th",), "ConvTasNet (demucs v2) trained on MUSDB18 train"),
+        ModelEntry("tasnet_extra", ("tasnet_extra-df3777b2.th",), "ConvTasNet (demucs v2), MUSDB18 + 150 extra songs"),
+        ModelEntry("htdemucs", ("955717e8-8726e21a.th",), "HT-Demucs (demucs v4): drums, bass, other, vocals",
+                   root=V4_ROOT),
+        ModelEntry(
+            "htdemucs_ft",
+            ("f7e0c4bc-ba3fe64a.th", "d12395a8-e57c48e6.th", "92cfc3b6-ef3bcb9c.th", "04573f0d-f3cf25b2.th"),
+            "HT-Demucs fine-tuned per source (demucs v4): a bag of 4, 4x slower", root=V4_ROOT, weights=_one_hot(4),
+        ),
+        ModelEntry("htdemucs_6s", ("5c90dfd2-34c22ccb.th",), "HT-Demucs (demucs v4) with guitar and piano: 6 sources",
+                   root=V4_ROOT),
+        ModelEntry("demo", ("demo-2a43f749.th",), "Small ConvTasNet trained on synthetic songs (offline demo)",
+                   packaged=True),
     )
 }
 
@@ -94,6 +135,8 @@ class ModelInfo:
     size: int | None
     default: bool
     corrupt: bool = False  # on disk, but its SHA-256 does not start with the prefix its name promises
+    paths: tuple[Path, ...] = ()  # every file (a bag has several; ``path`` is the first)
+    sha256: tuple[str, ...] = ()  # per file: its SHA-256 when on disk, else the prefix its name promises (or "")
 
 
 # --- locations -------------------------------------------------------------------------------------------
@@ -110,9 +153,10 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
-def model_root() -> str:
-    """The download root for registry models: ``$UGOSA_MODEL_ROOT`` or the demucs v3.0 root, ending in ``/``."""
-    root = os.environ.get("UGOSA_MODEL_ROOT", "").strip() or DEFAULT_ROOT
+def model_root(default: str = DEFAULT_ROOT) -> str:
+    """The download root for registry models: ``$UGOSA_MODEL_ROOT`` (a mirror of every registry file) or the
+    entry's own root (``default``), ending in ``/``."""
+    root = os.environ.get("UGOSA_MODEL_ROOT", "").strip() or default
     if urllib.parse.urlparse(root).scheme not in ("http", "https"):
         raise InputError(f"UGOSA_MODEL_ROOT={root!r}: must be an http(s) URL")
     return root if root.endswith("/") else root + "/"
@@ -176,14 +220,15 @@ def unknown_model_error(name: str) -> InputError:
     )
 
 
-def cached_path(name: str) -> Path | None:
-    """The local file of a registry or imported model, or None if it is not cached (unknown names raise)."""
+def cached_paths(name: str) -> list[Path] | None:
+    """The local files of a registry (all of a bag's) or imported model, or None if any is not cached
+    (unknown names raise)."""
     entry = REGISTRY.get(name)
     if entry is not None:
-        return entry.path if entry.path.is_file() else None
+        return list(entry.paths) if all(path.is_file() for path in entry.paths) else None
     path = imported_path(name)
     if path.is_file():
-        return path
+        return [path]
     raise unknown_model_error(name)
 
 
@@ -192,53 +237,68 @@ def list_models() -> list[ModelInfo]:
     rows = []
     for entry in REGISTRY.values():
         rows.append(_info(entry.name, entry.description, "packaged" if entry.packaged else "remote", entry.url,
-                          entry.path))
+                          entry.paths))
     for name in imported_names():
         if name not in REGISTRY:
-            rows.append(_info(name, "imported with `ugosa model import`", "imported", None, imported_path(name)))
+            rows.append(_info(name, "imported with `ugosa model import`", "imported", None, (imported_path(name),)))
     return rows
 
 
-def _info(name: str, description: str, kind: str, url: str | None, path: Path) -> ModelInfo:
+def _info(name: str, description: str, kind: str, url: str | None, paths: tuple[Path, ...]) -> ModelInfo:
     """One row of :func:`list_models`; a file on disk whose name carries a hash prefix is hashed to check it
-    (so a cut or damaged cache entry shows as corrupt; about a second per 500 MB)."""
-    on_disk = path.is_file()
-    expected = expected_prefix(path.name) if on_disk else None
-    try:
-        corrupt = expected is not None and not sha256_file(path).startswith(expected)
-    except OSError:
-        corrupt = True
+    (so a cut or damaged cache entry shows as corrupt; about a second per 500 MB). A bag is available when
+    all its files are, corrupt when any is; its size is theirs together."""
+    on_disk = all(path.is_file() for path in paths)
+    corrupt = False
+    digests = []
+    for path in paths:
+        expected = expected_prefix(path.name)
+        digest = expected or ""
+        if path.is_file():
+            try:
+                digest = sha256_file(path)
+                corrupt |= expected is not None and not digest.startswith(expected)
+            except OSError:
+                corrupt = True
+        digests.append(digest)
     return ModelInfo(
         name=name,
         description=description,
         kind=kind,
         url=url,
-        path=path,
+        path=paths[0],
         available=on_disk and not corrupt,
-        size=path.stat().st_size if on_disk else None,
+        size=sum(path.stat().st_size for path in paths) if on_disk else None,
         default=name == DEFAULT_MODEL,
         corrupt=corrupt,
+        paths=paths,
+        sha256=tuple(digests),
     )
 
 
 # --- getting models onto disk ----------------------------------------------------------------------------
 
 
-def ensure_model(name: str, *, offline: bool = False, progress: Progress | None = None) -> Path:
-    """The local file of a registry or imported model, downloading a remote one into the cache if needed."""
+def ensure_model(name: str, *, offline: bool = False, progress: Progress | None = None) -> list[Path]:
+    """The local files of a registry (all of a bag's) or imported model, downloading remote ones into the
+    cache if needed."""
     entry = REGISTRY.get(name)
     if entry is None:
         path = imported_path(name)
         if not path.is_file():
             raise unknown_model_error(name)
-        return path
+        return [path]
     if entry.packaged:
         if not entry.path.is_file():
             raise RunError(f"packaged model {name!r} is missing from this installation ({entry.path}); reinstall ugosa")
-        return entry.path
-    url = model_root() + entry.file
-    hint = f"on a connected machine download {url}, then run `ugosa model import {entry.file}` here"
-    return fetch(url, entry.path, offline=offline, progress=progress, offline_hint=hint)
+        return [entry.path]
+    paths = []
+    for file, path in zip(entry.files, entry.paths):
+        url = entry.url_of(file)
+        assert url is not None
+        hint = f"on a connected machine download {url}, then run `ugosa model import {file}` here"
+        paths.append(fetch(url, path, offline=offline, progress=progress, offline_hint=hint))
+    return paths
 
 
 def ensure_url(
@@ -359,10 +419,13 @@ def import_model(file: Path, name: str | None = None) -> tuple[str, Path]:
         raise not_regular_error(str(file), kind, "a model file", stdin_works=False)
     if not file.is_file():
         raise InputError(f"{file}: no such file" if not file.exists() else f"{file}: not a file")
-    by_file = next((e for e in REGISTRY.values() if e.file == file.name), None)
+    by_file = next((e for e in REGISTRY.values() if file.name in e.files), None)
     entry = REGISTRY.get(name) if name is not None else by_file
     if entry is not None and entry.packaged:
         raise InputError(f"{entry.name!r} is packaged with ugosa; there is nothing to import")
+    if entry is not None and entry.is_bag and file.name not in entry.files:
+        raise InputError(f"--name {entry.name}: that model is a bag of {len(entry.files)} files "
+                         f"({', '.join(entry.files)}); import each file under its own name, without --name")
     if entry is None:
         name = name or file.stem
         if not _IMPORT_NAME.match(name):
@@ -370,33 +433,37 @@ def import_model(file: Path, name: str | None = None) -> tuple[str, Path]:
                              "letter or digit")
         target, expected = imported_path(name), expected_prefix(file.name)
     else:
-        name, target, expected = entry.name, entry.path, expected_prefix(entry.file)
-    model_from_content(read_checkpoint(file), str(file))
+        member = file.name if file.name in entry.files else entry.file
+        name, target, expected = entry.name, entry.paths[entry.files.index(member)], expected_prefix(member)
+    read_model(file)
     with _CacheLock(target), atomic_path(target) as tmp:
         shutil.copyfile(file, tmp)
         _check_hash(tmp, expected, f"{file}: not the {name!r} model file")
     return name, target
 
 
-def locate(spec: str) -> Path | None:
-    """The local file of a registry or imported model name, or of a cached URL; None if not on disk."""
+def locate(spec: str) -> list[Path] | None:
+    """The local files of a registry or imported model name (a bag has several), or of a cached URL; None if
+    not on disk."""
     if is_url(spec):
         path = url_cache_path(spec)
-        return path if path.is_file() else None
-    return cached_path(spec)
+        return [path] if path.is_file() else None
+    return cached_paths(spec)
 
 
-def remove_model(spec: str) -> Path:
-    """Delete the cached file of a registry or imported model, or of a URL; return its path."""
+def remove_model(spec: str) -> list[Path]:
+    """Delete the cached files of a registry or imported model (those of a bag that are there), or of a URL;
+    return their paths."""
     entry = REGISTRY.get(spec)
     if entry is not None and entry.packaged:
         raise InputError(f"{spec!r} is packaged with ugosa and cannot be removed")
-    path = locate(spec)
-    if path is None:
+    paths = [p for p in entry.paths if p.is_file()] if entry is not None else locate(spec)
+    if not paths:
         raise InputError(f"{spec} is not in the model cache; nothing to remove")
-    with _CacheLock(path):
-        path.unlink(missing_ok=True)
-    return path
+    for path in paths:
+        with _CacheLock(path):
+            path.unlink(missing_ok=True)
+    return paths
 
 
 # --- resolving --model -----------------------------------------------------------------------------------
@@ -418,9 +485,12 @@ def resolve_model(
         path = ensure_url(spec, offline=offline, progress=progress, on_warning=on_warning)
         return load_verified(path, path.stem, fix=_removal_fix(spec))
     if spec in REGISTRY or (spec and spec in imported_names()):
-        path = ensure_model(spec, offline=offline, progress=progress)
+        paths = ensure_model(spec, offline=offline, progress=progress)
         packaged = spec in REGISTRY and REGISTRY[spec].packaged
-        return load_verified(path, spec, fix="reinstall ugosa" if packaged else _removal_fix(spec))
+        fix = "reinstall ugosa" if packaged else _removal_fix(spec)
+        if len(paths) == 1:
+            return load_verified(paths[0], spec, fix=fix)
+        return load_bag(REGISTRY[spec], paths, fix=fix)
     if "://" in spec:
         raise InputError(f"--model {spec!r}: only http:// and https:// URLs are supported")
     if not spec.strip():
@@ -448,8 +518,21 @@ def load_verified(path: Path, name: str, *, fix: str | None = None) -> LoadedMod
         digest = _check_hash(path, expected_prefix(path.name), f"{path}: corrupt or not the file its name says")
     else:
         digest = _check_hash(path, expected_prefix(path.name), f"{path} is corrupt; {fix}", RunError)
-    model, provenance = model_from_content(read_checkpoint(path), str(path))
+    model, provenance = read_model(path)
     return LoadedModel(model=model, name=name, sha256=digest, provenance=provenance)
+
+
+def load_bag(entry: ModelEntry, paths: list[Path], *, fix: str) -> LoadedModel:
+    """A registry bag: each file verified and loaded, combined with the entry's weights. Its SHA-256 is the
+    digest of the members' digests, in order."""
+    members = [load_verified(path, path.stem, fix=fix) for path in paths]
+    try:
+        bag = ModelBag([member.model for member in members], entry.weights)
+    except InputError as exc:
+        raise RunError(f"{entry.name}: {exc.message}; {fix}") from exc
+    digest = hashlib.sha256("".join(member.sha256 for member in members).encode()).hexdigest()
+    provenance = {"bag": [{"file": path.name, "sha256": member.sha256} for path, member in zip(paths, members)]}
+    return LoadedModel(model=bag, name=entry.name, sha256=digest, provenance=provenance)
 
 
 def _check_hash(path: Path, expected: str | None, problem: str, error: type[UgosaError] = InputError) -> str:

@@ -60,6 +60,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "vocal", "voice", "voices", "vox", "singing", "singer", "vocalist", "lead vocal", "lead vocals",
         "lead voice", "backing vocals", "backing vocal", "backing voice", "choir", "vocs",
     ),
+    # Sources of six-source models (htdemucs_6s); with a four-source model these words are unknown and the
+    # error suggests --map guitar=other.
+    "guitar": ("gtr", "guit", "electric guitar", "acoustic guitar", "lead guitar", "rhythm guitar", "e-guitar"),
+    "piano": ("keys", "pno", "grand piano", "upright piano", "electric piano", "e-piano", "keyboard", "keyboards"),
 }
 _NEGATIONS = ("no ", "not ", "without ", "!", "-")
 _LABEL_SPLIT = re.compile(r"\s*[+&/,]\s*")

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,14 +20,16 @@ from ugosa_cli.audio import (
     CLIP_MODES,
     FORMATS,
     ClipMode,
+    check_format,
+    open_for_writing,
     subtype_for,
     write_failure,
 )
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import reserve_temporary
+from ugosa_cli.fsutil import reserve_temporary, write_error
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
-TEMPLATE_FIELDS = ("model", "track", "stem", "ext")
+TEMPLATE_FIELDS = ("model", "parent", "track", "stem", "ext")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # NUL and the other C0 and C1 control characters, DEL
 _UNSAFE_IN_PART = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")  # separators and control characters
 
@@ -86,6 +88,7 @@ class OutputSpec:
         if self.clip_mode not in CLIP_MODES:
             raise InputError(f"--clip-mode {self.clip_mode}: use one of {', '.join(CLIP_MODES)}")
         subtype_for(self.fmt, self.bits)
+        check_format(self.fmt)
         if _CONTROL.search(self.template):
             raise InputError(f"--filename {self.template!r}: contains a control character; write a plain path")
         fields = _template_fields(self.template)
@@ -108,25 +111,26 @@ class OutputSpec:
                 "another -o/--out"
             )
 
-    def path(self, *, model: str, track: str, stem: str) -> Path:
+    def path(self, *, model: str, track: str, stem: str, parent: str = "") -> Path:
         """Where one stem goes: the template filled with safe field values (:func:`safe_part`), under ``root``.
 
-        The result is checked to resolve inside ``root`` (a last line of defence, e.g. against a symlink).
+        ``parent``: the name of the song's folder (the ``{parent}`` field). The result is checked to resolve
+        inside ``root`` (a last line of defence, e.g. against a symlink).
         """
-        relative = self.template.format(model=safe_part(model), track=safe_part(track), stem=safe_part(stem),
-                                        ext=self.fmt)
+        relative = self.template.format(model=safe_part(model), parent=safe_part(parent), track=safe_part(track),
+                                        stem=safe_part(stem), ext=self.fmt)
         path = self.root / relative
         root = self.root.resolve()
         if not path.resolve().is_relative_to(root):
             raise InputError(f"{path}: would be written outside --out {root}; choose another --out or --filename")
         return path
 
-    def paths(self, *, model: str, track: str, stems: Iterable[str]) -> dict[str, Path]:
+    def paths(self, *, model: str, track: str, stems: Iterable[str], parent: str = "") -> dict[str, Path]:
         """:meth:`path` of each stem of one track, refusing a template that gives two stems one file."""
         paths: dict[str, Path] = {}
         seen: dict[Path, str] = {}
         for stem in stems:
-            path = paths[stem] = self.path(model=model, track=track, stem=stem)
+            path = paths[stem] = self.path(model=model, track=track, stem=stem, parent=parent)
             other = seen.setdefault(path.resolve(), stem)
             if other != stem:
                 raise InputError(
@@ -134,6 +138,37 @@ class OutputSpec:
                     "put {stem} in the file name"
                 )
         return paths
+
+
+PARENT_TEMPLATE = "{model}/{parent}/{track}/{stem}.{ext}"
+
+
+def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Iterable[tuple[Path, str]],
+                template: str) -> None:
+    """Refuse, before anything is written, a batch whose stems would overwrite a file it reads, land where a
+    folder is, or be written by two songs.
+
+    ``planned``: each track as given, with its stems' paths; ``inputs``: every file the run reads, with what it
+    is (``the input b/drums.wav``). Paths are compared resolved.
+    """
+    readers: dict[Path, str] = {}
+    for path, what in inputs:
+        readers.setdefault(path.resolve(), what)
+    writers: dict[Path, str] = {}
+    for track, paths in planned:
+        for stem, path in paths.items():
+            key = path.resolve()
+            if key in readers:
+                raise InputError(f"{path}: the {stem} stem of {track} would overwrite {readers[key]}; choose another "
+                                 "--out or --filename")
+            if path.is_dir():
+                raise InputError(f"{path}: is a folder, in the way of the {stem} stem of {track}; remove it or choose "
+                                 "another --out or --filename")
+            other = writers.setdefault(key, track)
+            if other != track:
+                hint = (f"put the song's folder in the name: --filename '{PARENT_TEMPLATE}'" if "{parent}" not in template
+                        else "separate them in calls with different --out")
+                raise InputError(f"{other} and {track} would both be written to {path} (--filename {template!r}); {hint}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +209,7 @@ class StemWriter:
         for path in paths.values():
             if path.resolve() in protected:
                 raise InputError(f"{path}: refusing to overwrite the input file; choose another --out or --filename")
+        check_format(spec.fmt, samplerate)
         self.paths = paths
         self.samplerate = samplerate
         self.channels = channels
@@ -216,7 +252,10 @@ class StemWriter:
         """Finish every stem and give each its final name; returns stem name -> path."""
         finished = {name: self._finish(name) for name in self.paths}
         for name, tmp in finished.items():
-            os.replace(tmp, self.paths[name])
+            try:
+                os.replace(tmp, self.paths[name])
+            except OSError as exc:
+                raise write_error(self.paths[name], exc) from exc
             self._temporaries.remove(tmp)
         return dict(self.paths)
 
@@ -255,10 +294,7 @@ class StemWriter:
 
     def _open_encoded(self, tmp: Path, path: Path) -> sf.SoundFile:
         try:
-            return sf.SoundFile(
-                str(tmp), "w", samplerate=self.samplerate, channels=self.channels,
-                subtype=subtype_for(self.spec.fmt, self.spec.bits), format=self.spec.fmt.upper(),
-            )
+            return open_for_writing(tmp, self.spec.fmt, self.spec.bits, self.samplerate, self.channels)
         except (OSError, RuntimeError) as exc:
             raise write_failure(path, exc) from exc
 

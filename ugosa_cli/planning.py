@@ -23,6 +23,7 @@ from ugosa_cli.adaptation import AdaptationSettings, Adapter
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
+from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available, count_trainable, describe_trainable
 
 PROTOCOLS = ("auto", "paper")
@@ -98,12 +99,32 @@ def resolve_strategy(request: AdaptationRequest, recommended: Mapping[str, Any])
     return DEFAULT_STRATEGY
 
 
-def resolve_settings(request: AdaptationRequest, recommended: Mapping[str, Any], *, cuda: bool) -> AdaptationSettings:
-    """The settings a run uses, by the precedence rule (explicit > the model's recommendation > the default)."""
+def resolve_settings(
+    request: AdaptationRequest, recommended: Mapping[str, Any], *, cuda: bool, longest_window: float | None = None
+) -> AdaptationSettings:
+    """The settings a run uses, by the precedence rule (explicit > the model's recommendation > the default).
+
+    ``longest_window``: the longest window (seconds) the network takes (HT-Demucs: its 7.8 s segment); a longer
+    default becomes that, an explicit longer window is refused.
+    """
     defaults: dict[str, Any] = {"batch_size": CUDA_BATCH_SIZE if cuda and request.protocol == "auto" else 1}
     values = {**defaults, **recommended, **request.explicit()}
     values["strategy"] = resolve_strategy(request, recommended)
-    return AdaptationSettings(**values, seed=request.seed, amp=request.amp)
+    settings = AdaptationSettings(**values, seed=request.seed, amp=request.amp)
+    if longest_window is not None and settings.window > longest_window + 1e-9:
+        if request.window is not None:
+            raise SettingError("window", request.window, f"this model takes windows of at most {longest_window:g} s "
+                               "(its segment)")
+        longer_hop = settings.hop >= settings.window
+        settings = dataclasses.replace(settings, window=longest_window,
+                                       hop=longest_window if longer_hop and request.hop is None else settings.hop)
+    return settings
+
+
+def longest_window(model: SeparationModel) -> float | None:
+    """The longest training window (seconds) a network takes, if it has a limit."""
+    limit = model.max_segment_length
+    return None if limit is None else limit / model.samplerate
 
 
 def uses_cpu_budget(request: AdaptationRequest, recommended: Mapping[str, Any], device: torch.device) -> bool:
@@ -166,6 +187,7 @@ class AdaptationPlan:
     windows: int
     steps: int
     estimated_seconds: float | None
+    estimated_memory_bytes: int
     plan: str  # where the settings come from
     notes: list[str]
     warnings: list[str]
@@ -181,6 +203,7 @@ class AdaptationPlan:
             "windows": self.windows,
             "steps": self.steps,
             "estimated_seconds": self.estimated_seconds,
+            "estimated_memory_bytes": self.estimated_memory_bytes,
             "plan": self.plan,
             "settings": self.settings.to_dict(),
             "notes": list(self.notes),
@@ -206,7 +229,7 @@ def plan_adaptation(
     """
     model = loaded.model
     recommended = recommendation(loaded, request.protocol)
-    settings = resolve_settings(request, recommended, cuda=device.type == "cuda")
+    settings = resolve_settings(request, recommended, cuda=device.type == "cuda", longest_window=longest_window(model))
     strategy = settings.strategy
     check_available(model, strategy)
     if strategy.loss is Loss.SUPERVISED and references is None:
@@ -242,6 +265,7 @@ def plan_adaptation(
         windows=len(adapter.starts),
         steps=adapter.steps_per_epoch * settings.epochs,
         estimated_seconds=seconds,
+        estimated_memory_bytes=adapter.memory_estimate(),
         plan=note,
         notes=adapter.notes,
         warnings=warnings,

@@ -1,10 +1,13 @@
 """Running a separation model over a whole song.
 
 The model sees the mixture normalised by the mean and standard deviation of its mono downmix (as demucs
-v2 did). Long songs are cut in segments that overlap; each segment's output is weighted by a triangle
-peaking at its centre and the weighted outputs are summed and divided by the summed weights. With
-``shifts=K`` the whole song is also shifted by K random offsets of up to half a second and the results
-averaged (time-equivariance trick). With ``shifts=0`` the stems equal demucs 2.0.3's ``apply_model``.
+did). Long songs are cut in segments that overlap; each segment's output is weighted by a triangle
+peaking at its centre and the weighted outputs are summed and divided by the summed weights. A segment
+shorter than the network needs is completed as the network's family says (:attr:`SeparationModel.
+centred_padding`). With ``shifts=K`` the whole song is also shifted by K random offsets of up to half a
+second and the results averaged (time-equivariance trick), as demucs 4's ``apply_model`` does: each shift
+``r`` starts a view ``0.5 s - r`` before the song that ends with it. With ``shifts=0`` the stems equal
+demucs 2.0.3's ``apply_model`` for ConvTasNet.
 
 Segments run in the order of their start, and each stretch of the song is handed on as soon as no later
 segment can change it: :func:`separate_blocks` reads a file and yields its stems block by block, so a
@@ -14,6 +17,7 @@ song of any length separates in the memory of a few segments.
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from torch import Tensor
 
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError, SettingError
+from ugosa_cli.models.bag import ModelBag
 from ugosa_cli.models.family import SeparationModel
 
 ProgressCallback = Callable[[int, int], None]
@@ -42,14 +47,43 @@ class SeparationOptions:
     batch_size: int = 1
 
     def __post_init__(self) -> None:
-        if self.segment is not None and self.segment <= 0:
-            raise SettingError("segment", self.segment, "must be a positive number of seconds")
+        if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
+            raise SettingError("segment", self.segment, "must be a finite, positive number of seconds")
         if not 0 <= self.overlap < 1:
             raise SettingError("overlap", self.overlap, "must be at least 0 and below 1")
         if self.shifts < 0:
             raise SettingError("shifts", self.shifts, "must be 0 or more")
         if self.batch_size < 1:
             raise SettingError("segments_per_batch", self.batch_size, "must be 1 or more")
+
+
+# The --segment range: below 1 s the segments' edges dominate (much slower, and worse stems); above a minute a
+# segment needs gigabytes of memory for no gain (the cross-fades already hide the seams).
+MIN_SEGMENT_SECONDS = 1.0
+MAX_SEGMENT_SECONDS = 60.0
+
+
+def segment_samples(model: SeparationModel, options: SeparationOptions) -> int:
+    """The segment length a separation runs with: ``options.segment`` or the model's own, in samples."""
+    segment = int(round(options.segment * model.samplerate)) if options.segment else model.segment_length
+    return max(segment, model.min_length)
+
+
+def check_segment(model: SeparationModel, segment: float | None) -> None:
+    """Refuse a segment length (seconds; None: the model's own) outside what ``model`` separates well with:
+    at least :data:`MIN_SEGMENT_SECONDS` and the model's shortest input, at most :data:`MAX_SEGMENT_SECONDS`."""
+    if segment is None:
+        return
+    low = max(MIN_SEGMENT_SECONDS, model.min_length / model.samplerate)
+    high = MAX_SEGMENT_SECONDS
+    if model.max_segment_length is not None:
+        high = min(high, model.max_segment_length / model.samplerate)
+        low = min(low, high)
+    if not (math.isfinite(segment) and low <= segment <= high):
+        default = model.segment_length / model.samplerate
+        limit = " and the model takes no longer segment" if high < MAX_SEGMENT_SECONDS else ""
+        raise SettingError("segment", segment, f"use {low:g} to {high:g} seconds (this model's default is "
+                           f"{default:g} s{limit})")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -115,19 +149,24 @@ class _TensorMixture:
 class _StreamedMixture:
     """A mixture arriving as consecutive (channels, n) blocks; only the part still needed is kept.
 
-    Reads must not go back before the ``begin`` of an earlier read (segments are processed in order).
+    Reads come in the order of the segments' starts; a read may reach back up to ``lookback`` samples before
+    the latest earlier read's start (a short last segment padded with the song around it), no further.
     """
 
-    def __init__(self, blocks: Iterator[np.ndarray], channels: int, device: torch.device) -> None:
+    def __init__(self, blocks: Iterator[np.ndarray], channels: int, device: torch.device, lookback: int = 0) -> None:
         self._blocks = blocks
         self._device = device
+        self._lookback = lookback
         self._buffer = np.zeros((channels, 0), np.float32)
         self._start = 0  # song position of the buffer's first sample
 
     def read(self, begin: int, end: int) -> Tensor:
-        if begin > self._start:
-            self._buffer = self._buffer[:, begin - self._start :]
-            self._start = begin
+        if begin < self._start:
+            raise ValueError(f"read from {begin} after the stream dropped everything before {self._start}")
+        keep = max(begin - self._lookback, self._start)
+        if keep > self._start:
+            self._buffer = self._buffer[:, keep - self._start :]
+            self._start = keep
         pieces = [self._buffer]
         have = self._start + self._buffer.shape[1]
         while have < end:
@@ -152,6 +191,7 @@ class _Segment:
     offset: int
     length: int
     scale: float
+    member: int = 0  # the bag member the view runs (0 for a single model)
 
     @property
     def start(self) -> int:
@@ -165,24 +205,26 @@ class _Segmenter:
     into a rolling accumulator weighted by its triangle over the summed triangles where it lies (the same
     weighted average as summing everything and dividing at the end); once no later segment can touch a
     stretch of the song, that stretch is final and is handed on, so memory does not grow with the song.
+    For a :class:`ModelBag` every member runs its own views and adds its share of each source.
     """
 
     def __init__(self, model: SeparationModel, segment: int, overlap: float, batch_size: int) -> None:
         self.model = model
+        self.members = [model.member(k) for k in range(len(model.members))] if isinstance(model, ModelBag) else [model]
+        self.shares = model.shares if isinstance(model, ModelBag) else None  # (members, sources)
         self.segment = segment
         self.overlap = overlap
         self.batch_size = batch_size
-        self.min_length = model.min_length
         self.weight: Tensor | None = None
 
-    def plan(self, views: list[tuple[int, int]], scale: float) -> list[_Segment]:
-        """Every segment of every view ``(start, length)``, ordered by where it starts in the song."""
+    def plan(self, views: list[tuple[int, int, int]], scale: float) -> list[_Segment]:
+        """Every segment of every view ``(member, start, length)``, ordered by where it starts in the song."""
         segments = []
-        for view_start, view_length in views:
+        for member, view_start, view_length in views:
             offsets = segment_offsets(view_length, self.segment, self.overlap)
             for offset in offsets:
                 length = min(self.segment, view_length - offset)
-                segments.append(_Segment(view_start, view_length, offsets, offset, length, scale))
+                segments.append(_Segment(view_start, view_length, offsets, offset, length, scale, member))
         return sorted(segments, key=lambda s: s.start)
 
     @torch.inference_mode()  # entered on each resume, left at each yield: the caller's mode is untouched
@@ -201,13 +243,14 @@ class _Segmenter:
         device = next(self.model.parameters()).device
         if self.weight is None or self.weight.device != device:
             self.weight = triangle_weight(self.segment).to(device)
+        shares = None if self.shares is None else self.shares.to(device)[:, :, None, None]
         mean, std = normalise
         shape = (len(self.model.sources), self.model.audio_channels)
         accumulator = torch.zeros(*shape, 0, device=device)
         done = 0  # song position of the accumulator's first sample: everything before it was yielded
         for first, group in self._batches(segments):
             chunks = [self._chunk(mixture, frames, s, mean, std) for s in group]
-            result = self._model_forward(torch.stack(chunks))
+            result = self._model_forward(torch.stack(chunks), group[0].length, group[0].member)
             end = min(max(s.start + s.length for s in group), frames)
             if end - done > accumulator.shape[-1]:
                 grow = torch.zeros(*shape, end - done - accumulator.shape[-1], device=device)
@@ -217,7 +260,8 @@ class _Segmenter:
                 if begin < stop:
                     share = self.weight[: s.length] * (s.scale / self._weight_sum(s))
                     inside = slice(begin - s.start, stop - s.start)
-                    accumulator[..., begin - done : stop - done].addcmul_(chunk_out[..., inside], share[inside])
+                    part = chunk_out[..., inside] if shares is None else chunk_out[..., inside] * shares[s.member]
+                    accumulator[..., begin - done : stop - done].addcmul_(part, share[inside])
             tick(len(group))
             following = first + len(group)
             final = frames if following == len(segments) else min(max(segments[following].start, 0), frames)
@@ -227,12 +271,17 @@ class _Segmenter:
                 done = final
 
     def _chunk(self, mixture: _TensorMixture | _StreamedMixture, frames: int, s: _Segment, mean: float, std: float) -> Tensor:
-        """The normalised mixture over a segment, zero outside the song."""
-        begin, end = max(s.start, 0), min(s.start + s.length, frames)
+        """The normalised mixture the network runs on for a segment, zero outside the song: the segment
+        itself, or with centred padding the :meth:`SeparationModel.valid_length` samples around it."""
+        start, length = s.start, s.length
+        if self.model.centred_padding:
+            valid = self.model.valid_length(length, self.segment)
+            start, length = start - (valid - length) // 2, valid
+        begin, end = max(start, 0), min(start + length, frames)
         if begin >= end:
-            return torch.zeros(self.model.audio_channels, s.length, device=next(self.model.parameters()).device)
+            return torch.zeros(self.model.audio_channels, length, device=next(self.model.parameters()).device)
         inside = (mixture.read(begin, end) - mean) / std
-        return torch.nn.functional.pad(inside, (begin - s.start, s.start + s.length - end))
+        return torch.nn.functional.pad(inside, (begin - start, start + length - end))
 
     def _weight_sum(self, s: _Segment) -> Tensor:
         """Summed triangle weights of all segments of its view over the segment's span."""
@@ -246,16 +295,21 @@ class _Segmenter:
             total[begin - s.offset : end - s.offset] += self.weight[begin - other : end - other]
         return total
 
-    def _model_forward(self, batch: Tensor) -> Tensor:
-        """The model on a batch of equal-length chunks; chunks shorter than one filter are zero-padded."""
-        length = batch.shape[-1]
-        if length >= self.min_length:
-            return self.model(batch)
-        padded = torch.nn.functional.pad(batch, (0, self.min_length - length))
-        return self.model(padded)[..., :length]
+    def _model_forward(self, batch: Tensor, length: int, member: int) -> Tensor:
+        """A (member's) network on a batch of equal chunks (as :meth:`_chunk` makes them) -> stems of
+        ``length`` samples: the centre of a chunk padded with context, or the start of one padded after it."""
+        network = self.members[member]
+        if self.model.centred_padding:
+            trim = (batch.shape[-1] - length) // 2
+            return network(batch)[..., trim : trim + length]
+        valid = self.model.valid_length(length, self.segment)
+        if valid == length:
+            return network(batch)
+        padded = torch.nn.functional.pad(batch, (0, valid - length))
+        return network(padded)[..., :length]
 
     def _batches(self, segments: list[_Segment]) -> Iterator[tuple[int, list[_Segment]]]:
-        """Runs of consecutive full-length segments, ``batch_size`` at most; shorter ones alone."""
+        """Runs of consecutive full-length segments of one member, ``batch_size`` at most; shorter ones alone."""
         index = 0
         while index < len(segments):
             group = [segments[index]]
@@ -264,6 +318,7 @@ class _Segmenter:
                 and group[0].length == self.segment
                 and index + len(group) < len(segments)
                 and segments[index + len(group)].length == self.segment
+                and segments[index + len(group)].member == group[0].member
             ):
                 group.append(segments[index + len(group)])
             yield index, group
@@ -279,15 +334,20 @@ def _stream_stems(
     progress: ProgressCallback | None,
 ) -> Iterator[Tensor]:
     """Stems (sources, channels, n) of a mixture of ``frames`` samples at the model's rate, stretch by stretch."""
-    segment = int(round(options.segment * model.samplerate)) if options.segment else model.segment_length
-    segmenter = _Segmenter(model, max(segment, model.min_length), options.overlap, options.batch_size)
-    if options.shifts:
-        max_shift = int(0.5 * model.samplerate)
-        rng = random.Random(options.seed)
-        views = [(rng.randint(0, max_shift) - max_shift, frames + max_shift) for _ in range(options.shifts)]
-    else:
-        views = [(0, frames)]
-    segments = segmenter.plan(views, 1 / len(views))
+    segmenter = _Segmenter(model, segment_samples(model, options), options.overlap, options.batch_size)
+    rng = random.Random(options.seed)
+    max_shift = int(0.5 * model.samplerate)
+    views: list[tuple[int, int, int]] = []
+    for member in range(len(segmenter.members)):  # members draw their shifts in turn, as demucs' bags do
+        for _ in range(options.shifts):
+            shift = rng.randint(0, max_shift)
+            views.append((member, shift - max_shift, frames + max_shift - shift))
+            forwards = len(segment_offsets(frames + max_shift - shift, segmenter.segment, options.overlap))
+            for _ in range(forwards * model.random_draws_per_forward):  # what the reference's forwards draw
+                rng.randrange(1)
+        if not options.shifts:
+            views.append((member, 0, frames))
+    segments = segmenter.plan(views, 1 / max(1, options.shifts))
     done = 0
 
     def tick(count: int) -> None:
@@ -386,7 +446,9 @@ def separate_blocks(
     for block in model_rate_blocks():
         moments.add(block.mean(axis=0))
     frames, expected = moments.count, input_frames
-    mixture = _StreamedMixture(model_rate_blocks(), model.audio_channels, device)
+    # A centred chunk reaches back at most half a segment before its own start.
+    lookback = model.valid_length(1, segment_samples(model, options)) if model.centred_padding else 0
+    mixture = _StreamedMixture(model_rate_blocks(), model.audio_channels, device, lookback)
     out_channels = min(audio.channels, 2)
     sources = len(model.sources)
     from_model = StreamResampler(model.samplerate, audio.samplerate, sources * out_channels)

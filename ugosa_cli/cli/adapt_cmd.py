@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 from pathlib import Path
@@ -11,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ugosa_cli import __version__, hub
-from ugosa_cli.audio import STDIN, Audio
+from ugosa_cli.audio import STDIN, Audio, collect_stems
 from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.cli.guidance import (
@@ -37,7 +38,7 @@ from ugosa_cli.cli.guidance import (
     Window,
 )
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import ensure_writable, sha256_file
+from ugosa_cli.fsutil import check_target, ensure_writable, sha256_file
 from ugosa_cli.models import family_of
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import pick_device
@@ -51,11 +52,28 @@ def song_digest(track: str, audio: Audio) -> str:
     return sha256_file(Path(track))
 
 
+def _inputs(track: str, labels: str, model: str, references: list[str]) -> list[tuple[Path, str]]:
+    """The files ``adapt`` reads, which its output must not replace (references that do not resolve fail later)."""
+    inputs = [(Path(track), "the input song")] if track != STDIN else []
+    if labels != STDIN:
+        inputs.append((Path(labels), "the labels file"))
+    if Path(model).is_file():
+        inputs.append((Path(model), "the model it adapts"))
+    with contextlib.suppress(InputError):
+        inputs += [(path, "a reference stem") for path in collect_stems(references, "--references").values()]
+    return inputs
+
+
 def adapt(
     track: Annotated[str, typer.Argument(help="The song to adapt to; '-' reads it from stdin.", show_default=False, metavar="TRACK")],
     labels: LabelsOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", metavar="FILE", help="Where to write the adapted model (default: TRACK-adapted.th).")
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", metavar="FILE",
+            help="Where to write the adapted model (default: TRACK-adapted.th); an existing file is refused unless "
+            "--force.",
+        ),
     ] = None,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     strategy: StrategyOpt = None,
@@ -78,6 +96,9 @@ def adapt(
     device: DeviceOpt = "auto",
     downmix: Annotated[bool, typer.Option("--downmix", help="Mix more than 2 channels down to stereo.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a time estimate; do not train.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the model file if it exists (an input is never replaced).")
+    ] = False,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -89,8 +110,7 @@ def adapt(
         raise InputError("adapt needs --labels FILE: where each instrument plays (see `ugosa labels --help`)")
     name = "stdin" if track == STDIN else Path(track).stem
     target = out or Path(f"{name}-adapted.th")
-    if track != STDIN and target.resolve() == Path(track).resolve():
-        raise InputError(f"{target}: refusing to overwrite the input song; choose another --out")
+    check_target(target, _inputs(track, labels, model, references or []), force=force or dry_run)
     ensure_writable(target.resolve().parent)
     with guidance.flags_named():
         request = guidance.adaptation_request(

@@ -197,7 +197,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results, 
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 ModelSpec = Annotated[
-    str, typer.Option("--model", "-m", metavar="NAME|FILE|URL", help="Registry name (see `ugosa model list`), checkpoint file or http(s) URL.")
+    str, typer.Option("--model", "-m", "--name", "-n", metavar="NAME|FILE|URL", help="Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.")
 ]
 Offline = Annotated[
     bool,

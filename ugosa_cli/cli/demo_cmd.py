@@ -11,6 +11,7 @@ from rich.table import Table
 from ugosa_cli import demo as demo_lib
 from ugosa_cli.adaptation import StepReport
 from ugosa_cli.cli import common
+from ugosa_cli.fsutil import ensure_writable
 
 
 def _db(value: float | None, signed: bool = False) -> str:
@@ -45,8 +46,13 @@ def show_scores(result: demo_lib.DemoResult) -> None:
 def demo(
     out: Annotated[
         Optional[Path],
-        typer.Option("--out", "-o", help="Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder."),
+        typer.Option(
+            "--out", "-o",
+            help="Keep song.wav, labels.txt and the true, B0 and adapted stems in this folder; a folder holding any "
+            "of them already is refused unless --force.",
+        ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the files of an earlier demo in --out.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Which held-out song to make (0, 1, 2, ...).")] = 0,
     duration: Annotated[float, typer.Option("--duration", help="Song length in seconds.")] = demo_lib.DEFAULT_DURATION,
     rests: Annotated[
@@ -75,6 +81,9 @@ def demo(
     Runs offline with the packaged demo model, a small ConvTasNet trained on synthetic songs.
     """
     common.configure(quiet=quiet, debug=debug)
+    if out is not None:
+        ensure_writable(out)
+        demo_lib.check_demo_folder(out, force=force)
     loaded = common.load_model(demo_lib.DEMO_MODEL, offline=True)
     with common.Reporter() as reporter:
         task: int | None = None

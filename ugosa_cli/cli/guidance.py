@@ -189,7 +189,8 @@ def read_references(paths: list[str]) -> dict[str, Audio] | None:
 def show_plan(plan: AdaptationPlan) -> None:
     common.info(
         f"adapting with {plan.strategy} ({plan.trains}, {plan.trainable_parameters:,} trainable parameters) "
-        f"on {plan.device}: {plan.windows} windows, {plan.steps} steps, about {plan.estimated_seconds} s"
+        f"on {plan.device}: {plan.windows} windows, {plan.steps} steps, about {plan.estimated_seconds} s and "
+        f"{plan.estimated_memory_bytes / 2**30:.1f} GiB"
     )
     common.info(f"plan: {plan.plan}")
     for note in plan.notes:

@@ -14,8 +14,8 @@ from rich.text import Text
 from ugosa_cli.audio import resample
 from ugosa_cli.cli import common
 from ugosa_cli.cli.guidance import IgnoreUnknown, LabelsFormat, MapOpt, Margin
-from ugosa_cli.errors import InputError, RunError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import check_target, write_atomic
 from ugosa_cli.labels import (
     LABEL_FORMATS,
     Labels,
@@ -47,7 +47,14 @@ DurationOpt = Annotated[
     Optional[str], typer.Option("--duration", help="The song's length instead of --audio: seconds, mm:ss or hh:mm:ss.")
 ]
 OutputOpt = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")
+    Optional[Path],
+    typer.Option(
+        "--output", "-o", help="Write to this file (atomically) instead of stdout; an existing file is refused unless "
+        "--force.",
+    ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Replace the --output file if it exists (an input is never replaced).")
 ]
 _STEM_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 _SUFFIX_FORMATS = {".txt": "audacity", ".csv": "csv", ".tsv": "tsv", ".json": "json"}
@@ -114,11 +121,7 @@ def _write(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    with atomic_path(output) as tmp:
-        try:
-            tmp.write_bytes(text.encode("utf-8"))
-        except OSError as exc:
-            raise RunError(f"{output}: cannot write ({exc.strerror or exc})") from exc
+    write_atomic(output, text.encode("utf-8"))
     common.emit(str(output))
 
 
@@ -256,12 +259,17 @@ def convert(
     mapping: MapOpt = None,
     ignore_unknown: IgnoreUnknown = False,
     margin: Margin = 0.0,
+    force: ForceOpt = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
     """Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON)."""
     common.configure(quiet=quiet, debug=debug)
     fmt = _output_format(to, output, "--to")
+    if output is not None:
+        read = ((file, "the labels file it converts"), (audio, "the --audio song"))
+        inputs = [(Path(name), what) for name, what in read if name is not None and name != "-"]
+        check_target(output, inputs, force=force, option="--output")
     labels = _read(
         file, audio=audio, duration=duration, fmt=labels_format, mapping=mapping,
         ignore_unknown=ignore_unknown, margin=margin,
@@ -322,6 +330,7 @@ def from_stems(
         float, typer.Option("--min-gap", help="Fill silences shorter than this (seconds).")
     ] = DEFAULT_MIN_GAP,
     output: OutputOpt = None,
+    force: ForceOpt = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
@@ -330,9 +339,13 @@ def from_stems(
     fmt = _output_format(fmt, None, "--format")
     if min_region < 0 or min_gap < 0:
         raise InputError("--min-region and --min-gap must be 0 or more seconds")
+    files = _stem_files(paths)
+    if output is not None:
+        check_target(output, [(path, f"the {source} stem") for source, path in files.items()], force=force,
+                     option="--output")
     stems = {}
     samplerate = None
-    for source, path in _stem_files(paths).items():
+    for source, path in files.items():
         common.info(f"reading {source}: {path}")
         audio = common.open_audio(path).read()
         samplerate = samplerate or audio.samplerate

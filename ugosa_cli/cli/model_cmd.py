@@ -46,30 +46,37 @@ def _row_json(row: hub.ModelInfo) -> dict[str, Any]:
         "corrupt": row.corrupt,
         "size": row.size,
         "path": str(row.path) if row.available or row.corrupt else None,
+        "paths": [str(p) for p in row.paths] if row.available or row.corrupt else None,
+        "sha256": list(row.sha256),
         "url": row.url,
     }
 
 
 @app.command("list")
 def list_models(json_out: common.JsonOut = False, quiet: common.Quiet = False, debug: common.Debug = False) -> None:
-    """Show every known model: name, status (cached, not cached, corrupt), size, description and path.
+    """Show every known model: name, status (cached, not cached, corrupt), size, SHA-256, description and path.
 
     A cached file whose name carries a SHA-256 prefix is hashed: it is corrupt if its hash does not match.
+    The SHA-256 column shows the first 8 hex digits of each file (a bag has several); --json gives them whole
+    for cached files.
     """
     common.configure(quiet=quiet, debug=debug)
     rows = hub.list_models()
     if json_out:
         common.emit_json({"cache": str(hub.models_dir()), "models": [_row_json(row) for row in rows]})
         return
-    table: list[tuple[str, ...]] = [("NAME", "STATUS", "SIZE", "DESCRIPTION", "PATH")]
+    table: list[tuple[str, ...]] = [("NAME", "STATUS", "SIZE", "SHA-256", "DESCRIPTION", "PATH")]
     for row in rows:
         description = row.description + (" (default)" if row.default else "")
         shown = str(row.path) if row.available or row.corrupt else "-"
-        cells = (row.name, _status(row), _size(row.size), description, shown)
+        if len(row.paths) > 1 and shown != "-":
+            shown = f"{row.path.parent}/ ({len(row.paths)} files)"
+        digests = ",".join(digest[:8] for digest in row.sha256) or "-"
+        cells = (row.name, _status(row), _size(row.size), digests, description, shown)
         table.append(tuple(common.printable(cell) for cell in cells))
-    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    widths = [max(len(line[i]) for line in table) for i in range(5)]
     for line in table:
-        common.emit("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[4])
+        common.emit("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[5])
     common.info(f"model cache: {hub.models_dir()}")
     for row in rows:
         if row.corrupt:
@@ -97,13 +104,14 @@ def download(
         raise hub.unknown_model_error(unknown[0])
     for spec in specs:
         loaded = common.load_model(spec)
-        path = hub.locate(spec)
-        assert path is not None, "a resolved registry model or URL is on disk"
+        paths = hub.locate(spec)
+        assert paths, "a resolved registry model or URL is on disk"
         if json_out:
-            common.emit_json({"name": loaded.name, "path": str(path), "sha256": loaded.sha256,
-                              "size": path.stat().st_size})
+            common.emit_json({"name": loaded.name, "path": str(paths[0]), "paths": [str(p) for p in paths],
+                              "sha256": loaded.sha256, "size": sum(p.stat().st_size for p in paths)})
         else:
-            common.emit(str(path))
+            for path in paths:
+                common.emit(str(path))
 
 
 @app.command("path")
@@ -112,7 +120,7 @@ def path(
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    """Print the local file of a model; exit 2 if it is not cached."""
+    """Print the local file of a model (each file of a bag, one per line); exit 2 if it is not cached."""
     common.configure(quiet=quiet, debug=debug)
     found = hub.locate(name)
     if found is None:
@@ -120,7 +128,8 @@ def path(
             f"{name} is not in the model cache; run `ugosa model download {name}` "
             "(offline: `ugosa model import FILE`)"
         )
-    common.emit(str(found))
+    for path in found:
+        common.emit(str(path))
 
 
 @app.command("import")
@@ -152,6 +161,7 @@ def remove(
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    """Delete a model from the cache and print the removed path."""
+    """Delete a model from the cache and print the removed paths."""
     common.configure(quiet=quiet, debug=debug)
-    common.emit(str(hub.remove_model(name)))
+    for path in hub.remove_model(name):
+        common.emit(str(path))

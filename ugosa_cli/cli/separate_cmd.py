@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ugosa_cli import hub
-from ugosa_cli.audio import STDIN, Audio, AudioFile
+from ugosa_cli.audio import STDIN, Audio, AudioFile, check_format, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable, read_text_file
-from ugosa_cli.output import DEFAULT_TEMPLATE, OutputSpec, StemSelection, StemWriter, write_separation
+from ugosa_cli.output import (
+    DEFAULT_TEMPLATE,
+    OutputSpec,
+    StemSelection,
+    StemWriter,
+    check_batch,
+    write_separation,
+)
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import SeparationOptions, pick_device
 
@@ -23,6 +32,11 @@ def _split_names(values: list[str]) -> tuple[str, ...]:
 
 def track_name(path: str) -> str:
     return "stdin" if path == STDIN else Path(path).stem
+
+
+def parent_name(path: str) -> str:
+    """The ``{parent}`` field: the name of the song's folder (for stdin, of the current folder)."""
+    return Path.cwd().name if path == STDIN else Path(os.path.abspath(path)).parent.name
 
 
 def labels_for(spec: str, track: str, count: int) -> str:
@@ -52,6 +66,38 @@ def read_track_list(source: str) -> list[str]:
         raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def refuse_duplicates(tracks: list[str]) -> None:
+    """Refuse a song given twice (as the same path or another path to the same file)."""
+    seen: dict[Path, str] = {}
+    for track in tracks:
+        if track == STDIN:
+            continue
+        key = Path(track).resolve()
+        if key in seen:
+            also = "" if seen[key] == track else f" (also as {seen[key]})"
+            raise InputError(f"{track}: the same song is given twice{also}; give each song once")
+        seen[key] = track
+
+
+def batch_inputs(
+    tracks: list[str], from_list: str | None, model: str, labels: str | None, references: list[str]
+) -> list[tuple[Path, str]]:
+    """Every file a batch reads, with what it is: the songs, the track list, a model file, each song's labels
+    file and the reference stems, where they can be resolved (the others fail with their song)."""
+    inputs = [(Path(track), f"the input {track}") for track in tracks if track != STDIN]
+    if from_list is not None and from_list != STDIN:
+        inputs.append((Path(from_list), f"the track list {from_list}"))
+    if Path(model).is_file():
+        inputs.append((Path(model), f"the model file {model}"))
+    for track in tracks if labels is not None and labels != STDIN else ():
+        with contextlib.suppress(InputError):
+            found = labels_for(str(labels), track, len(tracks))
+            inputs.append((Path(found), f"the labels file {found}"))
+    with contextlib.suppress(InputError):
+        inputs += [(path, f"the reference stem {path}") for path in collect_stems(references, "--references").values()]
+    return inputs
 
 
 def _failure(track: str, exc: UgosaError) -> str:
@@ -88,11 +134,24 @@ def separate(
         ),
     ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the stems are written under.", metavar="DIR")] = Path("separated"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="DIR",
+            help="Folder the stems are written under; a song's stems there already are replaced (see --skip-existing).",
+        ),
+    ] = Path("separated"),
     filename: Annotated[
-        str, typer.Option("--filename", help="Stem path template under --out; fields {model} {track} {stem} {ext}.", metavar="TEMPLATE")
+        str,
+        typer.Option(
+            "--filename", metavar="TEMPLATE",
+            help="Stem path template under --out; fields {model} {parent} (the song's folder) {track} {stem} {ext}.",
+        ),
     ] = DEFAULT_TEMPLATE,
-    fmt: Annotated[str, typer.Option("--format", help="Output container: wav or flac.", metavar="wav|flac")] = "wav",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
+    ] = "wav",
+    mp3: Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")] = False,
     bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")] = 16,
     clip_mode: Annotated[
         str,
@@ -110,7 +169,7 @@ def separate(
         Optional[str], typer.Option("--two-stems", help="Write STEM and no_STEM (the sum of the others) only.", metavar="STEM")
     ] = None,
     segment: Annotated[
-        Optional[float], typer.Option("--segment", help="Segment length in seconds (default: the model's, 8 s).", metavar="SEC")
+        Optional[float], typer.Option("--segment", help="Segment length in seconds, 1 to 60 (default: the model's, 8 s).", metavar="SEC")
     ] = None,
     overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, in [0, 1).", metavar="FRACTION")] = 0.25,
     shifts: Annotated[
@@ -172,7 +231,10 @@ def separate(
         raise InputError("no tracks to separate: give audio files, or --from-list FILE with one path per line")
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
-    spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
+    refuse_duplicates(tracks)
+    if mp3 and fmt not in ("wav", "mp3"):
+        raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
+    spec = OutputSpec(root=out, template=filename, fmt="mp3" if mp3 else fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
@@ -192,12 +254,14 @@ def separate(
         )
     selection = StemSelection(keep, two_stems)
     written = selection.names(pipeline.sources)
+    planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written,
+                                  parent=parent_name(track))) for track in tracks]
+    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []), filename)
     failures: list[str] = []
     with common.Reporter() as reporter:
-        for track in tracks:
+        for track, paths in planned:
             name = track_name(track)
             record: dict[str, object] = {"input": track, "track": name, "model": pipeline.name}
-            paths = spec.paths(model=pipeline.name, track=name, stems=written)
             if skip_existing and all(path.is_file() for path in paths.values()):
                 common.info(f"skipping {track}: its {len(paths)} stems exist already")
                 _report(json_out, {**record, "skipped": True}, paths)
@@ -205,6 +269,7 @@ def separate(
             try:
                 with guidance.flags_named():
                     opened = common.open_audio(track)
+                    check_format(spec.fmt, opened.samplerate)  # before any work, not when the stems are done
                     audio: AudioFile | Audio = opened
                     report: dict[str, object] = {}
                     song_labels = None

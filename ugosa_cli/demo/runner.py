@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from ugosa_cli.audio import write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.demo.synth import MIN_DURATION, REST_LAYOUTS, SOURCES, Song, generate_song
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.fsutil import write_atomic
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, labels_from_regions
 from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import GuidedSeparator
@@ -238,22 +239,45 @@ def run_demo(
                       resplit)
 
 
+STEM_SETS = ("true", "before", "after")
+
+
+def demo_paths(folder: Path, sources: tuple[str, ...] = SOURCES) -> dict[str, Path]:
+    """Where :func:`write_demo` puts each file, by name: ``song``, ``labels``, and ``true/drums`` etc."""
+    folder = Path(folder)
+    paths = {"song": folder / "song.wav", "labels": folder / "labels.txt"}
+    paths.update({f"{kind}/{name}": folder / kind / f"{name}.wav" for kind in STEM_SETS for name in sources})
+    return paths
+
+
+def check_demo_folder(folder: Path, *, force: bool = False) -> None:
+    """Refuse, before the demo runs, a ``--out`` folder where a file would land on a folder, or (unless
+    ``force``) that holds any of the demo's files already."""
+    paths = demo_paths(folder)
+    for path in paths.values():
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, in the way of a file the demo writes; choose another --out")
+        if os.path.lexists(path.parent) and not path.parent.is_dir():
+            raise InputError(f"{path.parent}: is a file, where the demo writes a folder of stems; choose another --out")
+    existing = [str(path.relative_to(folder)) for path in paths.values() if os.path.lexists(path)]
+    if existing and not force:
+        shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise InputError(f"{folder}: holds {shown} already; add --force to replace them, or choose another --out")
+
+
 def write_demo(result: DemoResult, folder: Path) -> dict[str, Path]:
     """Keep the demo's files: ``song.wav``, ``labels.txt``, and ``true/``, ``before/``, ``after/`` stems.
 
     Audio is 32-bit float WAV, so the true stems keep their exact silences. Returns the paths by name
     (``song``, ``labels``, and ``true/drums`` etc.).
     """
-    folder = Path(folder)
     rate = result.song.samplerate
-    paths = {"song": folder / "song.wav", "labels": folder / "labels.txt"}
+    paths = demo_paths(folder, result.sources)
     write_audio(paths["song"], result.song.mix, rate, bits=32)
-    with atomic_path(paths["labels"]) as tmp:
-        tmp.write_text(format_labels(result.labels, "audacity"), encoding="utf-8")
-    sets = {"true": np.stack([result.song.stems[n] for n in result.sources]), "before": result.before,
-            "after": result.after}
+    write_atomic(paths["labels"], format_labels(result.labels, "audacity").encode("utf-8"))
+    sets = dict(zip(STEM_SETS, (np.stack([result.song.stems[n] for n in result.sources]), result.before,
+                                result.after)))
     for kind, stems in sets.items():
         for name, stem in zip(result.sources, stems):
-            paths[f"{kind}/{name}"] = folder / kind / f"{name}.wav"
             write_audio(paths[f"{kind}/{name}"], stem, rate, bits=32)
     return paths

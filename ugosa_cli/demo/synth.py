@@ -23,7 +23,7 @@ import numpy as np
 
 from ugosa_cli.audio import write_audio
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.fsutil import write_atomic
 from ugosa_cli.labels import format_labels, labels_from_regions
 from ugosa_cli.sources import DEFAULT_SOURCES
 
@@ -235,8 +235,7 @@ def write_song(song: Song, folder: Path, *, fmt: str = "wav") -> dict[str, Path]
         write_audio(paths[name], samples, song.samplerate, fmt=fmt, bits=bits)
     paths["labels"] = folder / "labels.txt"
     text = format_labels(labels_from_regions(song.regions, duration=song.duration), "audacity")
-    with atomic_path(paths["labels"]) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_atomic(paths["labels"], text.encode("utf-8"))
     return paths
 
 

@@ -1,18 +1,26 @@
 """Separation models, one module per family, and the registry that finds a network's family.
 
-Each family is a network module (``convtasnet``) and its cut points (``convtasnet_cuts``, a
-:class:`~ugosa_cli.models.family.ModelFamily`); :func:`family_of` is how the rest of ugosa reaches them.
+Each family is a network module (``convtasnet``, ``htdemucs``) and its cut points (``convtasnet_cuts``,
+``htdemucs_cuts``: a :class:`~ugosa_cli.models.family.ModelFamily`); a bag of models (``bag``) takes its
+members' cut points. :func:`family_of` is how the rest of ugosa reaches them.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from ugosa_cli.models.bag import BagFamily, ModelBag
 from ugosa_cli.models.convtasnet import ConvTasNet
 from ugosa_cli.models.convtasnet_cuts import ConvTasNetFamily
 from ugosa_cli.models.family import ModelFamily, SeparationModel
+from ugosa_cli.models.htdemucs import HTDemucs
+from ugosa_cli.models.htdemucs_cuts import HTDemucsFamily
 
-FAMILIES: dict[type[SeparationModel], ModelFamily] = {ConvTasNet: ConvTasNetFamily()}
+FAMILIES: dict[type[SeparationModel], ModelFamily] = {
+    ConvTasNet: ConvTasNetFamily(),
+    HTDemucs: HTDemucsFamily(),
+    ModelBag: BagFamily(),
+}
 
 
 def family_of(model: nn.Module) -> ModelFamily:

@@ -42,6 +42,25 @@ class SeparationModel(nn.Module):
         """The shortest input (samples) the network accepts."""
         raise NotImplementedError
 
+    # How a chunk shorter than :meth:`valid_length` is completed before the network sees it: False, zeros
+    # after it (demucs 2); True, centred in the song's own samples around it, zeros only outside the song
+    # (demucs 4's ``TensorChunk.padded``). Either way the output is cut back to the chunk.
+    centred_padding: bool = False
+    # Draws the reference implementation takes from Python's random generator per forward call. With shifts,
+    # demucs draws each shift's offset after the previous shift's forwards, so the loop advances its own
+    # generator by as many draws to give the same offsets for the same seed.
+    random_draws_per_forward: int = 0
+
+    def valid_length(self, length: int, segment: int) -> int:
+        """The input length the network is run on for a chunk of ``length`` samples, separating in segments
+        of ``segment`` samples."""
+        return max(length, self.min_length)
+
+    @property
+    def max_segment_length(self) -> int | None:
+        """The longest segment (samples) the network takes, if it has a limit."""
+        return None
+
 
 class SplitModel(Protocol):
     """One network cut at one point: ``suffix(prefix(x), length)`` equals ``model(x)``.

@@ -1,0 +1,207 @@
+"""Adapting HT-Demucs (and bags of them) to one song: the cut points, exact prefix caching, training,
+checkpoints, six sources and the CLI flows, on small HT-Demucs of the released structure."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_htdemucs import SMALL_SIZES, small_model
+
+from ugosa_cli.adaptation import AdaptationSettings, Adapter
+from ugosa_cli.checkpoint import load_model_file, save_checkpoint
+from ugosa_cli.models import family_of
+from ugosa_cli.models.bag import ModelBag
+from ugosa_cli.models.htdemucs import SIX_SOURCES, HTDemucs, HTDemucsConfig
+from ugosa_cli.strategy import Strategy, count_trainable, strategy_table
+
+RATE = 8000
+
+
+def _song(seconds: float = 2.0, sources: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(4)
+    t = np.arange(int(seconds * RATE)) / RATE
+    mix = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * np.sin(2 * np.pi * 110 * t)]) + 0.05 * rng.standard_normal((2, t.size))
+    acts = np.ones((sources, t.size), np.float32)
+    acts[3, : int(0.7 * RATE)] = 0  # vocals rest for 0.7 s
+    acts[0, int(1.5 * RATE) :] = 0  # drums stop after 1.5 s
+    return mix.astype(np.float32), acts
+
+
+def _settings(strategy: str, **kw) -> AdaptationSettings:
+    return AdaptationSettings(**{"strategy": strategy, "window": 0.5, "hop": 0.5, "epochs": 2, "lr": 1e-3,
+                                 "optimizer": "adam", **kw})
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
+def test_prefix_then_suffix_equals_the_whole_model(cut):
+    model = small_model(1)
+    split = family_of(model).split(model, cut)
+    x = torch.randn(2, 2, 4000)
+    with torch.no_grad():
+        torch.testing.assert_close(split.suffix(split.prefix(x), 4000), model(x), rtol=0, atol=0)
+
+
+def test_the_cut_points_span_the_papers_range_on_the_released_model():
+    from reference import htdemucs_kwargs
+
+    from ugosa_cli.models.htdemucs import config_from_kwargs
+
+    model = HTDemucs(config_from_kwargs(htdemucs_kwargs()))
+    total = sum(p.numel() for p in model.parameters())
+    shares = {row["strategy"]: row["trainable_parameters"] / total for row in strategy_table(model, "P")}
+    assert 0.7 < shares["P-L1:D"] < 0.8 and shares["P-L5:D"] < 0.005  # the paper: 75 % down to the decoder
+    assert shares["P-L1:D"] > shares["P-L2:D"] > shares["P-L3:D"] > shares["P-L4:D"] > shares["P-L5:D"]
+
+
+@pytest.mark.parametrize("strategy", ["P-L1:D", "P-L2:D", "P-L3:D", "P-L4:D", "P-L5:D", "M-L3:D"])
+def test_frozen_parameters_stay_bit_identical_and_exactly_tp_numbers_move(strategy):
+    model = small_model(1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Adapter(model, *_song(), _settings(strategy)).run()
+    moved = sum(int((value != before[key]).sum()) for key, value in model.state_dict().items())
+    changed = {key for key, value in model.state_dict().items() if not torch.equal(value, before[key])}
+    assert not any(key.startswith(("encoder", "tencoder", "freq_emb")) for key in changed)
+    trainable = count_trainable(model, Strategy.parse(strategy))
+    assert 0.99 * trainable <= moved <= trainable  # every trained number moves (a few may land on the same value)
+
+
+def test_cached_prefix_gives_the_same_updates_as_recomputing_it():
+    states = []
+    for cache_bytes in (1 << 30, 0):
+        model = small_model(1)
+        Adapter(model, *_song(), _settings("P-L2:D", cache_bytes=cache_bytes)).run()
+        states.append(model.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_recomputing_activations_gives_the_same_updates():
+    states = []
+    for budget in (1 << 40, 0):
+        model = small_model(1)
+        adapter = Adapter(model, *_song(), _settings("P-L1:D", activation_bytes=budget))
+        assert adapter.split is not None and adapter.split.recompute == (budget == 0)
+        adapter.run()
+        states.append(model.state_dict())
+    for key in states[0]:
+        torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=1e-6)
+
+
+def test_loss_falls_and_labelled_silence_gets_quieter():
+    result = Adapter(small_model(1), *_song(), _settings("P-L3:D", epochs=4)).run()
+    losses = [epoch["loss"] for epoch in result.history]
+    assert losses[-1] < losses[0]
+    assert {row.source for row in result.silence} == {"drums", "vocals"}
+    assert all(row.after_db < row.before_db for row in result.silence)
+
+
+def test_dropout_stays_off_while_adapting():
+    model = small_model(1)
+    adapter = Adapter(model, *_song(), _settings("P-L1:D"))
+    assert adapter.split is not None
+    state = adapter.split.prefix(adapter.mix[None, :, :4000])
+    with torch.no_grad():
+        first = adapter.split.suffix(state, 4000)
+        second = adapter.split.suffix(state, 4000)
+    assert torch.equal(first, second) and not model.training
+
+
+def test_a_bag_trains_every_member_and_keeps_the_bag():
+    bag = ModelBag([small_model(1), small_model(2)], [[1, 1, 0, 0], [0, 0, 1, 1]])
+    before = [{k: v.clone() for k, v in bag.member(i).state_dict().items()} for i in range(2)]
+    result = Adapter(bag, *_song(), _settings("P-L5:D", epochs=3)).run()
+    for index in range(2):
+        after = bag.member(index).state_dict()
+        changed = {k for k in after if not torch.equal(after[k], before[index][k])}
+        last = bag.member(index).config.depth - 1
+        assert changed and all(k.startswith((f"decoder.{last}.", f"tdecoder.{last}.")) for k in changed), changed
+    assert all(row.after_db < row.before_db for row in result.silence)
+
+
+@pytest.mark.parametrize("bag", [False, True], ids=["model", "bag"])
+def test_checkpoint_round_trip_keeps_demucs_key_names_and_outputs(tmp_path, bag):
+    model = ModelBag([small_model(1), small_model(2)]) if bag else small_model(1)
+    path = tmp_path / "adapted.th"
+    save_checkpoint(path, model, {"strategy": "P-L3:D"})
+    loaded = load_model_file(path)
+    assert type(loaded.model) is type(model) and loaded.provenance == {"strategy": "P-L3:D"}
+    assert set(loaded.model.state_dict()) == set(model.state_dict())
+    assert any(key.startswith(("crosstransformer.layers.0.", "members.0.crosstransformer.layers.0."))
+               for key in loaded.model.state_dict())
+    x = torch.randn(1, 2, 4000)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+    content = torch.load(path, weights_only=True)
+    assert content["family"] == ("bag" if bag else "htdemucs")
+
+
+def test_six_sources_adapt_from_guitar_and_piano_labels():
+    torch.manual_seed(0)
+    model = HTDemucs(HTDemucsConfig(**SMALL_SIZES, segment=Fraction(1, 2), sources=SIX_SOURCES)).eval()
+    mix, acts = _song(sources=6)
+    acts[4, RATE:] = 0  # guitar rests in the second half
+    result = Adapter(model, mix, acts, _settings("P-L4:D", epochs=3)).run()
+    assert {row.source for row in result.silence} == {"drums", "vocals", "guitar"}
+    assert all(row.after_db < row.before_db for row in result.silence)
+
+
+# --- the CLI flows ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ht_file(tmp_path):
+    path = tmp_path / "small-htdemucs.th"
+    save_checkpoint(path, small_model(1))
+    return path
+
+
+@pytest.fixture
+def song(tmp_path):
+    mix, _ = _song(3.0)
+    path = tmp_path / "song.wav"
+    sf.write(path, mix.T, RATE, subtype="FLOAT")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0.7\t3\tvocals\n0\t1.5\tdrums\n0\t3\tbass\n0\t3\tother\n")
+    return path, labels
+
+
+def test_strategies_lists_the_htdemucs_cuts(cli, ht_file):
+    result = cli("strategies", "--model", ht_file, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["strategy"]: row for row in json.loads(result.stdout)["strategies"]}
+    assert rows["P-L3:D"]["trains"] == "channel down-samplers + both decoders"
+    assert rows["P-L1:D"]["trainable_parameters"] > rows["P-L5:D"]["trainable_parameters"] > 0
+    table = cli("strategies", "--model", ht_file)
+    assert "both encoders always frozen" in " ".join(table.stdout.split())
+
+
+def test_separate_with_labels_and_resplit_on_htdemucs(cli, ht_file, song, tmp_path):
+    path, labels = song
+    result = cli("separate", path, "--model", ht_file, "--labels", labels, "--strategy", "P-L4:D", "--epochs", "2",
+                 "--resplit", "-o", tmp_path / "out", "--json", "--bits", "32")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["adaptation"]["plan"]["settings"]["window"] == 0.5  # the model's segment, not 10 s
+    vocals = sf.read(record["stems"]["vocals"])[0]
+    assert np.abs(vocals[: int(0.6 * RATE)]).max() == 0  # resting where the labels say, after the resplit
+    stems = sum(sf.read(p)[0] for p in record["stems"].values())
+    np.testing.assert_allclose(stems, sf.read(path)[0], atol=1e-4)  # and the stems still add up to the mix
+
+
+def test_adapt_then_separate_with_the_adapted_file_equals_one_step(cli, ht_file, song, tmp_path):
+    path, labels = song
+    settings = ("--strategy", "P-L3:D", "--epochs", "2", "--lr", "1e-3")
+    adapted = tmp_path / "song-htd.th"
+    assert cli("adapt", path, "--model", ht_file, "--labels", labels, *settings, "-o", adapted).exit_code == 0
+    two = cli("separate", path, "--model", adapted, "-o", tmp_path / "two", "--bits", "32", "--json")
+    one = cli("separate", path, "--model", ht_file, "--labels", labels, *settings, "-o", tmp_path / "one",
+              "--bits", "32", "--json")
+    assert two.exit_code == one.exit_code == 0, (two.stderr, one.stderr)
+    for name, stem in json.loads(one.stdout)["stems"].items():
+        assert np.array_equal(sf.read(stem)[0], sf.read(json.loads(two.stdout)["stems"][name])[0]), name
+    assert load_model_file(adapted).provenance["strategy"] == "P-L3:D"
