@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="override the model's recommended epochs")
     parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
     parser.add_argument("--jitter-seed", type=int, default=0, help="seed of the jittered borders")
+    parser.add_argument("--activity-only", action="store_true",
+                        help="only compare each kind's labels with the true activity (no adaptation): the draft's "
+                             "precision and recall")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write every score to this file")
     return parser.parse_args(argv)
@@ -251,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
             for name, counts in activity_scores(labels, truth, song.samplerate).items():
                 for key, value in counts.items():
                     activity[kind][name][key] += value
+            if args.activity_only:
+                continue
             pipeline.reset()
             columns: dict[str, dict] = {}
             pipeline.post_filter = "resplit"

@@ -14,8 +14,8 @@ from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, AudioFile, fit_length, match_channels, resample
 from ugosa_cli.cli import common, guidance, labels_cmd
 from ugosa_cli.draft import MIN_SECONDS, DraftSettings, draft_labels
-from ugosa_cli.errors import InputError, RunError
-from ugosa_cli.fsutil import atomic_path
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import check_target, write_atomic
 from ugosa_cli.labels import format_clock, format_labels, labels_json
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import pick_device, stem_channel_blocks
@@ -57,7 +57,8 @@ def draft(
     output: Annotated[
         Optional[Path],
         typer.Option("--output", "-o", metavar="FILE",
-                     help="Write the labels here (atomically) and print the path; '-' or none: the labels on stdout."),
+                     help="Write the labels here (atomically) and print the path; '-' or none: the labels on stdout. "
+                     "An existing file is refused unless --force."),
     ] = None,
     fmt: Annotated[
         Optional[str],
@@ -93,6 +94,7 @@ def draft(
     downmix: Annotated[
         bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
     ] = False,
+    force: labels_cmd.ForceOpt = False,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -105,8 +107,11 @@ def draft(
                              hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth)
     to_stdout = output is None or str(output) == "-"
     target = None if to_stdout else output
-    if target is not None and track != STDIN and target.exists() and target.resolve() == Path(track).resolve():
-        raise InputError(f"{target}: refusing to overwrite the input song; choose another -o")
+    if target is not None:  # before any work: never over the song or a stem it reads, nor over a file unless --force
+        inputs = [] if track == STDIN else [(Path(track), "the input song")]
+        if stems_dir is not None and stems_dir.is_dir():
+            inputs += [(path, f"the {name} stem") for name, path in labels_cmd._stem_files([stems_dir]).items()]
+        check_target(target, inputs, force=force, option="--output")
     fmt = labels_cmd._output_format(fmt, target, "--format")
     song = common.open_audio(track)
     if song.duration < MIN_SECONDS:
@@ -147,7 +152,7 @@ def draft(
         common.info(f"{source}: {len(spans)} region(s), active {format_clock(active)} of {format_clock(song.duration)}")
     text = format_labels(labels, fmt)
     if target is not None:
-        _write(text, target)
+        write_atomic(target, text.encode("utf-8"))
     if json_out:
         common.emit_json({"input": track, "output": None if target is None else str(target), "model": model_name,
                           "stems_dir": None if stems_dir is None else str(stems_dir), "format": fmt,
@@ -160,10 +165,3 @@ def draft(
         common.info(f"check it with `ugosa labels show {target} --audio {track}`, correct it in Audacity "
                     "(File > Import > Labels), then adapt with it: `ugosa separate SONG --labels FILE`")
 
-
-def _write(text: str, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        try:
-            tmp.write_bytes(text.encode("utf-8"))
-        except OSError as exc:
-            raise RunError(f"{target}: cannot write ({exc.strerror or exc})") from exc
