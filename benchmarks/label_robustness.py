@@ -52,7 +52,7 @@ from adaptation_gain import BENCHMARK_SEED_BASE
 
 from ugosa_cli import hub
 from ugosa_cli.demo.runner import HELD_OUT_TIMBRE, leakage_db, song_labels
-from ugosa_cli.demo.synth import SOURCES, Song, generate_song
+from ugosa_cli.demo.synth import REST_LAYOUTS, SOURCES, Song, generate_song
 from ugosa_cli.draft import DraftSettings, draft_labels
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import Labels, activation_matrix, labels_from_regions, parse_labels
@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--songs", type=int, default=8, help="number of songs")
     parser.add_argument("--first-seed", type=int, default=BENCHMARK_SEED_BASE, help="seed of the first song")
     parser.add_argument("--duration", type=float, default=16.0, help="seconds per song")
+    parser.add_argument("--rests", default="quarters", choices=REST_LAYOUTS,
+                        help="where the sources rest: one quarter each (the paper's experiment; default) or sections "
+                             "drawn at random (some where every source plays)")
     parser.add_argument("--timbres", default=f"{HELD_OUT_TIMBRE:g},{-HELD_OUT_TIMBRE:g}",
                         help="timbre shifts of the built-in synthesizer, cycled over songs")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
@@ -94,21 +97,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- songs -----------------------------------------------------------------------------------------------
 
 
-def make_song(generator: str, seed: int, duration: float, timbre: float) -> Song:
+def make_song(generator: str, seed: int, duration: float, timbre: float, rests: str = "quarters") -> Song:
     if generator == "synth":
-        return generate_song(seed, duration=duration, timbre=timbre, rests="quarters")
+        return generate_song(seed, duration=duration, timbre=timbre, rests=rests)
     import other_songs
 
-    other = other_songs.generate(seed, duration=duration)
+    other = other_songs.generate(seed, duration=duration, rests=rests)
     if generator == "other":
         return other
-    synth = generate_song(seed, duration=duration, timbre=timbre, rests="quarters")
+    synth = generate_song(seed, duration=duration, timbre=timbre, rests=rests)
     stems = {name: (synth if name in ("drums", "bass") else other).stems[name] for name in SOURCES}
     regions = {name: (synth if name in ("drums", "bass") else other).regions[name] for name in SOURCES}
     peak = max(float(np.abs(sum(stems.values())).max()), 1e-9)
     stems = {name: (stem * min(1.0, 0.89 / peak)).astype(np.float32) for name, stem in stems.items()}
     return Song(stems=stems, samplerate=synth.samplerate, regions=regions, tempo=synth.tempo, key=synth.key,
-                seed=seed, timbre=timbre, rests="quarters")
+                seed=seed, timbre=timbre, rests=rests)
 
 
 # --- guidance --------------------------------------------------------------------------------------------
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     default_filter_guard = pipeline.filter_guard
     settings = resolve_settings(request, recommendation(loaded), cuda=False)
     print(f"model {loaded.name} (sha256 {loaded.sha256[:8]}), generator {args.generator}, {args.songs} songs x "
-          f"{args.duration:g} s, seeds {args.first_seed}..{args.first_seed + args.songs - 1}"
+          f"{args.duration:g} s, rests {args.rests}, seeds {args.first_seed}..{args.first_seed + args.songs - 1}"
           + (f", timbres {timbres}" if args.generator != "other" else ""))
     print("adaptation: " + ", ".join(f"{k}={v}" for k, v in settings.to_dict().items()
                                      if k in ("strategy", "epochs", "lr", "window", "hop", "optimizer", "gamma", "guard")))
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     records, activity = [], {k: {n: {"tp": 0.0, "fp": 0.0, "fn": 0.0} for n in SOURCES} for k in kinds}
     for k in range(args.songs):
         seed = args.first_seed + k
-        song = make_song(args.generator, seed, args.duration, timbres[k % len(timbres)])
+        song = make_song(args.generator, seed, args.duration, timbres[k % len(timbres)], args.rests)
         truth = activation_matrix(song_labels(song), song.samplerate, song.frames)
         references = np.stack([song.stems[name] for name in SOURCES])
         started = time.time()
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
             pipeline.filter_guard = default_filter_guard
             columns["B0+resplit"] = score(references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
             for variant in variants:  # the same filters without training (guided by B0's own stems)
-                if variant.partition("@")[0] not in ("default", f"{default_mode}/{default_guide}"):
+                if variant not in ("default", f"{default_mode}/{default_guide}"):
                     pipeline.post_filter, pipeline.resplit_mode, pipeline.resplit_guide = post_filter(variant)
                     _, at, filter_guard = variant.partition("@")
                     pipeline.filter_guard = float(filter_guard) if at else default_filter_guard

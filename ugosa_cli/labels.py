@@ -751,15 +751,25 @@ def labels_from_regions(
     )
 
 
-def widen(labels: Labels, seconds: float) -> Labels:
-    """The labels with every active region of a constrained source widened by ``seconds`` on both sides
-    (clipped to the song), as ``--margin`` does when reading them; silences shrink by as much at each border."""
+def guard_silences(labels: Labels, seconds: float) -> Labels:
+    """The labels with every silence of a constrained source shortened by ``seconds`` at each border with an
+    active region, but never by more than a quarter of its length (as the adaptation's guard band): rough
+    borders then cost no sound of a playing source, and a short rest still counts. The song's own start and
+    end are no borders; unconstrained sources are left as they are."""
     if seconds <= 0:
         return labels
-    regions = {
-        source: spans if source in labels.unconstrained else _finish(list(spans), seconds, labels.duration)
-        for source, spans in labels.regions.items()
-    }
+    regions = {}
+    for source, spans in labels.regions.items():
+        if source in labels.unconstrained or not spans:
+            regions[source] = spans
+            continue
+        out = []
+        for index, (start, end) in enumerate(spans):
+            before = start - (spans[index - 1][1] if index else 0.0)
+            after = (spans[index + 1][0] if index + 1 < len(spans)
+                     else math.inf if labels.duration is None else labels.duration) - end
+            out.append((start - min(seconds, before / 4), end + min(seconds, after / 4)))
+        regions[source] = _finish(out, 0.0, labels.duration)
     return Labels(regions=regions, unconstrained=labels.unconstrained, duration=labels.duration,
                   warnings=labels.warnings)
 
@@ -922,6 +932,7 @@ __all__ = [
     "format_clock",
     "format_labels",
     "format_time",
+    "guard_silences",
     "labels_from_matrix",
     "labels_from_regions",
     "labels_json",
@@ -929,5 +940,4 @@ __all__ = [
     "parse_time",
     "read_labels",
     "source_for_name",
-    "widen",
 ]

@@ -27,7 +27,7 @@ from ugosa_cli.adaptation import AdaptationResult, StepReport
 from ugosa_cli.audio import Audio, fit_length, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
-from ugosa_cli.labels import Labels, activation_matrix, widen
+from ugosa_cli.labels import Labels, activation_matrix, guard_silences
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
 from ugosa_cli.postfilters import RESPLIT_MODES, Gate, Resplit, StemFilter
@@ -252,7 +252,7 @@ class GuidedSeparator:
             return None
         if labels is None:
             raise SettingError("post_filter", self.post_filter, "needs the song's labels")
-        labels = widen(labels, self.filter_guard)
+        labels = guard_silences(labels, self.filter_guard)
         if self.post_filter == "gate":
             return Gate(labels, samplerate, frames)
         return Resplit(labels, samplerate, frames, mixture(), mode=self.resplit_mode)
