@@ -57,7 +57,7 @@ from ugosa_cli.draft import DraftSettings, draft_labels
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import Labels, activation_matrix, labels_from_regions, parse_labels
 from ugosa_cli.metrics import mdx_sdr
-from ugosa_cli.pipeline import GuidedSeparator
+from ugosa_cli.pipeline import RESPLIT_AFTER_ADAPTING, RESPLIT_PRETRAINED, GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
 
 KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals")
@@ -221,24 +221,28 @@ def main(argv: list[str] | None = None) -> None:
     loaded = hub.resolve_model(args.model, offline=True)
     request = AdaptationRequest(epochs=args.epochs, gamma=args.gamma)
     pipeline = GuidedSeparator(loaded, adaptation=request)
-    default_mode, default_guide = pipeline.resplit_mode, pipeline.resplit_guide
-    default_filter_guard = pipeline.filter_guard
+    default_mode, default_guide = pipeline.resplit_mode, pipeline.resplit_guide  # mode None: the resplit rule
     settings = resolve_settings(request, recommendation(loaded), cuda=False)
     print(f"model {loaded.name} (sha256 {loaded.sha256[:8]}), generator {args.generator}, {args.songs} songs x "
           f"{args.duration:g} s, rests {args.rests}, seeds {args.first_seed}..{args.first_seed + args.songs - 1}"
           + (f", timbres {timbres}" if args.generator != "other" else ""))
     print("adaptation: " + ", ".join(f"{k}={v}" for k, v in settings.to_dict().items()
                                      if k in ("strategy", "epochs", "lr", "window", "hop", "optimizer", "gamma", "guard")))
-    print(f"resplit default: mode {default_mode}, guide {default_guide}; variants scored: {', '.join(variants)}")
+    print(f"resplit default: mode, guard {RESPLIT_PRETRAINED} without adapting, {RESPLIT_AFTER_ADAPTING} after; "
+          f"guide {default_guide}; variants scored: {', '.join(variants)}")
 
-    def post_filter(variant: str) -> tuple[str, str, str]:
-        variant = variant.partition("@")[0]
-        if variant == "default":
-            return "resplit", default_mode, default_guide
-        if variant == "gate":
-            return "gate", default_mode, default_guide
-        mode, _, guide = variant.partition("/")
-        return "resplit", mode, guide or default_guide
+    def use(variant: str) -> None:
+        """Set the pipeline's post-filter to a variant: ``default`` (what separate --resplit does: the resplit
+        rule), ``gate`` or ``mode/guide``, each optionally ``@SEC`` (the filter's guard band; else the rule's for
+        ``default``, none for the others)."""
+        name, at, seconds = variant.partition("@")
+        pipeline.resplit_mode, pipeline.resplit_guide, pipeline.filter_guard = default_mode, default_guide, None
+        pipeline.post_filter = "gate" if name == "gate" else "resplit"
+        if name not in ("default", "gate"):
+            mode, _, guide = name.partition("/")
+            pipeline.resplit_mode, pipeline.resplit_guide, pipeline.filter_guard = mode, guide or default_guide, 0.0
+        if at:
+            pipeline.filter_guard = float(seconds)
 
     records, activity = [], {k: {n: {"tp": 0.0, "fp": 0.0, "fn": 0.0} for n in SOURCES} for k in kinds}
     for k in range(args.songs):
@@ -261,15 +265,11 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             pipeline.reset()
             columns: dict[str, dict] = {}
-            pipeline.post_filter = "resplit"
-            pipeline.resplit_mode, pipeline.resplit_guide = default_mode, default_guide
-            pipeline.filter_guard = default_filter_guard
+            use("default")
             columns["B0+resplit"] = score(references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
             for variant in variants:  # the same filters without training (guided by B0's own stems)
-                if variant not in ("default", f"{default_mode}/{default_guide}"):
-                    pipeline.post_filter, pipeline.resplit_mode, pipeline.resplit_guide = post_filter(variant)
-                    _, at, filter_guard = variant.partition("@")
-                    pipeline.filter_guard = float(filter_guard) if at else default_filter_guard
+                if variant != "default":
+                    use(variant)
                     columns[f"B0+{variant}"] = score(
                         references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
             for guard in guards:
@@ -290,9 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                     adapted = pipeline.separate_array(song.mix).model
                 cols = {**columns, "adapted": score(references, adapted, truth)}
                 for variant in variants:
-                    pipeline.post_filter, pipeline.resplit_mode, pipeline.resplit_guide = post_filter(variant)
-                    _, at, filter_guard = variant.partition("@")
-                    pipeline.filter_guard = float(filter_guard) if at else default_filter_guard
+                    use(variant)
                     written = pipeline.filter_array(song.mix, adapted, labels, pretrained=pretrained).written
                     cols[f"+{variant}"] = score(references, written, truth)
                 record["rows"][row] = cols

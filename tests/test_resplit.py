@@ -10,7 +10,7 @@ import soundfile as sf
 
 from ugosa_cli.audio import read_audio
 from ugosa_cli.checkpoint import load_model_file
-from ugosa_cli.labels import Labels, activation_matrix, labels_from_matrix, read_labels
+from ugosa_cli.labels import Labels, activation_matrix, guard_silences, labels_from_matrix, read_labels
 from ugosa_cli.postfilters import Resplit, resplit_array
 from ugosa_cli.separation import mean_blocks, separate_audio
 
@@ -116,11 +116,10 @@ def song(tmp_path):
     return path, labels
 
 
-@pytest.mark.parametrize("strategy", ["B0", "P-L5:D"])
-def test_separate_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labelled(cli, model_file, song, tmp_path, strategy):
+def test_separate_b0_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labelled(cli, model_file, song, tmp_path):
     path, labels = song
     result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", "--resplit",
-                 "--strategy", strategy, "--window", "1", "--epochs", "1", "--bits", "32", "--clip-mode", "none", "--json")
+                 "--strategy", "B0", "--bits", "32", "--clip-mode", "none", "--json")
     assert result.exit_code == 0, result.stderr
     stems = {name: sf.read(p, always_2d=True)[0].T for name, p in json.loads(result.stdout)["stems"].items()}
     mix = sf.read(path, always_2d=True)[0].T
@@ -131,7 +130,11 @@ def test_separate_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labell
     assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
 
 
-def test_after_adapting_resplit_is_guided_by_the_pretrained_and_adapted_stems_together(cli, model_file, song, tmp_path):
+def test_after_adapting_resplit_keeps_the_adapted_stems_and_re_splits_only_the_resting_ones(
+    cli, model_file, song, tmp_path
+):
+    """The resplit rule after adapting: mode "stems", borders guarded by 0.5 s (never more than a quarter of a
+    silence), guided by the pretrained and adapted stems together."""
     path, labels = song
     flags = ("--labels", labels, "--strategy", "P-L5:D", "--window", "1", "--epochs", "1", "--lr", "1e-2", "--seed", "0")
     adapted = cli("adapt", path, "--model", model_file, "-o", tmp_path / "adapted.th", *flags)
@@ -143,10 +146,19 @@ def test_after_adapting_resplit_is_guided_by_the_pretrained_and_adapted_stems_to
     before = separate_audio(load_model_file(model_file).model, audio)
     after = separate_audio(load_model_file(tmp_path / "adapted.th").model, audio)
     assert np.abs(after - before).max() > 1e-3  # adaptation changed the stems
-    expected = resplit_array(0.5 * (before + after), audio.samples, song_labels, RATE)
-    written = json.loads(result.stdout)["stems"]
+    expected = resplit_array(after, audio.samples, guard_silences(song_labels, 0.5), RATE, guide=0.5 * (before + after),
+                             mode="stems")
+    written = {name: sf.read(p, always_2d=True)[0].T for name, p in json.loads(result.stdout)["stems"].items()}
     for index, name in enumerate(("drums", "bass", "other", "vocals")):
-        np.testing.assert_allclose(sf.read(written[name], always_2d=True)[0].T, expected[index], atol=1e-5)
+        np.testing.assert_allclose(written[name], expected[index], atol=1e-5)
+    np.testing.assert_allclose(sum(written.values()), after.sum(axis=0), atol=1e-4)  # what rests is handed on
+    window = 512
+    assert np.abs(written["vocals"][:, int(2.5 * RATE) + window :]).max() == 0  # silent from 2 s + the 0.5 s guard
+    assert np.abs(written["vocals"][:, 2 * RATE : int(2.5 * RATE) - window]).max() > 0  # the guard lets it play
+    assert np.abs(written["drums"][:, : int(1.125 * RATE) - window]).max() == 0  # 1.5 s rest: a quarter, 0.375 s
+    playing = slice(int(1.125 * RATE) + window, int(2.5 * RATE) - window)  # where no source rests (guards included)
+    np.testing.assert_allclose(written["bass"][:, playing], after[1][:, playing], atol=1e-5)  # the adapted stem itself
+    assert np.abs(written["bass"][:, -RATE:] - after[1][:, -RATE:]).max() > 1e-3  # it gains the vocals' rest there
 
 
 def test_separate_resplit_needs_labels_and_excludes_gate(cli, model_file, song):

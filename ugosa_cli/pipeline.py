@@ -6,10 +6,12 @@ plans and runs the adaptation from the song's labels, then separates the song, b
 file (:meth:`stem_blocks`) or as one array (:meth:`separate_array`), and applies the labels to the stems:
 
 - ``gate``: each stem silenced outside its labelled regions (:class:`~ugosa_cli.postfilters.Gate`);
-- ``resplit``: the mixture re-split among the stems labelled active
-  (:class:`~ugosa_cli.postfilters.Resplit`). After adapting, the split is guided by the mean of the
-  pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`): on the
-  tuning songs it split better than either alone (BENCHMARKS.md).
+- ``resplit``: a label-constrained Wiener filter (:class:`~ugosa_cli.postfilters.Resplit`). Without
+  adapting it re-splits the mixture among the stems labelled active; after adapting it keeps the adapted
+  stems where they are labelled active and re-splits only what the resting stems hold, trusting each border
+  to within a guard band (the *resplit rule*, :meth:`GuidedSeparator.resplit_rule`), guided by the mean of
+  the pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`). Both
+  were chosen on tuning songs (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ from ugosa_cli.strategy import B0, Strategy
 
 POST_FILTERS = ("gate", "resplit")
 RESPLIT_GUIDES = ("mean", "adapted")  # "adapted": the adapted model's stems alone (an experiment, BENCHMARKS.md)
+# The resplit rule (mode, guard band in seconds), chosen on tuning songs of two generators (BENCHMARKS.md, "Label
+# robustness"): after adapting, the adapted stems are kept where labelled active and only what the resting stems
+# hold is re-split, with borders trusted to within a guard band; re-splitting the whole mixture there cost up to
+# 0.6 dB of what adaptation gained. Without adapting, the pretrained stems leak much more: the mixture is re-split.
+RESPLIT_AFTER_ADAPTING = ("stems", 0.5)
+RESPLIT_PRETRAINED = ("mix", 0.0)
 
 
 @dataclass
@@ -77,13 +85,14 @@ class GuidedSeparator:
         adaptation: AdaptationRequest | None = None,
         post_filter: str | None = None,
         resplit_guide: str = "mean",
-        resplit_mode: str = "mix",
+        resplit_mode: str | None = None,
+        filter_guard: float | None = None,
     ) -> None:
         if post_filter is not None and post_filter not in POST_FILTERS:
             raise SettingError("post_filter", post_filter, f"use one of {', '.join(POST_FILTERS)}")
         if resplit_guide not in RESPLIT_GUIDES:
             raise SettingError("resplit_guide", resplit_guide, f"use one of {', '.join(RESPLIT_GUIDES)}")
-        if resplit_mode not in RESPLIT_MODES:
+        if resplit_mode is not None and resplit_mode not in RESPLIT_MODES:
             raise SettingError("resplit_mode", resplit_mode, f"use one of {', '.join(RESPLIT_MODES)}")
         check_segment(loaded.model, options.segment)
         self.loaded = loaded
@@ -93,9 +102,9 @@ class GuidedSeparator:
         self.adaptation = adaptation
         self.post_filter = post_filter
         self.resplit_guide = resplit_guide
+        # None: the resplit rule (:meth:`resplit_rule`); a benchmark may set either.
         self.resplit_mode = resplit_mode
-        # Seconds around each labelled border where the post-filter lets a source play (rough borders).
-        self.filter_guard = 0.0
+        self.filter_guard = filter_guard  # seconds at each labelled border where the post-filter lets a source play
         self.strategy: Strategy = (
             B0 if adaptation is None else resolve_strategy(adaptation, recommendation(loaded, adaptation.protocol))
         )
@@ -233,6 +242,13 @@ class GuidedSeparator:
         model's stems (streams of blocks of the same song, any block sizes)."""
         return mean_blocks(adapted, pretrained)
 
+    def resplit_rule(self) -> tuple[str, float]:
+        """The resplit's mode and guard band now: :data:`RESPLIT_AFTER_ADAPTING` once the model holds adapted
+        weights, else :data:`RESPLIT_PRETRAINED`, each part unless set on the separator."""
+        mode, guard = RESPLIT_AFTER_ADAPTING if self.adapted else RESPLIT_PRETRAINED
+        return (mode if self.resplit_mode is None else self.resplit_mode,
+                guard if self.filter_guard is None else self.filter_guard)
+
     def _guided_by_both(self) -> bool:
         return self.post_filter == "resplit" and self.adapted and self.resplit_guide == "mean"
 
@@ -252,10 +268,10 @@ class GuidedSeparator:
             return None
         if labels is None:
             raise SettingError("post_filter", self.post_filter, "needs the song's labels")
-        labels = guard_silences(labels, self.filter_guard)
+        mode, guard = self.resplit_rule()
         if self.post_filter == "gate":
-            return Gate(labels, samplerate, frames)
-        return Resplit(labels, samplerate, frames, mixture(), mode=self.resplit_mode)
+            return Gate(guard_silences(labels, self.filter_guard or 0.0), samplerate, frames)
+        return Resplit(guard_silences(labels, guard), samplerate, frames, mixture(), mode=mode)
 
     def _at_model_rate(self, audio: Audio, frames: int) -> np.ndarray:
         model = self.model

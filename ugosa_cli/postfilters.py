@@ -52,7 +52,7 @@ class Gate:
             position += block.shape[-1]
 
 
-RESPLIT_MODES = ("mix", "stems", "rests", "drop", "residual")
+RESPLIT_MODES = ("mix", "stems")
 
 
 class Resplit:
@@ -179,14 +179,6 @@ class Resplit:
         shares = (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32)
         if self.mode == "mix":
             split = shares[:, None] * spectra(mix)[None]
-        elif self.mode == "rests":  # the mixture re-split only in frames where a source rests
-            resting = ~np.asarray(active.all(axis=0))  # (count,)
-            split = np.where(resting[None, None, :, None], shares[:, None] * spectra(mix)[None], own)
-        elif self.mode == "drop":
-            split = np.where(active[:, None, :, None], own, 0)
-        elif self.mode == "residual":  # active stems kept, what they miss of the mixture shared among them
-            kept = np.where(active[:, None, :, None], own, 0)
-            split = kept + shares[:, None] * (spectra(mix) - kept.sum(axis=0))[None]
         else:
             resting = np.where(active[:, None, :, None], 0, own).sum(axis=0)  # (channels, count, bins)
             split = np.where(active[:, None, :, None], own, 0) + shares[:, None] * resting[None]

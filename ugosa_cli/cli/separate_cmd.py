@@ -189,8 +189,9 @@ def separate(
         bool,
         typer.Option(
             "--resplit",
-            help="Re-split the mix among the stems labelled active, frame by frame: resting stems come out silent "
-            "and the stems still add up to the mix.",
+            help="Apply the labels to the stems, frame by frame: resting stems come out silent (beyond 0.5 s of a "
+            "border after adapting), their sound handed to the playing stems; without adapting the mix itself is "
+            "re-split among the stems labelled active.",
         ),
     ] = False,
     epochs: guidance.Epochs = None,
