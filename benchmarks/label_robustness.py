@@ -19,7 +19,9 @@ Kinds of guidance (``--kinds``), each the labels a person might give for the son
 - ``draft``: what ``ugosa labels draft`` writes (:func:`ugosa_cli.draft.draft_labels` on the pretrained stems);
 - ``vocals``: only the vocals' true regions; the other sources unconstrained;
 - ``novocals``: only ``no vocals`` regions, drawn where a person is sure: each of the vocals' rests with its
-  ends moved inwards by up to 1 s (the song's start and end kept); the other sources unconstrained.
+  ends moved inwards by up to 1 s (the song's start and end kept); the other sources unconstrained;
+- ``rest0.5``, ``rest1``, ``rest2``: every source labelled playing except 0.5, 1 or 2 s in the middle of each
+  of its true rests (how long a labelled rest must be to help).
 
 Each song is separated once by the pretrained model (B0); for each kind (and each ``--guards`` value) the
 model is reset, adapted with the kind's labels (the model's recommended settings unless overridden) and
@@ -60,7 +62,7 @@ from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import RESPLIT_AFTER_ADAPTING, RESPLIT_PRETRAINED, GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
 
-KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals")
+KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals", "rest0.5", "rest1", "rest2")
 GENERATORS = ("synth", "other", "hybrid")
 TARGET_KEPT = 0.7  # share of the exact-label gain kept with borders off by up to 0.5 s
 
@@ -155,6 +157,18 @@ def no_vocals(song: Song, rng: np.random.Generator) -> Labels:
     return parse_labels("\n".join(lines) + "\n", origin="no vocals", duration=duration)
 
 
+def short_rests(song: Song, seconds: float) -> Labels:
+    """Every source labelled playing except ``seconds`` in the middle of each of its true rests (how long a
+    labelled rest must be to help)."""
+    duration = song.duration
+    regions = {}
+    for name in SOURCES:
+        quiet = [((a + b - min(seconds, b - a)) / 2, (a + b + min(seconds, b - a)) / 2)
+                 for a, b in rests_of(song.regions[name], duration)]
+        regions[name] = [(round(a, 6), round(b, 6)) for a, b in rests_of(quiet, duration) if b > a]
+    return labels_from_regions(regions, duration=duration, origin=f"rests of {seconds:g} s")
+
+
 def guidance(kind: str, song: Song, pretrained: np.ndarray, rng: np.random.Generator) -> Labels:
     if kind == "exact":
         return song_labels(song)
@@ -166,6 +180,8 @@ def guidance(kind: str, song: Song, pretrained: np.ndarray, rng: np.random.Gener
         return labels_from_regions({"vocals": song.regions["vocals"]}, duration=song.duration, origin="vocals only")
     if kind == "novocals":
         return no_vocals(song, rng)
+    if kind.startswith("rest"):
+        return short_rests(song, float(kind[len("rest"):]))
     raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
 
 

@@ -30,7 +30,8 @@ from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable
 OPTIMIZERS = ("ranger", "radam", "adam")
 # Seconds on each side of every labelled border where the silence term is not applied: borders drawn by
 # hand are a quarter to a full second off, and a source labelled silent where it still plays is pushed
-# to silence there (BENCHMARKS.md, "Rough borders").
+# to silence there. Chosen from 0, 0.5 and 1 s on tuning songs of two generators, where 0.5 s gained the
+# most on average over exact and rough borders (BENCHMARKS.md, "Label robustness").
 DEFAULT_GUARD = 0.5
 
 
