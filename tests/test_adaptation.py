@@ -159,6 +159,24 @@ def test_a_source_labelled_silent_for_most_of_the_song_is_warned_about(tiny_mode
         assert not warnings(untouched, mix, acts)
 
 
+def test_labels_of_some_sources_only_are_warned_about(tiny_model):
+    mix, acts = _song()
+    acts[:3] = 1  # only the vocals labelled; the others unconstrained
+
+    def warnings(unlabelled: tuple[str, ...], strategy: str = "P-L5:D") -> list[str]:
+        loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
+        request = AdaptationRequest(strategy=Strategy.parse(strategy), epochs=1)
+        return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False,
+                               unlabelled=unlabelled).warnings
+
+    found = warnings(("drums", "bass", "other"))
+    assert len(found) == 1 and found[0].startswith("only vocals labelled; drums, bass, other unconstrained")
+    assert "--strategy B0 --resplit" in found[0] and "labels draft" in found[0]
+    assert not warnings(())  # every source labelled (the drums, bass and other playing throughout)
+    assert not warnings(("drums", "bass", "other", "vocals"))  # nothing labelled: nothing to compare
+    assert not warnings(("drums", "bass", "other"), "M-L5:D")  # the proposed loss only
+
+
 def test_b0_trains_nothing(tiny_model):
     mix, acts = _song()
     model = _fresh(tiny_model)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,7 +157,7 @@ class GuidedSeparator:
                 raise SettingError("references", None, f"no stem for {', '.join(missing)}; give one file per source "
                                    f"({', '.join(model.sources)})")
             refs = np.stack([self._at_model_rate(references[name], mix.shape[1]) for name in model.sources])
-        return self.plan_array(mix, activations, references=refs, estimate=estimate)
+        return self.plan_array(mix, activations, references=refs, estimate=estimate, unlabelled=labels.unconstrained)
 
     def plan_array(
         self,
@@ -167,15 +167,17 @@ class GuidedSeparator:
         references: np.ndarray | None = None,
         request: AdaptationRequest | None = None,
         estimate: bool = True,
+        unlabelled: Sequence[str] = (),
     ) -> AdaptationPlan:
         """Reset, then plan from a mixture (channels, frames) and activations (sources, frames) at the model's
-        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn)."""
+        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn); ``unlabelled``:
+        the sources the labels leave unconstrained."""
         request = request or self.adaptation
         if request is None:
             raise SettingError("adaptation", None, "this separator was made without an adaptation request")
         self.reset()
         return plan_adaptation(self.loaded, mix, activations, request, self.device, references=references,
-                               estimate=estimate)
+                               estimate=estimate, unlabelled=unlabelled)
 
     def adapt(self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
         """Run a plan made by :meth:`plan`: the model is adapted in place."""
