@@ -68,7 +68,7 @@ complete -c ugosa -n '__ugosa_at separate' -l downmix -d 'Mix inputs with more t
 complete -c ugosa -n '__ugosa_at separate' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
 complete -c ugosa -n '__ugosa_at separate' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at separate' -l gate -d 'Silence each stem outside its labelled regions (with short fades).'
-complete -c ugosa -n '__ugosa_at separate' -l resplit -d 'Re-split the mix among the stems labelled active, frame by frame: resting stems come out silent and the stems still add up to the mix.'
+complete -c ugosa -n '__ugosa_at separate' -l resplit -d 'Apply the labels to the stems, frame by frame: resting stems come out silent (beyond 0.5 s of a border after adapting), their sound handed to the playing stems; without adapting the mix itself is re-split among the stems labelled active.'
 complete -c ugosa -n '__ugosa_at separate' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
 complete -c ugosa -n '__ugosa_at separate' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
 complete -c ugosa -n '__ugosa_at separate' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
