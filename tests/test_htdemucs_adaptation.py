@@ -145,7 +145,9 @@ def test_six_sources_adapt_from_guitar_and_piano_labels():
     model = HTDemucs(HTDemucsConfig(**SMALL_SIZES, segment=Fraction(1, 2), sources=SIX_SOURCES)).eval()
     mix, acts = _song(sources=6)
     acts[4, RATE:] = 0  # guitar rests in the second half
-    result = Adapter(model, mix, acts, _settings("P-L4:D", epochs=3)).run()
+    # Exact borders (guard 0): with the default 0.5 s band, a quarter of these sub-second rests goes untrained
+    # and three epochs of a tiny random model did not lower every source's silence (failing since main merged).
+    result = Adapter(model, mix, acts, _settings("P-L4:D", epochs=3, guard=0.0)).run()
     assert {row.source for row in result.silence} == {"drums", "vocals", "guitar"}
     assert all(row.after_db < row.before_db for row in result.silence)
 
