@@ -47,7 +47,7 @@ _ugosa() {
         case "$path" in
             "") case "$word" in separate|adapt|strategies|eval|bench|demo|model|labels) path="$word" ;; esac ;;
             "model") case "$word" in list|download|path|import|remove) path="model $word" ;; esac ;;
-            "labels") case "$word" in show|convert|from-stems) path="labels $word" ;; esac ;;
+            "labels") case "$word" in show|convert|from-stems|draft) path="labels $word" ;; esac ;;
         esac
     done
     case "$path" in
@@ -78,6 +78,7 @@ _ugosa() {
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
+                --guard) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --protocol) _ugosa_words "$_ugosa_values_protocol"; return ;;
@@ -86,7 +87,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -100,6 +101,7 @@ _ugosa() {
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
+                --guard) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --seed) COMPREPLY=(); return ;;
@@ -110,7 +112,7 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
@@ -145,6 +147,7 @@ _ugosa() {
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
+                --guard) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --seed) COMPREPLY=(); return ;;
@@ -154,7 +157,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in
@@ -194,7 +197,7 @@ _ugosa() {
             ;;
         "labels")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi
-            _ugosa_words "show convert from-stems"
+            _ugosa_words "show convert from-stems draft"
             ;;
         "labels show")
             case "$prev" in
@@ -229,6 +232,22 @@ _ugosa() {
                 -o|--output) compopt -o default; COMPREPLY=(); return ;;
             esac
             if [[ $cur == -* ]]; then _ugosa_words "-f --format --theta --min-region --min-gap -o --output --force -q --quiet --debug -h --help"; return; fi
+            compopt -o default; COMPREPLY=()
+            ;;
+        "labels draft")
+            case "$prev" in
+                -o|--output) compopt -o default; COMPREPLY=(); return ;;
+                -f|--format) _ugosa_words "$_ugosa_values_format"; return ;;
+                --sources) _ugosa_words "$_ugosa_values_stems"; return ;;
+                --stems-dir) compopt -o dirnames; COMPREPLY=(); return ;;
+                --threshold) COMPREPLY=(); return ;;
+                --min-share) COMPREPLY=(); return ;;
+                --min-region) COMPREPLY=(); return ;;
+                --min-gap) COMPREPLY=(); return ;;
+                -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
+            esac
+            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap -m -n --model --name -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

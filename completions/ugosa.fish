@@ -11,7 +11,7 @@ function __ugosa_path
             case 'model'
                 contains -- $word list download path import remove; and set path "model $word"
             case 'labels'
-                contains -- $word show convert from-stems; and set path "labels $word"
+                contains -- $word show convert from-stems draft; and set path "labels $word"
         end
     end
     echo "$path"
@@ -68,12 +68,13 @@ complete -c ugosa -n '__ugosa_at separate' -l downmix -d 'Mix inputs with more t
 complete -c ugosa -n '__ugosa_at separate' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
 complete -c ugosa -n '__ugosa_at separate' -s s -l strategy -r -f -a 'B0 P-L1:D P-L2:D P-L3:D P-L4:D P-L5:D M-L1:D M-L2:D M-L3:D M-L4:D M-L5:D S-L1:D S-L2:D S-L3:D S-L4:D S-L5:D' -d 'B0, or P-Lk:D / M-Lk:D / S-Lk:D with k in 1..5 (see `ugosa strategies`; default: the model\'s recommendation, else P-L2:D).'
 complete -c ugosa -n '__ugosa_at separate' -l gate -d 'Silence each stem outside its labelled regions (with short fades).'
-complete -c ugosa -n '__ugosa_at separate' -l resplit -d 'Re-split the mix among the stems labelled active, frame by frame: resting stems come out silent and the stems still add up to the mix.'
+complete -c ugosa -n '__ugosa_at separate' -l resplit -d 'Apply the labels to the stems, frame by frame: resting stems come out silent (beyond 0.5 s of a border after adapting), their sound handed to the playing stems; without adapting the mix itself is re-split among the stems labelled active.'
 complete -c ugosa -n '__ugosa_at separate' -l epochs -r -f -d 'Passes over the song\'s windows (default: the model\'s recommendation, else the paper\'s 10).'
 complete -c ugosa -n '__ugosa_at separate' -l lr -r -f -d 'Learning rate (default: the model\'s recommendation, else 1e-5).'
 complete -c ugosa -n '__ugosa_at separate' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at separate' -l hop -r -f -d 'Hop between training windows in seconds (default: the model\'s recommendation, else the paper\'s 1).'
 complete -c ugosa -n '__ugosa_at separate' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
+complete -c ugosa -n '__ugosa_at separate' -l guard -r -f -d 'Seconds on each side of every labelled border where the silence term is not applied, so borders drawn a little off do no harm (default: the model\'s recommendation, else 0.5; 0: exact borders).'
 complete -c ugosa -n '__ugosa_at separate' -l batch-size -r -f -d 'Windows per step (default: the model\'s recommendation, else 1; 4 on CUDA).'
 complete -c ugosa -n '__ugosa_at separate' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at separate' -l protocol -r -f -a 'auto paper' -d 'auto: the settings the model file recommends (the demo model has its own), else the paper\'s on a GPU and a plan of about 2x the separation time on a CPU; paper: always the paper\'s (10 epochs, 10 s windows, 1 s hop).'
@@ -100,6 +101,7 @@ complete -c ugosa -n '__ugosa_at adapt' -l lr -r -f -d 'Learning rate (default: 
 complete -c ugosa -n '__ugosa_at adapt' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at adapt' -l hop -r -f -d 'Hop between training windows in seconds (default: the model\'s recommendation, else the paper\'s 1).'
 complete -c ugosa -n '__ugosa_at adapt' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
+complete -c ugosa -n '__ugosa_at adapt' -l guard -r -f -d 'Seconds on each side of every labelled border where the silence term is not applied, so borders drawn a little off do no harm (default: the model\'s recommendation, else 0.5; 0: exact borders).'
 complete -c ugosa -n '__ugosa_at adapt' -l batch-size -r -f -d 'Windows per step (default: the model\'s recommendation, else 1; 4 on CUDA).'
 complete -c ugosa -n '__ugosa_at adapt' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at adapt' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
@@ -158,6 +160,7 @@ complete -c ugosa -n '__ugosa_at bench' -l lr -r -f -d 'Learning rate (default: 
 complete -c ugosa -n '__ugosa_at bench' -l window -r -f -d 'Training window in seconds (default: the model\'s recommendation, else 10).'
 complete -c ugosa -n '__ugosa_at bench' -l hop -r -f -d 'Hop between training windows in seconds (default: the model\'s recommendation, else the paper\'s 1).'
 complete -c ugosa -n '__ugosa_at bench' -l gamma -r -f -d 'Weight of the silence term of the proposed loss (default: the model\'s recommendation, else 1).'
+complete -c ugosa -n '__ugosa_at bench' -l guard -r -f -d 'Seconds on each side of every labelled border where the silence term is not applied, so borders drawn a little off do no harm (default: the model\'s recommendation, else 0.5; 0: exact borders).'
 complete -c ugosa -n '__ugosa_at bench' -l batch-size -r -f -d 'Windows per step (default: the model\'s recommendation, else 1; 4 on CUDA).'
 complete -c ugosa -n '__ugosa_at bench' -l optimizer -r -f -a 'ranger radam adam' -d 'One of ranger, radam, adam (default: the model\'s, else ranger).'
 complete -c ugosa -n '__ugosa_at bench' -l seed -r -f -d 'Seed for repeatable runs (window order, init).'
@@ -235,6 +238,7 @@ complete -c ugosa -n '__ugosa_at model remove' -f -a '(__ugosa_models)'
 complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json).'
 complete -c ugosa -n '__ugosa_at labels' -a convert -d 'Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON).'
 complete -c ugosa -n '__ugosa_at labels' -a from-stems -d 'Detect where each source plays from its isolated stem (the paper\'s method); Audacity labels by default.'
+complete -c ugosa -n '__ugosa_at labels' -a draft -d 'Draft labels from the pretrained model\'s stems: where each source seems to play.'
 complete -c ugosa -n '__ugosa_at labels' -s h -l help -d 'Show this message and exit.'
 
 # ugosa labels show
@@ -276,3 +280,23 @@ complete -c ugosa -n '__ugosa_at labels from-stems' -s q -l quiet -d 'Print only
 complete -c ugosa -n '__ugosa_at labels from-stems' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at labels from-stems' -F
+
+# ugosa labels draft
+complete -c ugosa -n '__ugosa_at labels draft' -s o -l output -r -F -d 'Write the labels here (atomically) and print the path; \'-\' or none: the labels on stdout.'
+complete -c ugosa -n '__ugosa_at labels draft' -s f -l format -r -f -a 'wav flac mp3' -d 'audacity, csv, tsv, frames or json (default: from -o\'s suffix, else audacity).'
+complete -c ugosa -n '__ugosa_at labels draft' -l sources -r -f -a 'drums bass other vocals' -d 'Label only these sources (comma-separated or repeated); the others stay unconstrained.'
+complete -c ugosa -n '__ugosa_at labels draft' -l stems-dir -r -f -a '(__fish_complete_directories)' -d 'Use the stems already in DIR (drums.wav, bass.wav, ..., as `ugosa separate` writes them) instead of separating the song.'
+complete -c ugosa -n '__ugosa_at labels draft' -l threshold -r -f -d 'A stem plays where its level comes within DB of its own loud level (its 95th percentile).'
+complete -c ugosa -n '__ugosa_at labels draft' -l min-share -r -f -d '...'
+complete -c ugosa -n '__ugosa_at labels draft' -l min-region -r -f -d 'Drop active regions shorter than this.'
+complete -c ugosa -n '__ugosa_at labels draft' -l min-gap -r -f -d 'Fill silences shorter than this.'
+complete -c ugosa -n '__ugosa_at labels draft' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
+complete -c ugosa -n '__ugosa_at labels draft' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
+complete -c ugosa -n '__ugosa_at labels draft' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
+complete -c ugosa -n '__ugosa_at labels draft' -l force -d 'Replace the --output file if it exists (an input is never replaced).'
+complete -c ugosa -n '__ugosa_at labels draft' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at labels draft' -l offline -d 'Never use the network; use only cached or local models.'
+complete -c ugosa -n '__ugosa_at labels draft' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at labels draft' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at labels draft' -s h -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at labels draft' -F

@@ -100,6 +100,7 @@ def test_adaptation_does_not_leak_between_songs(cli, model_file, song, tmp_path)
         (("--strategy", "P-L9:D"), "unknown strategy"),
         (("--strategy", "S-L2:D"), "--references"),
         (("--epochs", "0"), "--epochs 0"),
+        (("--guard", "-1"), "--guard -1"),
         (("--protocol", "fastest"), "--protocol"),
     ],
 )
@@ -120,13 +121,27 @@ def test_adapt_needs_labels_and_gate_needs_labels(cli, model_file, song):
 def test_adapt_warns_about_a_source_labelled_silent_for_most_of_the_song(cli, model_file, song, tmp_path):
     path, _ = song
     labels = tmp_path / "mostly.txt"
-    labels.write_text("3\t4\tvocals\n0\t4\tdrums\n0\t4\tbass\n")  # vocals rest 75 %, "other" never plays
+    labels.write_text("3\t4\tvocals\n0\t4\tdrums\n0\t4\tbass\n0\t4\tother\n")  # vocals rest 75 %
     result = cli("adapt", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "a.th", *FAST,
                  "--strategy", "P-L5:D", "--json", "--quiet")
     assert result.exit_code == 0, result.stderr
     warnings = json.loads(result.stdout)["plan"]["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith("vocals is labelled silent for 75% of the song")
     assert "ugosa: warning: vocals is labelled silent for 75%" in result.stderr
+
+
+def test_separate_warns_when_only_some_sources_are_labelled(cli, model_file, song, tmp_path):
+    path, _ = song
+    labels = tmp_path / "vocals.txt"
+    labels.write_text("0\t3\tvocals\n")  # the vocals only, as people often label
+    result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", *FAST,
+                 "--strategy", "P-L5:D", "--json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    stems_report = report["tracks"][0] if "tracks" in report else report
+    warnings = [w for w in stems_report["adaptation"]["plan"]["warnings"] if w.startswith("only vocals labelled")]
+    assert len(warnings) == 1 and "drums, bass, other unconstrained" in warnings[0]
+    assert "ugosa: warning: only vocals labelled" in result.stderr
 
 
 def test_labels_that_never_mark_silence_are_refused(cli, model_file, song, tmp_path):

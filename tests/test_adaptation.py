@@ -159,6 +159,24 @@ def test_a_source_labelled_silent_for_most_of_the_song_is_warned_about(tiny_mode
         assert not warnings(untouched, mix, acts)
 
 
+def test_labels_of_some_sources_only_are_warned_about(tiny_model):
+    mix, acts = _song()
+    acts[:3] = 1  # only the vocals labelled; the others unconstrained
+
+    def warnings(unlabelled: tuple[str, ...], strategy: str = "P-L5:D") -> list[str]:
+        loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
+        request = AdaptationRequest(strategy=Strategy.parse(strategy), epochs=1)
+        return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False,
+                               unlabelled=unlabelled).warnings
+
+    found = warnings(("drums", "bass", "other"))
+    assert len(found) == 1 and found[0].startswith("only vocals labelled; drums, bass, other unconstrained")
+    assert "--strategy B0 --resplit" in found[0] and "labels draft" in found[0]
+    assert not warnings(())  # every source labelled (the drums, bass and other playing throughout)
+    assert not warnings(("drums", "bass", "other", "vocals"))  # nothing labelled: nothing to compare
+    assert not warnings(("drums", "bass", "other"), "M-L5:D")  # the proposed loss only
+
+
 def test_b0_trains_nothing(tiny_model):
     mix, acts = _song()
     model = _fresh(tiny_model)
@@ -209,6 +227,42 @@ def test_full_size_windows_are_recomputed_by_default():
     acts[0, :1000] = 0
     adapter = Adapter(ConvTasNet(ModelConfig()), mix, acts, AdaptationSettings(strategy="P-L2:D"))
     assert adapter.split.recompute and "recomputing activations" in adapter.notes[-1]
+
+
+def test_the_guard_band_keeps_the_silence_term_away_from_each_border():
+    from ugosa_cli.adaptation import guard_borders
+
+    acts = np.ones((4, 100), np.float32)
+    acts[0, 40:60] = 0  # a rest in the middle: both ends are borders
+    acts[1, :30] = 0  # a rest from the song's start: only its end is a border
+    acts[2, 50:58] = 0  # a short rest: the guard takes at most a quarter of it at each end
+    acts[3] = 0  # silent throughout: no border at all
+    guarded = guard_borders(acts, 5)
+    assert np.flatnonzero(guarded[0] == 0).tolist() == list(range(45, 55))
+    assert np.flatnonzero(guarded[1] == 0).tolist() == list(range(25))
+    assert np.flatnonzero(guarded[2] == 0).tolist() == list(range(52, 56))
+    assert not guarded[3].any()
+    np.testing.assert_array_equal(guard_borders(acts, 0), acts)
+
+
+def test_adaptation_applies_the_silence_term_only_outside_the_guard_band(tiny_model):
+    mix, acts = _song()
+    guarded = Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(window=1.0, guard=0.25)).activations
+    exact = Adapter(_fresh(tiny_model), mix, acts, AdaptationSettings(window=1.0, guard=0.0)).activations
+    border = int(1.5 * RATE)  # the vocals start playing here
+    assert exact[3, border - 100] == 0 and guarded[3, border - 100] == 1
+    assert guarded[3, border - int(0.3 * RATE)] == 0 and guarded[3, : RATE // 2].max() == 0  # the song's start is no border
+    with pytest.raises(Exception, match="guard"):
+        AdaptationSettings(guard=-1.0)
+
+
+def test_guard_follows_the_settings_rule(tiny_model):
+    from ugosa_cli.adaptation import DEFAULT_GUARD
+    from ugosa_cli.planning import resolve_settings
+
+    assert resolve_settings(AdaptationRequest(), {}, cuda=False).guard == DEFAULT_GUARD
+    assert resolve_settings(AdaptationRequest(), {"guard": 0.2}, cuda=False).guard == 0.2
+    assert resolve_settings(AdaptationRequest(guard=0.0), {"guard": 0.2}, cuda=False).guard == 0.0
 
 
 def test_the_plan_estimates_more_memory_for_strategies_that_train_more(tiny_model):

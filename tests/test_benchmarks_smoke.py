@@ -94,3 +94,25 @@ def test_htdemucs_adaptation_cost_reports_steps_and_memory_per_strategy():
     assert set(rows) == {(s, m) for s in ("P-L3:D", "P-L5:D") for m in ("ugosa", "plain")}
     assert rows[("P-L3:D", "ugosa")]["trainable_parameters"] > rows[("P-L5:D", "ugosa")]["trainable_parameters"]
     assert all(row["step_seconds"] > 0 and row["peak_rss_mb"] > 100 for row in rows.values())
+
+
+def test_label_robustness_scores_each_kind_of_guidance_with_the_shipped_resplit(tmp_path):
+    scores = tmp_path / "scores.json"
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "label_robustness.py"), "--songs", "1", "--duration", "4",
+        "--epochs", "1", "--threads", "1", "--kinds", "exact,jitter0.5,vocals,rest0.5", "--guards", "0,0.5",
+        "--resplit-variants", "default,mix/mean@0.5", "--json", str(scores),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "resplit default: mode, guard ('mix', 0.0) without adapting, ('stems', 0.5) after" in out
+    assert "jitter0.5@0.5: keeps" in out and "mean SDR below B0's:" in out
+    report = json.loads(scores.read_text())
+    rows = report["records"][0]["rows"]
+    assert set(rows) == {f"{k}@{g}" for k in ("exact", "jitter0.5", "vocals", "rest0.5") for g in ("0", "0.5")}
+    assert {"adapted", "+default", "+mix/mean@0.5", "B0+resplit", "B0+mix/mean@0.5"} <= set(rows["exact@0"])
+    activity = report["activity"]
+    assert activity["exact"]["vocals"]["fp"] == 0 and activity["exact"]["vocals"]["fn"] == 0
+    assert activity["vocals"]["drums"]["fn"] == 0 and activity["vocals"]["drums"]["fp"] > 0  # unconstrained
+    assert activity["rest0.5"]["bass"]["fn"] == 0 and activity["rest0.5"]["bass"]["fp"] > 0  # rests mostly left out

@@ -833,7 +833,7 @@ def _stems_folder(folder: Path) -> list[Path]:
     return [_song_at(folder / f"{name}.wav", 0.5) for name in ("drums", "bass", "other", "vocals")]
 
 
-@pytest.mark.parametrize("command", ["convert", "convert-audio", "from-stems"])
+@pytest.mark.parametrize("command", ["convert", "convert-audio", "from-stems", "draft-song", "draft-stem"])
 def test_labels_output_never_overwrites_an_input_even_with_force(cli, tmp_path, labels_file, command):
     stems = _stems_folder(tmp_path / "track")
     song = _song_at(tmp_path / "song.wav", 1.0)
@@ -841,6 +841,8 @@ def test_labels_output_never_overwrites_an_input_even_with_force(cli, tmp_path, 
         "convert": (("convert", labels_file, "--to", "csv"), labels_file),
         "convert-audio": (("convert", labels_file, "--audio", song, "--to", "csv"), song),
         "from-stems": (("from-stems", tmp_path / "track"), stems[3]),
+        "draft-song": (("draft", song, "--stems-dir", tmp_path / "track", "--format", "csv"), song),
+        "draft-stem": (("draft", song, "--stems-dir", tmp_path / "track", "--format", "csv"), stems[1]),
     }[command]
     before = _snapshot(tmp_path)
     for force in ((), ("--force",)):
@@ -850,12 +852,17 @@ def test_labels_output_never_overwrites_an_input_even_with_force(cli, tmp_path, 
         assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("command", ["convert", "from-stems"])
+@pytest.mark.parametrize("command", ["convert", "from-stems", "draft"])
 def test_labels_output_refuses_an_existing_file_unless_force(cli, tmp_path, labels_file, command):
     _stems_folder(tmp_path / "track")
     target = tmp_path / "out.csv"
     target.write_text("mine\n")
-    args = ("convert", labels_file) if command == "convert" else ("from-stems", tmp_path / "track", "--format", "csv")
+    song = _song_at(tmp_path / "song.wav", 2.5)
+    args = {
+        "convert": ("convert", labels_file),
+        "from-stems": ("from-stems", tmp_path / "track", "--format", "csv"),
+        "draft": ("draft", song, "--stems-dir", tmp_path / "track"),
+    }[command]
     result = cli("labels", *args, "-o", target)
     assert result.exit_code == 2 and result.stdout == "", result.stderr
     assert_one_clear_error(result, str(target), "exists already", "--force")

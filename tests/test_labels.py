@@ -18,6 +18,7 @@ from ugosa_cli.labels import (
     Labels,
     activation_matrix,
     format_labels,
+    guard_silences,
     labels_from_matrix,
     labels_from_regions,
     labels_json,
@@ -248,6 +249,18 @@ def test_margin_widens_active_regions_and_narrows_silences():
     labels = parse("1\t2\tvocals\n5\t6\tvocals\n10\t20\tno drums\n", margin=0.5, duration=30)
     assert labels.regions["vocals"] == ((0.5, 2.5), (4.5, 6.5))
     assert labels.regions["drums"] == ((0.0, 10.5), (19.5, 30.0))
+
+
+def test_the_filter_guard_shortens_each_silence_at_its_borders_by_at_most_a_quarter():
+    labels = parse("0\t4\tvocals\n6\t10\tvocals\n2\t10\tdrums\n0\t1\tbass\n9\t10\tbass\n", duration=10)
+    guarded = guard_silences(labels, 0.5)
+    assert guarded.regions["vocals"] == ((0.0, 4.5), (5.5, 10.0))  # a 2 s rest keeps its middle 1 s
+    assert guarded.regions["drums"] == ((1.5, 10.0),)  # the song's start is no border
+    assert guarded.regions["bass"] == ((0.0, 1.5), (8.5, 10.0))
+    assert guarded.regions["other"] == ((0.0, 10.0),) and guarded.unconstrained == ("other",)
+    short = guard_silences(parse("0\t3\tvocals\n3.8\t10\tvocals\n", duration=10), 1.0)
+    assert short.regions["vocals"] == ((0.0, 3.2), (3.6, 10.0))  # a 0.8 s rest loses 0.2 s at each end, not all
+    assert guard_silences(labels, 0) is labels
 
 
 def test_regions_past_the_end_are_clipped_with_a_warning():

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from ugosa_cli.audio import read_audio
 from ugosa_cli.checkpoint import load_model_file
-from ugosa_cli.labels import Labels, activation_matrix, labels_from_matrix, read_labels
+from ugosa_cli.labels import Labels, activation_matrix, guard_silences, labels_from_matrix, read_labels
 from ugosa_cli.postfilters import Resplit, resplit_array
 from ugosa_cli.separation import mean_blocks, separate_audio
 
@@ -116,11 +116,10 @@ def song(tmp_path):
     return path, labels
 
 
-@pytest.mark.parametrize("strategy", ["B0", "P-L5:D"])
-def test_separate_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labelled(cli, model_file, song, tmp_path, strategy):
+def test_separate_b0_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labelled(cli, model_file, song, tmp_path):
     path, labels = song
     result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", "--resplit",
-                 "--strategy", strategy, "--window", "1", "--epochs", "1", "--bits", "32", "--clip-mode", "none", "--json")
+                 "--strategy", "B0", "--bits", "32", "--clip-mode", "none", "--json")
     assert result.exit_code == 0, result.stderr
     stems = {name: sf.read(p, always_2d=True)[0].T for name, p in json.loads(result.stdout)["stems"].items()}
     mix = sf.read(path, always_2d=True)[0].T
@@ -131,7 +130,11 @@ def test_separate_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_labell
     assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
 
 
-def test_after_adapting_resplit_is_guided_by_the_pretrained_and_adapted_stems_together(cli, model_file, song, tmp_path):
+def test_after_adapting_resplit_keeps_the_adapted_stems_and_re_splits_only_the_resting_ones(
+    cli, model_file, song, tmp_path
+):
+    """The resplit rule after adapting: mode "stems", borders guarded by 0.5 s (never more than a quarter of a
+    silence), guided by the pretrained and adapted stems together."""
     path, labels = song
     flags = ("--labels", labels, "--strategy", "P-L5:D", "--window", "1", "--epochs", "1", "--lr", "1e-2", "--seed", "0")
     adapted = cli("adapt", path, "--model", model_file, "-o", tmp_path / "adapted.th", *flags)
@@ -143,10 +146,19 @@ def test_after_adapting_resplit_is_guided_by_the_pretrained_and_adapted_stems_to
     before = separate_audio(load_model_file(model_file).model, audio)
     after = separate_audio(load_model_file(tmp_path / "adapted.th").model, audio)
     assert np.abs(after - before).max() > 1e-3  # adaptation changed the stems
-    expected = resplit_array(0.5 * (before + after), audio.samples, song_labels, RATE)
-    written = json.loads(result.stdout)["stems"]
+    expected = resplit_array(after, audio.samples, guard_silences(song_labels, 0.5), RATE, guide=0.5 * (before + after),
+                             mode="stems")
+    written = {name: sf.read(p, always_2d=True)[0].T for name, p in json.loads(result.stdout)["stems"].items()}
     for index, name in enumerate(("drums", "bass", "other", "vocals")):
-        np.testing.assert_allclose(sf.read(written[name], always_2d=True)[0].T, expected[index], atol=1e-5)
+        np.testing.assert_allclose(written[name], expected[index], atol=1e-5)
+    np.testing.assert_allclose(sum(written.values()), after.sum(axis=0), atol=1e-4)  # what rests is handed on
+    window = 512
+    assert np.abs(written["vocals"][:, int(2.5 * RATE) + window :]).max() == 0  # silent from 2 s + the 0.5 s guard
+    assert np.abs(written["vocals"][:, 2 * RATE : int(2.5 * RATE) - window]).max() > 0  # the guard lets it play
+    assert np.abs(written["drums"][:, : int(1.125 * RATE) - window]).max() == 0  # 1.5 s rest: a quarter, 0.375 s
+    playing = slice(int(1.125 * RATE) + window, int(2.5 * RATE) - window)  # where no source rests (guards included)
+    np.testing.assert_allclose(written["bass"][:, playing], after[1][:, playing], atol=1e-5)  # the adapted stem itself
+    assert np.abs(written["bass"][:, -RATE:] - after[1][:, -RATE:]).max() > 1e-3  # it gains the vocals' rest there
 
 
 def test_separate_resplit_needs_labels_and_excludes_gate(cli, model_file, song):
@@ -157,3 +169,59 @@ def test_separate_resplit_needs_labels_and_excludes_gate(cli, model_file, song):
     assert result.exit_code == 2 and "exclude each other" in result.stderr
     assert "Traceback" not in result.stderr
 
+
+
+# --- mode "stems": only what the resting stems hold is re-split --------------------------------------------
+
+
+def _streamed_with_guide(stems, guide, mix, labels, size, guide_size, mode="stems"):
+    frames = mix.shape[-1]
+    blocks = (stems[..., s : s + size] for s in range(0, frames, size))
+    guides = (guide[..., s : s + guide_size] for s in range(0, frames, guide_size))
+    return np.concatenate(list(Resplit(labels, RATE, frames, [mix], mode=mode).stream(blocks, guides)), axis=-1)
+
+
+def test_stems_mode_streams_with_its_guide_in_any_block_sizes():
+    stems, mix, labels = _song()
+    estimates = stems * 0.5 + 0.1 * stems[::-1]
+    guide = stems * 0.8
+    whole = resplit_array(estimates, mix, labels, RATE, guide=guide, mode="stems")
+    for size, guide_size in ((1000, 777), (129, 5000), (4096, 1)):
+        np.testing.assert_allclose(_streamed_with_guide(estimates, guide, mix, labels, size, guide_size), whole,
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match="guide ended"):
+        list(Resplit(labels, RATE, mix.shape[-1], [mix], mode="stems").stream([estimates], [guide[..., :-10]]))
+
+
+def test_stems_mode_leaves_stems_alone_where_nothing_rests_and_silences_resting_ones():
+    stems, mix, labels = _song()
+    estimates = stems * 0.5 + 0.1 * stems[::-1]
+    split = resplit_array(estimates, mix, labels, RATE, mode="stems")
+    window = 512
+    everyone = slice(window, 4000 - window)  # all four labelled active here
+    np.testing.assert_allclose(split[..., everyone], estimates[..., everyone], atol=1e-5)
+    assert np.abs(split[1, :, 4000 + window : 12000 - window]).max() == 0  # bass rests in the middle
+    # what the resting stem held is handed on, not lost: the stems' sum is kept
+    np.testing.assert_allclose(split.sum(axis=0), estimates.sum(axis=0), atol=1e-4)
+
+
+def test_stems_mode_hands_a_resting_stems_leakage_to_the_source_the_guide_says_it_sounds_like():
+    frames = 16000
+    _, _, labels = _song(frames)
+    time = np.arange(frames) / RATE
+    tones = np.stack([np.sin(2 * np.pi * hz * time) for hz in (250, 500, 1000, 2000)]).astype(np.float32)
+    stems = np.repeat(tones[:, None, :], 2, axis=1) * activation_matrix(labels, RATE, frames)[:, None, :]
+    leaky = stems.copy()
+    leaky[1] += 0.5 * stems[2]  # the bass estimate holds half of "other" (1 kHz) where the bass rests
+    leaky[2] -= 0.5 * stems[2]
+    split = resplit_array(leaky, stems.sum(axis=0), labels, RATE, guide=stems, mode="stems")
+    middle = slice(4600, 11400)
+    error = lambda estimate: np.mean((estimate[2, :, middle] - stems[2, :, middle]) ** 2)  # noqa: E731
+    assert error(split) < 0.01 * error(leaky)
+    np.testing.assert_allclose(split[0, :, middle], leaky[0, :, middle], atol=1e-4)  # drums untouched there
+
+
+def test_an_unknown_mode_is_refused():
+    _stems, mix, labels = _song(1000)
+    with pytest.raises(ValueError, match="resplit mode"):
+        Resplit(labels, RATE, 1000, [mix], mode="median")

@@ -751,6 +751,29 @@ def labels_from_regions(
     )
 
 
+def guard_silences(labels: Labels, seconds: float) -> Labels:
+    """The labels with every silence of a constrained source shortened by ``seconds`` at each border with an
+    active region, but never by more than a quarter of its length (as the adaptation's guard band): rough
+    borders then cost no sound of a playing source, and a short rest still counts. The song's own start and
+    end are no borders; unconstrained sources are left as they are."""
+    if seconds <= 0:
+        return labels
+    regions = {}
+    for source, spans in labels.regions.items():
+        if source in labels.unconstrained or not spans:
+            regions[source] = spans
+            continue
+        out = []
+        for index, (start, end) in enumerate(spans):
+            before = start - (spans[index - 1][1] if index else 0.0)
+            after = (spans[index + 1][0] if index + 1 < len(spans)
+                     else math.inf if labels.duration is None else labels.duration) - end
+            out.append((start - min(seconds, before / 4), end + min(seconds, after / 4)))
+        regions[source] = _finish(out, 0.0, labels.duration)
+    return Labels(regions=regions, unconstrained=labels.unconstrained, duration=labels.duration,
+                  warnings=labels.warnings)
+
+
 def require_playing(labels: Labels, origin: str) -> None:
     """Refuse labels under which no labelled source plays anywhere: adapting to them would only train the
     labelled sources to silence (usually the labels of another song)."""
@@ -909,6 +932,7 @@ __all__ = [
     "format_clock",
     "format_labels",
     "format_time",
+    "guard_silences",
     "labels_from_matrix",
     "labels_from_regions",
     "labels_json",

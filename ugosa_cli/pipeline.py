@@ -6,17 +6,20 @@ plans and runs the adaptation from the song's labels, then separates the song, b
 file (:meth:`stem_blocks`) or as one array (:meth:`separate_array`), and applies the labels to the stems:
 
 - ``gate``: each stem silenced outside its labelled regions (:class:`~ugosa_cli.postfilters.Gate`);
-- ``resplit``: the mixture re-split among the stems labelled active
-  (:class:`~ugosa_cli.postfilters.Resplit`). After adapting, the split is guided by the mean of the
-  pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`): on the
-  tuning songs it split better than either alone (BENCHMARKS.md).
+- ``resplit``: a label-constrained Wiener filter (:class:`~ugosa_cli.postfilters.Resplit`). Without
+  adapting it re-splits the mixture among the stems labelled active; after adapting it keeps the adapted
+  stems where they are labelled active and re-splits only what the resting stems hold, trusting each border
+  to within a guard band (the *resplit rule*, :meth:`GuidedSeparator.resplit_rule`), guided by the mean of
+  the pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`). Both
+  were chosen on tuning songs (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +29,10 @@ from ugosa_cli.adaptation import AdaptationResult, StepReport
 from ugosa_cli.audio import Audio, fit_length, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
-from ugosa_cli.labels import Labels, activation_matrix
+from ugosa_cli.labels import Labels, activation_matrix, guard_silences
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
-from ugosa_cli.postfilters import Gate, Resplit, StemFilter
+from ugosa_cli.postfilters import RESPLIT_MODES, Gate, Resplit, StemFilter
 from ugosa_cli.separation import (
     AudioBlocks,
     ProgressCallback,
@@ -44,6 +47,12 @@ from ugosa_cli.strategy import B0, Strategy
 
 POST_FILTERS = ("gate", "resplit")
 RESPLIT_GUIDES = ("mean", "adapted")  # "adapted": the adapted model's stems alone (an experiment, BENCHMARKS.md)
+# The resplit rule (mode, guard band in seconds), chosen on tuning songs of two generators (BENCHMARKS.md, "Label
+# robustness"): after adapting, the adapted stems are kept where labelled active and only what the resting stems
+# hold is re-split, with borders trusted to within a guard band; re-splitting the whole mixture there cost up to
+# 0.6 dB of what adaptation gained. Without adapting, the pretrained stems leak much more: the mixture is re-split.
+RESPLIT_AFTER_ADAPTING = ("stems", 0.5)
+RESPLIT_PRETRAINED = ("mix", 0.0)
 
 
 @dataclass
@@ -76,11 +85,15 @@ class GuidedSeparator:
         adaptation: AdaptationRequest | None = None,
         post_filter: str | None = None,
         resplit_guide: str = "mean",
+        resplit_mode: str | None = None,
+        filter_guard: float | None = None,
     ) -> None:
         if post_filter is not None and post_filter not in POST_FILTERS:
             raise SettingError("post_filter", post_filter, f"use one of {', '.join(POST_FILTERS)}")
         if resplit_guide not in RESPLIT_GUIDES:
             raise SettingError("resplit_guide", resplit_guide, f"use one of {', '.join(RESPLIT_GUIDES)}")
+        if resplit_mode is not None and resplit_mode not in RESPLIT_MODES:
+            raise SettingError("resplit_mode", resplit_mode, f"use one of {', '.join(RESPLIT_MODES)}")
         check_segment(loaded.model, options.segment)
         self.loaded = loaded
         self.model = loaded.model
@@ -89,6 +102,9 @@ class GuidedSeparator:
         self.adaptation = adaptation
         self.post_filter = post_filter
         self.resplit_guide = resplit_guide
+        # None: the resplit rule (:meth:`resplit_rule`); a benchmark may set either.
+        self.resplit_mode = resplit_mode
+        self.filter_guard = filter_guard  # seconds at each labelled border where the post-filter lets a source play
         self.strategy: Strategy = (
             B0 if adaptation is None else resolve_strategy(adaptation, recommendation(loaded, adaptation.protocol))
         )
@@ -141,7 +157,7 @@ class GuidedSeparator:
                 raise SettingError("references", None, f"no stem for {', '.join(missing)}; give one file per source "
                                    f"({', '.join(model.sources)})")
             refs = np.stack([self._at_model_rate(references[name], mix.shape[1]) for name in model.sources])
-        return self.plan_array(mix, activations, references=refs, estimate=estimate)
+        return self.plan_array(mix, activations, references=refs, estimate=estimate, unlabelled=labels.unconstrained)
 
     def plan_array(
         self,
@@ -151,15 +167,17 @@ class GuidedSeparator:
         references: np.ndarray | None = None,
         request: AdaptationRequest | None = None,
         estimate: bool = True,
+        unlabelled: Sequence[str] = (),
     ) -> AdaptationPlan:
         """Reset, then plan from a mixture (channels, frames) and activations (sources, frames) at the model's
-        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn)."""
+        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn); ``unlabelled``:
+        the sources the labels leave unconstrained."""
         request = request or self.adaptation
         if request is None:
             raise SettingError("adaptation", None, "this separator was made without an adaptation request")
         self.reset()
         return plan_adaptation(self.loaded, mix, activations, request, self.device, references=references,
-                               estimate=estimate)
+                               estimate=estimate, unlabelled=unlabelled)
 
     def adapt(self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
         """Run a plan made by :meth:`plan`: the model is adapted in place."""
@@ -181,11 +199,15 @@ class GuidedSeparator:
         blocks: Iterable[np.ndarray] = separate_blocks(
             self.model, audio, self.options, self.device, progress, downmix=downmix
         )
-        if self._guided_by_both():
-            pretrained = separate_blocks(self._pretrained_model(), audio, self.options, self.device, downmix=downmix)
-            blocks = self.guide(blocks, pretrained)
         stem_filter = self._filter(labels, audio.samplerate, audio.frames, lambda: stem_channel_blocks(audio, downmix=downmix))
-        return iter(stem_filter.stream(blocks)) if stem_filter else iter(blocks)
+        if stem_filter is None:
+            return iter(blocks)
+        guide = None
+        if self._guided_by_both():
+            blocks, own = itertools.tee(blocks)
+            pretrained = separate_blocks(self._pretrained_model(), audio, self.options, self.device, downmix=downmix)
+            guide = self.guide(own, pretrained)
+        return iter(stem_filter.stream(blocks, guide))
 
     def separate_array(
         self,
@@ -198,14 +220,22 @@ class GuidedSeparator:
         """Separate a mixture (model channels, frames) at the model's rate; ``pretrained``: the pretrained
         model's stems of it when already known (they guide the resplit after adapting)."""
         stems = separate_array(self.model, mix, self.options, self.device, progress)
-        guide: np.ndarray = stems
+        return self.filter_array(mix, stems, labels, pretrained=pretrained)
+
+    def filter_array(
+        self, mix: np.ndarray, stems: np.ndarray, labels: Labels | None = None, *, pretrained: np.ndarray | None = None
+    ) -> SongStems:
+        """Apply the post-filter to stems (sources, channels, frames) the model made of ``mix`` at its rate (a
+        benchmark scoring several filters of one separation); ``pretrained`` as for :meth:`separate_array`."""
+        stem_filter = self._filter(labels, self.model.samplerate, mix.shape[-1], lambda: [mix])
+        if stem_filter is None:
+            return SongStems(stems, stems, pretrained)
+        guide = None
         if self._guided_by_both():
             if pretrained is None:
                 pretrained = separate_array(self._pretrained_model(), mix, self.options, self.device)
-            guide = next(iter(self.guide([stems], [pretrained])))
-        rate = self.model.samplerate
-        stem_filter = self._filter(labels, rate, mix.shape[-1], lambda: [mix])
-        written = np.concatenate(list(stem_filter.stream([guide])), axis=-1) if stem_filter else stems
+            guide = [next(iter(self.guide([stems], [pretrained])))]
+        written = np.concatenate(list(stem_filter.stream([stems], guide)), axis=-1)
         return SongStems(written, stems, pretrained)
 
     @staticmethod
@@ -213,6 +243,13 @@ class GuidedSeparator:
         """The guide rule: after adapting, the resplit is guided by the mean of the adapted and the pretrained
         model's stems (streams of blocks of the same song, any block sizes)."""
         return mean_blocks(adapted, pretrained)
+
+    def resplit_rule(self) -> tuple[str, float]:
+        """The resplit's mode and guard band now: :data:`RESPLIT_AFTER_ADAPTING` once the model holds adapted
+        weights, else :data:`RESPLIT_PRETRAINED`, each part unless set on the separator."""
+        mode, guard = RESPLIT_AFTER_ADAPTING if self.adapted else RESPLIT_PRETRAINED
+        return (mode if self.resplit_mode is None else self.resplit_mode,
+                guard if self.filter_guard is None else self.filter_guard)
 
     def _guided_by_both(self) -> bool:
         return self.post_filter == "resplit" and self.adapted and self.resplit_guide == "mean"
@@ -233,9 +270,10 @@ class GuidedSeparator:
             return None
         if labels is None:
             raise SettingError("post_filter", self.post_filter, "needs the song's labels")
+        mode, guard = self.resplit_rule()
         if self.post_filter == "gate":
-            return Gate(labels, samplerate, frames)
-        return Resplit(labels, samplerate, frames, mixture())
+            return Gate(guard_silences(labels, self.filter_guard or 0.0), samplerate, frames)
+        return Resplit(guard_silences(labels, guard), samplerate, frames, mixture(), mode=mode)
 
     def _at_model_rate(self, audio: Audio, frames: int) -> np.ndarray:
         model = self.model

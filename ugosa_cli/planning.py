@@ -29,7 +29,7 @@ from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available
 PROTOCOLS = ("auto", "paper")
 ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
 # The settings a model file may recommend for itself, and a user may give.
-CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "batch_size", "optimizer")
+CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "guard", "batch_size", "optimizer")
 CUDA_BATCH_SIZE = 4
 # With the proposed loss, a source labelled silent for more of the song than this (though it plays
 # elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
@@ -46,6 +46,7 @@ class AdaptationRequest:
     window: float | None = None
     hop: float | None = None
     gamma: float | None = None
+    guard: float | None = None
     batch_size: int | None = None
     optimizer: str | None = None
     seed: int | None = 0
@@ -174,6 +175,17 @@ def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float 
     return {name: float(share) for name, share in zip(sources, shares) if limit < share < 1}
 
 
+def partial_labels_warning(free: Sequence[str], labelled: Sequence[str]) -> str:
+    """The warning for labels of some sources only (``free``: the unconstrained ones)."""
+    return (
+        f"only {', '.join(labelled)} labelled; {', '.join(free)} unconstrained: with one source's labels alone the "
+        "proposed loss lowered the mean SDR below the pretrained model's on the demo model's benchmark songs, "
+        "the unlabelled sources and the labelled one alike (BENCHMARKS.md, \"Label robustness\"); label every "
+        "source (`ugosa labels draft` drafts them), or keep the model and apply the labels to the output: "
+        "--strategy B0 --resplit"
+    )
+
+
 @dataclass
 class AdaptationPlan:
     """What an adaptation will do, decided before it trains; :attr:`adapter` runs it."""
@@ -219,9 +231,11 @@ def plan_adaptation(
     *,
     references: np.ndarray | None = None,
     estimate: bool = True,
+    unlabelled: Sequence[str] = (),
 ) -> AdaptationPlan:
     """The plan of adapting ``loaded.model`` to one song: ``mix`` (channels, frames) and ``activations``
-    (sources, frames) at the model's rate, ``references`` (sources, channels, frames) for S- strategies.
+    (sources, frames) at the model's rate, ``references`` (sources, channels, frames) for S- strategies;
+    ``unlabelled``: the sources the labels leave unconstrained (warned about when others are labelled).
 
     With ``estimate`` a few steps are timed (no update is made) to estimate the training time; the CPU
     plan always times them.
@@ -255,6 +269,9 @@ def plan_adaptation(
                 "where it plays as well; check its stem (or keep the model as is and apply the labels to "
                 "the output: --strategy B0 --resplit)"
             )
+        free = [name for name in model.sources if name in unlabelled]
+        if free and len(free) < len(model.sources):
+            warnings.append(partial_labels_warning(free, [name for name in model.sources if name not in free]))
     return AdaptationPlan(
         strategy=strategy,
         settings=settings,

@@ -21,6 +21,7 @@ from ugosa_cli.cli.guidance import (
     DeviceOpt,
     Epochs,
     Gamma,
+    Guard,
     Hop,
     IgnoreUnknown,
     LabelOptions,
@@ -81,6 +82,7 @@ def adapt(
     window: Window = None,
     hop: Hop = None,
     gamma: Gamma = None,
+    guard: Guard = None,
     batch_size: BatchSize = None,
     optimizer: OptimizerOpt = None,
     seed: Seed = 0,
@@ -112,7 +114,7 @@ def adapt(
     ensure_writable(target.resolve().parent)
     with guidance.flags_named():
         request = guidance.adaptation_request(
-            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, batch_size=batch_size,
+            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
         loaded = common.load_model(model, offline=offline)

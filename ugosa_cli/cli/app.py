@@ -45,7 +45,7 @@ def root(
 
 
 def _register() -> None:
-    from ugosa_cli.cli import adapt_cmd, bench_cmd, demo_cmd, eval_cmd, labels_cmd, model_cmd, separate_cmd
+    from ugosa_cli.cli import adapt_cmd, bench_cmd, demo_cmd, draft_cmd, eval_cmd, labels_cmd, model_cmd, separate_cmd
 
     app.command("separate", no_args_is_help=True)(separate_cmd.separate)
     app.command("adapt", no_args_is_help=True)(adapt_cmd.adapt)
@@ -54,6 +54,7 @@ def _register() -> None:
     app.command("bench", no_args_is_help=True)(bench_cmd.bench)
     app.command("demo")(demo_cmd.demo)
     app.add_typer(model_cmd.app, name="model")
+    labels_cmd.app.command("draft", no_args_is_help=True)(draft_cmd.draft)
     app.add_typer(labels_cmd.app, name="labels")
 
 

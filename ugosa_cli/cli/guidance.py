@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ugosa_cli.adaptation import OPTIMIZERS, AdaptationResult, StepReport
+from ugosa_cli.adaptation import DEFAULT_GUARD, OPTIMIZERS, AdaptationResult, StepReport
 from ugosa_cli.audio import Audio, collect_stems
 from ugosa_cli.cli import common
 from ugosa_cli.errors import SettingError
@@ -29,6 +29,7 @@ FLAGS = {
     "window": "--window",
     "hop": "--hop",
     "gamma": "--gamma",
+    "guard": "--guard",
     "batch_size": "--batch-size",
     "optimizer": "--optimizer",
     "seed": "--seed",
@@ -103,6 +104,14 @@ Gamma = Annotated[
         help="Weight of the silence term of the proposed loss (default: the model's recommendation, else 1).",
     ),
 ]
+Guard = Annotated[
+    Optional[float],
+    typer.Option(
+        "--guard", metavar="SEC",
+        help=f"Seconds on each side of every labelled border where the silence term is not applied, so borders "
+        f"drawn a little off do no harm (default: the model's recommendation, else {DEFAULT_GUARD:g}; 0: exact borders).",
+    ),
+]
 BatchSize = Annotated[
     Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step (default: the model's recommendation, else 1; 4 on CUDA).")
 ]
@@ -143,11 +152,12 @@ def adaptation_request(
     seed: Optional[int],
     protocol: str,
     amp: bool,
+    guard: Optional[float] = None,
 ) -> AdaptationRequest:
     """The user's explicit settings (the strategy parsed here, once)."""
     return AdaptationRequest(
         strategy=Strategy.parse(strategy) if strategy is not None else None,
-        epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, batch_size=batch_size, optimizer=optimizer,
+        epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size, optimizer=optimizer,
         seed=seed, amp=amp, protocol=protocol,
     )
 

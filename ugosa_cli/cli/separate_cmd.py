@@ -189,8 +189,9 @@ def separate(
         bool,
         typer.Option(
             "--resplit",
-            help="Re-split the mix among the stems labelled active, frame by frame: resting stems come out silent "
-            "and the stems still add up to the mix.",
+            help="Apply the labels to the stems, frame by frame: resting stems come out silent (beyond 0.5 s of a "
+            "border after adapting), their sound handed to the playing stems; without adapting the mix itself is "
+            "re-split among the stems labelled active.",
         ),
     ] = False,
     epochs: guidance.Epochs = None,
@@ -198,6 +199,7 @@ def separate(
     window: guidance.Window = None,
     hop: guidance.Hop = None,
     gamma: guidance.Gamma = None,
+    guard: guidance.Guard = None,
     batch_size: guidance.BatchSize = None,
     optimizer: guidance.OptimizerOpt = None,
     protocol: guidance.Protocol = "auto",
@@ -237,7 +239,7 @@ def separate(
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
-            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, batch_size=batch_size,
+            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
     label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
