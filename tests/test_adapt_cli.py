@@ -34,6 +34,7 @@ def test_strategies_json_lists_counts(cli, model_file):
     assert rows["P-L5:D"]["trainable_parameters"] == 16 * 2 * 8
 
 
+@pytest.mark.slow  # among the slowest: CI runs it
 def test_adapt_writes_a_checkpoint_with_provenance(cli, model_file, song, tmp_path):
     path, labels = song
     out = tmp_path / "adapted.th"
@@ -184,6 +185,7 @@ def test_separate_with_labels_follows_the_model_recommendation(cli, tiny_model, 
 
 
 @pytest.mark.parametrize("schedule", [("--epochs", "3", "--hop", "0.5"), ()], ids=["explicit", "cpu-plan"])
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_separate_with_labels_repeats_and_equals_adapt_then_separate(cli, model_file, tmp_path, schedule):
     """One step (`separate --labels`) twice, and two steps (`adapt -o` then `separate --model`), with the
     default seed: the same stems, bit for bit, on a song of several windows and epochs (and on the CPU

@@ -132,6 +132,7 @@ def test_bench_runs_end_to_end_and_resume_recomputes_nothing(cli, musdb, model_f
     assert f"| P-L3:D | {rows['P-L3:D']['trainable_parameters']:,} |" in again.stdout
 
 
+@pytest.mark.slow  # among the slowest: CI runs it
 def test_stored_results_are_not_overwritten_or_mixed_with_other_settings(cli, musdb, model_file, tmp_path, monkeypatch):
     out = tmp_path / "bench"
     args = ("bench", "--musdb", musdb, "--names", "Gamma Song", "--strategies", "B0,P-L5:D", "-o", out,

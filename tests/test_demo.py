@@ -118,6 +118,7 @@ def test_demo_cli_resplit_table_shows_the_filter_without_training_for_comparison
 
 
 @pytest.mark.parametrize("rests", ["quarters", "sections"])
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_demo_cli_rest_layout_decides_where_the_labels_put_silences(cli, tmp_path, rests):
     out = tmp_path / rests
     result = cli("demo", "--duration", "4", "--rests", rests, "--strategy", "P-L5:D", "--out", out, "--json", "-q")

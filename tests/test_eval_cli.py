@@ -118,6 +118,7 @@ def test_chosen_sources_and_named_files(cli, track) -> None:
     )
 
 
+@pytest.mark.slow  # among the slowest: CI runs it
 def test_rate_length_and_channels_are_reconciled_with_warnings(cli, tmp_path) -> None:
     refs = stems(channels=2)
     ref_dir = write(tmp_path / "ref", refs)

@@ -487,6 +487,7 @@ def test_names_from_the_model_cache_are_escaped_on_stdout(cli, tmp_path, monkeyp
     assert name in [row["name"] for row in json.loads(as_json.stdout)["models"]]  # JSON escapes, same value
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_stem_names_from_files_are_escaped_in_the_eval_table(cli, tmp_path):
     for folder in ("refs", "ests"):
         (tmp_path / folder).mkdir()
@@ -531,6 +532,7 @@ def fifo(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_labels_from_a_device_or_a_fifo_are_refused_without_reading(tmp_path, fifo, write_wav, model_file):
     song = write_wav(seconds=0.2)
     for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
@@ -555,6 +557,7 @@ def test_a_labels_file_over_16_mib_is_refused(cli, tmp_path):
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_a_track_list_from_a_device_a_fifo_or_too_big_is_refused(tmp_path, fifo, model_file):
     for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
         result = _run_bounded(["separate", "--from-list", source, "--model", model_file, "-o", tmp_path / "o"])
@@ -578,6 +581,7 @@ def test_audio_from_a_device_or_a_fifo_is_not_called_empty(cli, tmp_path, fifo, 
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_a_model_file_that_is_a_device_or_a_fifo_is_refused_without_reading(tmp_path, fifo, write_wav):
     song = write_wav(seconds=0.2)
     for source, kind in (("/dev/zero", "character device"), (fifo, "named pipe")):
@@ -672,6 +676,7 @@ def test_bench_names_the_eval_window_flags(cli, tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_sighup_and_sigterm_stop_like_ctrl_c_and_remove_temporaries(tmp_path, model_file, signum):
     song = tmp_path / "long.wav"
     sf.write(song, tone_mix(30.0, 8000), 8000)

@@ -326,6 +326,7 @@ def package_file(tmp_path_factory, fake_demucs, released_state) -> Path:
     return write_package(fake_demucs, out, htdemucs_kwargs(), released_state)
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_a_demucs_file_loads_without_demucs(package_file, released_state):
     unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(package_file)
     assert "demucs.htdemucs.HTDemucs" in unsafe  # what plain weights_only=True refuses
@@ -350,6 +351,7 @@ def test_the_fallback_unpickler_reads_the_same_file(package_file, monkeypatch):
     assert len(package.state) == 533
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_a_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path, fake_demucs, released_state, monkeypatch):
     small_state = {"x": torch.zeros(2)}
     zipped = write_package(fake_demucs, tmp_path / "evil.th", htdemucs_kwargs(), small_state, evil=True)
@@ -385,6 +387,7 @@ def test_the_scan_names_globals_in_every_pickle_protocol(protocol, tmp_path, mon
 
 
 @pytest.mark.parametrize("klass", ["demucs.hdemucs.HDemucs", "demucs.demucs.Demucs"])
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_other_demucs_models_are_refused(tmp_path, fake_demucs, klass):
     path = write_package(fake_demucs, tmp_path / "other.th", htdemucs_kwargs(), {"x": torch.zeros(1)}, klass=klass)
     assert is_demucs_package(path)
@@ -392,6 +395,7 @@ def test_other_demucs_models_are_refused(tmp_path, fake_demucs, klass):
         read_demucs_package(path)
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_quantized_files_are_refused(tmp_path, fake_demucs):
     state = {"__quantized": True, "quantized": [torch.zeros(3, dtype=torch.uint8)]}
     path = write_package(fake_demucs, tmp_path / "q.th", htdemucs_kwargs(), state)
@@ -399,6 +403,7 @@ def test_quantized_files_are_refused(tmp_path, fake_demucs):
         read_demucs_package(path)
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_an_unknown_setting_is_refused_by_name(tmp_path, fake_demucs):
     path = write_package(fake_demucs, tmp_path / "k.th", {**htdemucs_kwargs(), "t_fancy": 3}, {"x": torch.zeros(1)})
     with pytest.raises(InputError, match=r"k\.th: unknown HT-Demucs setting t_fancy=3"):

@@ -102,6 +102,7 @@ def test_cached_prefix_gives_the_same_updates_as_recomputing_it():
         assert torch.equal(states[0][key], states[1][key]), key
 
 
+@pytest.mark.slow  # among the slowest: CI runs it
 def test_recomputing_activations_gives_the_same_updates():
     states = []
     for budget in (1 << 40, 0):
@@ -204,6 +205,7 @@ def test_strategies_lists_the_htdemucs_cuts(cli, ht_file):
     assert "both encoders always frozen" in " ".join(table.stdout.split())
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_separate_with_labels_and_resplit_on_htdemucs(cli, ht_file, song, tmp_path):
     path, labels = song
     result = cli("separate", path, "--model", ht_file, "--labels", labels, "--strategy", "P-L4:D", "--epochs", "2",
@@ -222,6 +224,7 @@ def test_separate_with_labels_and_resplit_on_htdemucs(cli, ht_file, song, tmp_pa
     np.testing.assert_allclose(stems, adapted, atol=1e-4)  # what the resting stem held went to the playing ones
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_adapt_then_separate_with_the_adapted_file_equals_one_step(cli, ht_file, song, tmp_path):
     path, labels = song
     settings = ("--strategy", "P-L3:D", "--epochs", "2", "--lr", "1e-3")

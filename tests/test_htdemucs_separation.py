@@ -48,6 +48,7 @@ def _mix(seconds: float, seed: int = 0, rate: int = RATE) -> np.ndarray:
 @pytest.mark.parametrize("options", [SeparationOptions(), SeparationOptions(shifts=2, seed=5),
                                      SeparationOptions(overlap=0.5, segment=0.3)], ids=["plain", "shifts", "short"])
 @pytest.mark.parametrize("bag", [False, True], ids=["model", "bag"])
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_streaming_equals_the_whole_array(options, bag):
     model = ModelBag([small_model(1), small_model(2)], [[1, 0, 1, 0], [0, 1, 1, 1]]) if bag else small_model(1)
     mix = _mix(2.3)
@@ -213,6 +214,7 @@ def test_separate_a_demucs_v4_url_gives_demucs_stems(cli, tmp_path, server, hub_
 
 
 @pytest.mark.parametrize("kind", ["code", "foreign class", "quantized", "unknown setting"])
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_a_bad_demucs_v4_file_is_refused_with_exit_2_and_nothing_runs(cli, tmp_path, write_wav, fake_demucs, kind):
     from reference import htdemucs_kwargs
 

@@ -409,6 +409,7 @@ documents = st.one_of(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=documents, fmt=st.sampled_from([None, *LABEL_FORMATS]), duration=st.sampled_from([None, 5.0]),
        margin=st.sampled_from([0.0, 0.3]), ignore=st.booleans())
+@pytest.mark.slow  # among the slowest: CI runs it
 def test_no_input_crashes_the_parser_with_anything_but_input_error(text, fmt, duration, margin, ignore):
     try:
         labels = parse_labels(text, origin="fuzz", fmt=fmt, duration=duration, margin=margin, ignore_unknown=ignore)

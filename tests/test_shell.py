@@ -38,6 +38,7 @@ def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_a_pipe_gets_clean_json_while_stderr_carries_the_progress(tmp_path, model_file, songs):
     listing = "\\n".join(["# my catalogue", str(songs[0]), "", str(songs[1])])
     result = shell(
@@ -55,6 +56,7 @@ def test_a_pipe_gets_clean_json_while_stderr_carries_the_progress(tmp_path, mode
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_jq_picks_one_stem_per_song(tmp_path, model_file, songs):
     quoted = " ".join(shlex.quote(str(s)) for s in songs)
     result = shell(f"{UGOSA} separate {quoted} --json -q --model {model_file} -o out | jq -r .stems.vocals", tmp_path)
@@ -62,6 +64,7 @@ def test_jq_picks_one_stem_per_song(tmp_path, model_file, songs):
     assert [Path(p).parent.name for p in result.stdout.split("\n") if p] == ["a", "b c"]
 
 
+@pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_one_failing_song_fails_the_pipeline_but_keeps_the_others(tmp_path, model_file, songs):
     result = shell(
         f"{UGOSA} separate {shlex.quote(str(songs[0]))} missing.wav --model {model_file} -o out | cat", tmp_path

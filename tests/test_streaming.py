@@ -53,6 +53,7 @@ def test_streamed_file_gives_the_stems_of_separating_the_whole_song_at_once(tiny
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
 
 
+@pytest.mark.slow  # among the slowest: CI runs it
 def test_memory_does_not_grow_with_the_song(tiny_model, tmp_path):
     def peak_numpy_bytes(seconds: float) -> int:
         path = _write(tmp_path / f"song-{seconds}.wav", seconds, 8000, 2)
