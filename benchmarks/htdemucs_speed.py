@@ -31,24 +31,13 @@ from fractions import Fraction
 from typing import Any
 
 import torch
-from reference import htdemucs_kwargs, import_demucs_v4
+from reference import htdemucs_kwargs, import_demucs_v4, randomise_scales_and_norms
 
 from ugosa_cli.models.htdemucs import HTDemucsConfig, build_from_config, build_htdemucs
 from ugosa_cli.separation import separate_tensor
 
 TINY = dict(channels=16, nfft=512, depth=3, t_heads=2, bottom_channels=32, t_layers=3, samplerate=8000,
             segment=Fraction(1, 2))
-
-
-def randomise(model: torch.nn.Module, seed: int = 1) -> None:
-    """LayerScales to 0.3-0.7 and norm affines away from (1, 0), as trained models have them."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(".scale"):
-                parameter.copy_(0.3 + 0.4 * torch.rand(parameter.shape, generator=generator))
-            elif "norm" in name or name.endswith((".1.weight", ".1.bias", ".4.weight", ".4.bias")):
-                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
 
 
 def matmul_rate(threads: int, repeats: int = 5) -> float:
@@ -124,7 +113,7 @@ def main() -> None:
         kwargs.update(TINY)
     torch.manual_seed(0)
     reference = reference_class(**kwargs)
-    randomise(reference)
+    randomise_scales_and_norms(reference)
     reference.eval()
     if args.tiny:
         ours = build_from_config(HTDemucsConfig(**TINY), reference.state_dict())

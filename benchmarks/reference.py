@@ -92,3 +92,20 @@ def htdemucs_kwargs(six_sources: bool = False) -> dict[str, Any]:
         kwargs["sources"] = ["drums", "bass", "other", "vocals", "guitar", "piano"]
         kwargs["bottom_channels"] = 0
     return kwargs
+
+
+def randomise_scales_and_norms(model: Any, seed: int = 1) -> None:
+    """LayerScales to about 0.5 and every norm's affine away from (1, 0): the transformer and DConv matter.
+
+    With demucs' initial LayerScales (1e-4, 1e-3) the transformer changes the stems by about 1e-6, so a 1e-4
+    comparison could not see a wrong transformer (and speed figures would not be those of a trained model).
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".scale"):
+                parameter.copy_(0.3 + 0.4 * torch.rand(parameter.shape, generator=generator))
+            elif "norm" in name or name.endswith((".1.weight", ".1.bias", ".4.weight", ".4.bias")):
+                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))

@@ -113,7 +113,7 @@ complete -c ugosa -n '__ugosa_at adapt' -l map -r -f -d 'Map your label words to
 complete -c ugosa -n '__ugosa_at adapt' -l ignore-unknown -d 'Skip labels naming no known source.'
 complete -c ugosa -n '__ugosa_at adapt' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
 complete -c ugosa -n '__ugosa_at adapt' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
-complete -c ugosa -n '__ugosa_at adapt' -l downmix -d 'Mix more than 2 channels down to stereo.'
+complete -c ugosa -n '__ugosa_at adapt' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
 complete -c ugosa -n '__ugosa_at adapt' -l dry-run -d 'Print the plan and a time estimate; do not train.'
 complete -c ugosa -n '__ugosa_at adapt' -l force -d 'Replace the model file if it exists (an input is never replaced).'
 complete -c ugosa -n '__ugosa_at adapt' -l json -d 'Print results as JSON on stdout.'

@@ -34,7 +34,7 @@ from ugosa_cli.models.htdemucs import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from reference import htdemucs_kwargs, import_demucs, import_demucs_v4  # noqa: E402
+from reference import htdemucs_kwargs, import_demucs, import_demucs_v4, randomise_scales_and_norms  # noqa: E402
 
 # Same structure as the released model, small enough for milliseconds: 3 layers, 16 channels, 0.5 s at 8 kHz.
 SMALL_SIZES = dict(channels=16, nfft=512, depth=3, t_heads=2, bottom_channels=32, t_layers=3, samplerate=8000)
@@ -47,21 +47,6 @@ def small_model(seed: int = 0, config: HTDemucsConfig = SMALL) -> HTDemucs:
     model = HTDemucs(config)
     randomise_scales_and_norms(model)
     return model.eval()
-
-
-def randomise_scales_and_norms(model: torch.nn.Module, seed: int = 1) -> None:
-    """LayerScales to about 0.5 and every norm's affine away from (1, 0): the transformer and DConv matter.
-
-    With demucs' initial LayerScales (1e-4, 1e-3) the transformer changes the stems by about 1e-6, so a 1e-4
-    comparison could not see a wrong transformer.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(".scale"):
-                parameter.copy_(0.3 + 0.4 * torch.rand(parameter.shape, generator=generator))
-            elif "norm" in name or name.endswith((".1.weight", ".1.bias", ".4.weight", ".4.bias")):
-                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -94,7 +94,7 @@ def adapt(
     ignore_unknown: IgnoreUnknown = False,
     margin: Margin = 0.0,
     device: DeviceOpt = "auto",
-    downmix: Annotated[bool, typer.Option("--downmix", help="Mix more than 2 channels down to stereo.")] = False,
+    downmix: common.Downmix = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a time estimate; do not train.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Replace the model file if it exists (an input is never replaced).")

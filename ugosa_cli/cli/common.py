@@ -196,6 +196,9 @@ class Reporter:
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results, warnings and errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
+Downmix = Annotated[
+    bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
+]
 ModelSpec = Annotated[
     str, typer.Option("--model", "-m", "--name", "-n", metavar="NAME|FILE|URL", help="Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.")
 ]

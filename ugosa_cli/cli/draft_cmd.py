@@ -91,9 +91,7 @@ def draft(
     ] = _DEFAULTS.min_gap,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     device: guidance.DeviceOpt = "auto",
-    downmix: Annotated[
-        bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
-    ] = False,
+    downmix: common.Downmix = False,
     force: labels_cmd.ForceOpt = False,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,

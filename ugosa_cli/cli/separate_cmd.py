@@ -177,9 +177,7 @@ def separate(
     ] = 0,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the random shifts and the adaptation (window order); the same seed repeats a CPU run exactly.", metavar="N")] = 0,
     device: guidance.DeviceOpt = "auto",
-    downmix: Annotated[
-        bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
-    ] = False,
+    downmix: common.Downmix = False,
     labels: guidance.LabelsOpt = None,
     strategy: guidance.StrategyOpt = None,
     gate: Annotated[
