@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import platform
 import sys
@@ -62,7 +63,8 @@ from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import RESPLIT_AFTER_ADAPTING, RESPLIT_PRETRAINED, GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
 
-KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals", "rest0.5", "rest1", "rest2")
+KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals", "allbutvocals", "rest0.5", "rest1",
+         "rest2")
 GENERATORS = ("synth", "other", "hybrid")
 TARGET_KEPT = 0.7  # share of the exact-label gain kept with borders off by up to 0.5 s
 
@@ -82,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--guards", default=None,
                         help="comma-separated guard bands (s) to adapt with, each a row (default: the setting's own)")
+    parser.add_argument("--anchors", default=None,
+                        help="comma-separated anchor weights to adapt with, each a row (default: the setting's own)")
     parser.add_argument("--resplit-variants", default="default",
                         help="post-filters to score, comma-separated: mode/guide (mix/mean, stems/adapted, ...), gate, "
                              "or default (what separate --resplit does), each optionally @SEC (the filter's guard band)")
@@ -176,10 +180,17 @@ def guidance(kind: str, song: Song, pretrained: np.ndarray, rng: np.random.Gener
         return jittered(song, float(kind[len("jitter"):]), rng)
     if kind == "draft":
         return draft_labels([pretrained], [song.mix], song.samplerate, SOURCES, settings=DraftSettings())
+    if kind.startswith("draft:"):  # draft:SETTING=VALUE[:...]: the draft with other DraftSettings
+        pairs = [part.split("=") for part in kind.split(":")[1:]]
+        settings = DraftSettings(**{key: float(value) for key, value in pairs})
+        return draft_labels([pretrained], [song.mix], song.samplerate, SOURCES, settings=settings)
     if kind == "vocals":
         return labels_from_regions({"vocals": song.regions["vocals"]}, duration=song.duration, origin="vocals only")
     if kind == "novocals":
         return no_vocals(song, rng)
+    if kind == "allbutvocals":  # every source's true regions but the vocals', which stay unconstrained
+        regions = {name: song.regions[name] for name in SOURCES if name != "vocals"}
+        return labels_from_regions(regions, sources=SOURCES, duration=song.duration, origin="all but vocals")
     if kind.startswith("rest"):
         return short_rests(song, float(kind[len("rest"):]))
     raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -228,10 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     began = time.time()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in KINDS]
+    unknown = [k for k in kinds if k not in KINDS and not k.startswith("draft:")]
     if unknown:
         raise SystemExit(f"unknown kinds {unknown}; use {', '.join(KINDS)}")
     guards: list[float | None] = [None] if args.guards is None else [float(g) for g in args.guards.split(",")]
+    anchors: list[float | None] = [None] if args.anchors is None else [float(a) for a in args.anchors.split(",")]
     variants = [v.strip() for v in args.resplit_variants.split(",") if v.strip()]
     timbres = [float(t) for t in args.timbres.split(",")]
     loaded = hub.resolve_model(args.model, offline=True)
@@ -243,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.duration:g} s, rests {args.rests}, seeds {args.first_seed}..{args.first_seed + args.songs - 1}"
           + (f", timbres {timbres}" if args.generator != "other" else ""))
     print("adaptation: " + ", ".join(f"{k}={v}" for k, v in settings.to_dict().items()
-                                     if k in ("strategy", "epochs", "lr", "window", "hop", "optimizer", "gamma", "guard")))
+                                     if k in ("strategy", "epochs", "lr", "window", "hop", "optimizer", "gamma", "guard", "anchor")))
     print(f"resplit default: mode, guard {RESPLIT_PRETRAINED} without adapting, {RESPLIT_AFTER_ADAPTING} after; "
           f"guide {default_guide}; variants scored: {', '.join(variants)}")
 
@@ -272,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
         pretrained = pipeline.separate_array(song.mix).model
         record: dict = {"seed": seed, "b0": score(references, pretrained, truth), "rows": {}}
         for kind in kinds:
-            rng = np.random.default_rng([args.jitter_seed, seed, KINDS.index(kind)])
+            rng = np.random.default_rng([args.jitter_seed, seed, KINDS.index(kind.split(":")[0])])
             labels = guidance(kind, song, pretrained, rng)
             for name, counts in activity_scores(labels, truth, song.samplerate).items():
                 for key, value in counts.items():
@@ -288,9 +300,9 @@ def main(argv: list[str] | None = None) -> None:
                     use(variant)
                     columns[f"B0+{variant}"] = score(
                         references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
-            for guard in guards:
-                row = kind if guard is None else f"{kind}@{guard:g}"
-                tried = AdaptationRequest(epochs=args.epochs, gamma=args.gamma, guard=guard)
+            for guard, anchor in itertools.product(guards, anchors):
+                row = kind + ("" if guard is None else f"@{guard:g}") + ("" if anchor is None else f"~{anchor:g}")
+                tried = AdaptationRequest(epochs=args.epochs, gamma=args.gamma, guard=guard, anchor=anchor)
                 t0 = time.time()
                 pipeline.post_filter = None
                 try:

@@ -102,6 +102,7 @@ def test_adaptation_does_not_leak_between_songs(cli, model_file, song, tmp_path)
         (("--strategy", "S-L2:D"), "--references"),
         (("--epochs", "0"), "--epochs 0"),
         (("--guard", "-1"), "--guard -1"),
+        (("--anchor", "-1"), "--anchor -1"),
         (("--protocol", "fastest"), "--protocol"),
     ],
 )

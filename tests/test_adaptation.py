@@ -277,3 +277,50 @@ def test_the_plan_estimates_more_memory_for_strategies_that_train_more(tiny_mode
 
     weights = sum(p.numel() for p in tiny_model.parameters()) * 4
     assert memory("P-L1:D") > memory("P-L4:D") > memory("P-L5:D") > weights
+
+
+def test_the_anchor_term_measures_only_the_sources_without_labelled_silence():
+    from ugosa_cli.adaptation import anchor_loss
+
+    pretrained = torch.zeros(1, 4, 2, 10)
+    estimates = pretrained.clone()
+    estimates[:, 3] = 1.0  # only the vocals moved
+    assert anchor_loss(estimates, pretrained, torch.tensor([1.0, 1.0, 1.0, 0.0])).item() == 0
+    assert anchor_loss(estimates, pretrained, torch.tensor([0.0, 0.0, 0.0, 1.0])).item() == pytest.approx(0.25)
+
+
+def test_the_anchor_keeps_unlabelled_sources_near_the_pretrained_stems(tiny_model):
+    """Only the vocals labelled: without the anchor the three free sources drift; with it they stay near what
+    the pretrained model made of them, and the vocals' labelled silence still gets quieter."""
+    mix, acts = _song()
+    acts[:3] = 1
+    pretrained = _fresh(tiny_model)
+    wav = torch.from_numpy(mix)[None]
+    with torch.no_grad():
+        before = pretrained(wav)[0, :3]
+    drift = {}
+    for anchor in (0.0, 3.0):
+        settings = AdaptationSettings(strategy="P-L1:D", epochs=6, lr=3e-3, window=1.0, hop=0.5, gamma=10.0,
+                                      anchor=anchor, seed=0)
+        adapter = Adapter(_fresh(tiny_model), mix, acts, settings)
+        assert adapter.anchored == ("drums", "bass", "other")
+        assert any("keeping drums, bass, other" in note for note in adapter.notes) == (anchor > 0)
+        result = adapter.run()
+        with torch.no_grad():
+            drift[anchor] = float((result.model(wav)[0, :3] - before).abs().mean())
+        assert [row.source for row in result.silence] == ["vocals"]
+        assert result.silence[0].after_db < result.silence[0].before_db
+        assert ("anchor" in result.history[0]) == (anchor > 0)
+    assert drift[3.0] < 0.5 * drift[0.0]
+
+
+def test_anchor_follows_the_settings_rule_and_rejects_bad_values():
+    from ugosa_cli.adaptation import DEFAULT_ANCHOR
+    from ugosa_cli.planning import resolve_settings
+
+    assert resolve_settings(AdaptationRequest(), {}, cuda=False).anchor == DEFAULT_ANCHOR
+    assert resolve_settings(AdaptationRequest(), {"anchor": 0.7}, cuda=False).anchor == 0.7
+    assert resolve_settings(AdaptationRequest(anchor=0.0), {"anchor": 0.7}, cuda=False).anchor == 0.0
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(Exception, match="anchor"):
+            AdaptationSettings(anchor=bad)

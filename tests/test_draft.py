@@ -88,11 +88,18 @@ def test_only_the_chosen_sources_are_labelled_the_others_stay_unconstrained():
     assert len(labels.regions["vocals"]) == 2
 
 
-def test_a_stem_made_of_leakage_only_is_silent_throughout():
-    """An instrumental: the vocals stem holds only what leaked into it, 25 dB below the mix."""
+def test_a_stem_too_weak_to_tell_is_left_out_and_the_user_told_what_to_do():
+    """The vocals stem holds only what leaked into it, 25 dB below the mix: an instrumental, or vocals the
+    model misses. Calling them silent would be the costly error if they sing, so the draft leaves them
+    unconstrained and says how to label them; a lower --presence drafts them (silent throughout)."""
     stems, mix = leaky_stems()
     stems["vocals"] = 10 ** (-25 / 20) * (mix - stems["vocals"])
-    assert _draft(stems, mix).regions["vocals"] == ()
+    labels = _draft(stems, mix)
+    assert labels.unconstrained == ("vocals",)
+    assert labels.regions["drums"] == _draft(*leaky_stems()).regions["drums"]
+    note = [w for w in labels.warnings if w.startswith("vocals: left out of the draft")]
+    assert len(note) == 1 and "no vocals" in note[0] and "-12 dB" in note[0]
+    assert _draft(stems, mix, settings=DraftSettings(presence=-30.0)).regions["vocals"] == ()
 
 
 def test_a_level_hovering_at_the_threshold_does_not_flicker():
@@ -210,3 +217,19 @@ def test_draft_separates_with_the_model_when_no_stems_are_given(cli, write_wav, 
     assert report["model"] == "tiny" and report["format"] == "json"
     written = json.loads((tmp_path / "d.json").read_text())
     assert set(written["sources"]) == set(SOURCES)
+
+
+def test_draft_says_which_source_it_left_out_and_the_file_leaves_it_unconstrained(cli, song_dir, tmp_path):
+    song, folder = song_dir
+    stems, mix = leaky_stems()
+    sf.write(folder / "vocals.wav", (10 ** (-25 / 20) * (mix - stems["vocals"])).T, RATE, subtype="FLOAT")
+    out = tmp_path / "labels.txt"
+    result = cli("labels", "draft", song, "--stems-dir", folder, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "vocals: left out of the draft" in result.stderr and "vocals: 0 region(s)" not in result.stderr
+    assert "vocals" not in out.read_text()
+    assert read_labels(out, duration=SECONDS).unconstrained == ("vocals",)
+    lower = cli("labels", "draft", song, "--stems-dir", folder, "--presence", "-30", "-q")
+    assert lower.exit_code == 0 and f"0.000000\t{SECONDS:.6f}\tno vocals" in lower.stdout  # silent throughout
+    bad = cli("labels", "draft", song, "--stems-dir", folder, "--presence", "3")
+    assert bad.exit_code == 2 and "--presence 3" in bad.stderr

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ugosa_cli.adaptation import AdaptationSettings, Adapter
+from ugosa_cli.adaptation import ANCHOR_STEP_SHARE, AdaptationSettings, Adapter
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
@@ -29,7 +29,7 @@ from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available
 PROTOCOLS = ("auto", "paper")
 ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
 # The settings a model file may recommend for itself, and a user may give.
-CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "guard", "batch_size", "optimizer")
+CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "guard", "anchor", "batch_size", "optimizer")
 CUDA_BATCH_SIZE = 4
 # With the proposed loss, a source labelled silent for more of the song than this (though it plays
 # elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
@@ -47,6 +47,7 @@ class AdaptationRequest:
     hop: float | None = None
     gamma: float | None = None
     guard: float | None = None
+    anchor: float | None = None
     batch_size: int | None = None
     optimizer: str | None = None
     seed: int | None = 0
@@ -252,6 +253,8 @@ def plan_adaptation(
     if strategy.cut is not None and uses_cpu_budget(request, recommended, device):
         assert adapter.split is not None
         prefix_cost, step_cost = family_of(model).relative_cost(model, strategy.cut, recompute=adapter.split.recompute)
+        if adapter.anchors:
+            step_cost *= 1 + ANCHOR_STEP_SHARE
         settings, note = fit_to_budget(settings, frames=mix.shape[1], samplerate=model.samplerate,
                                        step_cost=step_cost, prefix_cost=prefix_cost)
         adapter = Adapter(model, mix, activations, settings, references=references, device=device)

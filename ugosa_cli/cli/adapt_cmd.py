@@ -17,6 +17,7 @@ from ugosa_cli.checkpoint import save_checkpoint
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.cli.guidance import (
     Amp,
+    Anchor,
     BatchSize,
     DeviceOpt,
     Epochs,
@@ -83,6 +84,7 @@ def adapt(
     hop: Hop = None,
     gamma: Gamma = None,
     guard: Guard = None,
+    anchor: Anchor = None,
     batch_size: BatchSize = None,
     optimizer: OptimizerOpt = None,
     seed: Seed = 0,
@@ -114,7 +116,7 @@ def adapt(
     ensure_writable(target.resolve().parent)
     with guidance.flags_named():
         request = guidance.adaptation_request(
-            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size,
+            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
         loaded = common.load_model(model, offline=offline)

@@ -166,6 +166,7 @@ def bench(
     hop: guidance.Hop = None,
     gamma: guidance.Gamma = None,
     guard: guidance.Guard = None,
+    anchor: guidance.Anchor = None,
     batch_size: guidance.BatchSize = None,
     optimizer: guidance.OptimizerOpt = None,
     seed: guidance.Seed = 0,
@@ -219,7 +220,7 @@ def bench(
             raise InputError(f"{flag} {seconds:g}: must be a positive number of seconds")
     with guidance.flags_named():
         request = guidance.adaptation_request(
-            strategy=None, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size,
+            strategy=None, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
         settings = bench_lib.BenchSettings(

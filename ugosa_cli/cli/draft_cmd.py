@@ -89,6 +89,11 @@ def draft(
     min_gap: Annotated[
         float, typer.Option("--min-gap", metavar="SEC", help="Fill silences shorter than this.")
     ] = _DEFAULTS.min_gap,
+    presence: Annotated[
+        float, typer.Option("--presence", metavar="DB", help="Leave out (unconstrained) a source whose stem never "
+                            "holds more than DB of the song's power (its 95th percentile): the model finds too "
+                            "little of it to tell where it plays.")
+    ] = _DEFAULTS.presence,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
     device: guidance.DeviceOpt = "auto",
     downmix: common.Downmix = False,
@@ -102,7 +107,8 @@ def draft(
     over the song (File > Import > Labels), correct them, export them, and adapt with them."""
     common.configure(quiet=quiet, debug=debug)
     settings = DraftSettings(own=threshold, share=min_share, min_region=min_region, min_gap=min_gap,
-                             hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth)
+                             presence=presence, hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth,
+                             depth=_DEFAULTS.depth)
     to_stdout = output is None or str(output) == "-"
     target = None if to_stdout else output
     if target is not None:  # before any work: never over the song or a stem it reads, nor over a file unless --force
@@ -142,6 +148,8 @@ def draft(
             blocks = pipeline.stem_blocks(song, progress=reporter.callback(task), downmix=downmix)
         labels = draft_labels(blocks, stem_channel_blocks(song, downmix=downmix), song.samplerate, names,
                               only=chosen, settings=settings, origin="draft")
+    for note in labels.warnings:
+        common.warn(note)
     for source in names:
         if source in labels.unconstrained:
             continue

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ugosa_cli.adaptation import DEFAULT_GUARD, OPTIMIZERS, AdaptationResult, StepReport
+from ugosa_cli.adaptation import DEFAULT_ANCHOR, DEFAULT_GUARD, OPTIMIZERS, AdaptationResult, StepReport
 from ugosa_cli.audio import Audio, collect_stems
 from ugosa_cli.cli import common
 from ugosa_cli.errors import SettingError
@@ -30,6 +30,7 @@ FLAGS = {
     "hop": "--hop",
     "gamma": "--gamma",
     "guard": "--guard",
+    "anchor": "--anchor",
     "batch_size": "--batch-size",
     "optimizer": "--optimizer",
     "seed": "--seed",
@@ -112,6 +113,15 @@ Guard = Annotated[
         f"drawn a little off do no harm (default: the model's recommendation, else {DEFAULT_GUARD:g}; 0: exact borders).",
     ),
 ]
+Anchor = Annotated[
+    Optional[float],
+    typer.Option(
+        "--anchor", metavar="WEIGHT",
+        help="Weight of the term that keeps each source with no labelled silence (an unlabelled one) close to "
+        f"the pretrained model's stem, so it does not soak up what the others lose (default: the model's "
+        f"recommendation, else {DEFAULT_ANCHOR:g}; 0: off).",
+    ),
+]
 BatchSize = Annotated[
     Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step (default: the model's recommendation, else 1; 4 on CUDA).")
 ]
@@ -153,12 +163,13 @@ def adaptation_request(
     protocol: str,
     amp: bool,
     guard: Optional[float] = None,
+    anchor: Optional[float] = None,
 ) -> AdaptationRequest:
     """The user's explicit settings (the strategy parsed here, once)."""
     return AdaptationRequest(
         strategy=Strategy.parse(strategy) if strategy is not None else None,
-        epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size, optimizer=optimizer,
-        seed=seed, amp=amp, protocol=protocol,
+        epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
+        optimizer=optimizer, seed=seed, amp=amp, protocol=protocol,
     )
 
 

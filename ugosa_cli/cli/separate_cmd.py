@@ -198,6 +198,7 @@ def separate(
     hop: guidance.Hop = None,
     gamma: guidance.Gamma = None,
     guard: guidance.Guard = None,
+    anchor: guidance.Anchor = None,
     batch_size: guidance.BatchSize = None,
     optimizer: guidance.OptimizerOpt = None,
     protocol: guidance.Protocol = "auto",
@@ -237,7 +238,7 @@ def separate(
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
-            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, batch_size=batch_size,
+            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
     label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
