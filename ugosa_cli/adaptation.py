@@ -10,7 +10,7 @@ its output is computed once per window and reused in every epoch (the model fami
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 import random
 import time
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import PrefixState, SeparationModel, SplitModel
-from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for
+from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for, trainable_modules
 
 OPTIMIZERS = ("ranger", "radam", "adam")
 # Seconds on each side of every labelled border where the silence term is not applied: borders drawn by
@@ -301,13 +301,11 @@ class Adapter:
         self._cache: dict[int, PrefixState] = {}
         self.anchored = tuple(name for name, unconstrained in zip(sources, free) if unconstrained)
         self.free = torch.from_numpy(free.astype(np.float32)).to(self.device)
-        # The pretrained network's trained part, kept frozen: the anchor's target, from the same prefix state.
-        self._pretrained: SplitModel | None = None
+        # The pretrained values of the weights training changes: the anchor's target is the trained part run
+        # with them on the same prefix state (swapped in for that forward only, before the step's own).
+        self._pretrained: list[Tensor] | None = None
         if self.split is not None and self.strategy.loss is Loss.PROPOSED and settings.anchor > 0 and self.anchored:
-            frozen = copy.deepcopy(self.model)
-            for parameter in frozen.parameters():
-                parameter.requires_grad_(False)
-            self._pretrained = family_of(frozen).split(frozen, self.strategy.cut)  # type: ignore[arg-type]
+            self._pretrained = [p.detach().clone() for p in self._trained_weights()]
             self.notes.append(
                 f"keeping {', '.join(self.anchored)} (no labelled silence) close to the pretrained model's stems "
                 f"(--anchor {settings.anchor:g})"
@@ -335,7 +333,7 @@ class Adapter:
         cached = next(iter(self._cache.values()), None)
         per_window = sum(t.numel() * t.element_size() for t in cached) if cached else 0
         cache = min(per_window * len(self.starts), self.settings.cache_bytes)
-        anchor = weights if self.anchors else 0  # the frozen copy of the pretrained network
+        anchor = trained if self.anchors else 0  # the pretrained values of the trained weights
         return weights + anchor + trained * (1 + moments) + activations + cache
 
     @property
@@ -374,6 +372,23 @@ class Adapter:
             self._cache[start] = state
         return state
 
+    def _trained_weights(self) -> list[nn.Parameter]:
+        return [p for _, module in trainable_modules(self.model, self.strategy) for p in module.parameters()]
+
+    @contextlib.contextmanager
+    def _pretrained_weights(self) -> Iterator[None]:
+        """The trained weights set back to their pretrained values for the duration (no graph may span it)."""
+        assert self._pretrained is not None
+        weights = self._trained_weights()
+        current = [p.data for p in weights]
+        for parameter, value in zip(weights, self._pretrained):
+            parameter.data = value
+        try:
+            yield
+        finally:
+            for parameter, value in zip(weights, current):
+                parameter.data = value
+
     def _loss(self, estimates: Tensor, mix: Tensor, acts: Tensor, refs: Tensor | None) -> tuple[Tensor, dict[str, float]]:
         if self.strategy.loss is Loss.PROPOSED:
             return proposed_loss(estimates, mix, acts, self.settings.gamma)
@@ -385,12 +400,13 @@ class Adapter:
     def _forward_loss(self, starts: Sequence[int]) -> tuple[Tensor, dict[str, float]]:
         assert self.split is not None
         state, mix, acts, refs = self._batch(starts)
+        if self._pretrained is not None:
+            with torch.no_grad(), self._autocast(), self._pretrained_weights():
+                pretrained = self.split.suffix(state, self.window).float()
         with self._autocast():
             estimates = self.split.suffix(state, self.window)
         loss, terms = self._loss(estimates.float(), mix, acts, refs)
         if self._pretrained is not None:
-            with torch.no_grad(), self._autocast():
-                pretrained = self._pretrained.suffix(state, self.window).float()
             kept = anchor_loss(estimates.float(), pretrained, self.free)
             loss = loss + self.settings.anchor * kept
             terms["anchor"] = kept.item()

@@ -51,7 +51,6 @@ class DraftSettings:
     smooth: float = 0.3
     min_region: float = 0.5
     min_gap: float = 1.5
-    depth: float = 0.0
     presence: float = -12.0
 
     def __post_init__(self) -> None:
@@ -62,7 +61,6 @@ class DraftSettings:
             ("smooth", math.isfinite(self.smooth) and self.smooth >= 0, "must be 0 or more seconds"),
             ("min_region", math.isfinite(self.min_region) and self.min_region >= 0, "must be 0 or more seconds"),
             ("min_gap", math.isfinite(self.min_gap) and self.min_gap >= 0, "must be 0 or more seconds"),
-            ("depth", math.isfinite(self.depth) and self.depth >= 0, "must be 0 or more dB"),
             ("presence", math.isfinite(self.presence) and self.presence < 0, "must be a negative number of dB"),
         ]
         for name, ok, problem in checks:
@@ -162,34 +160,8 @@ def draft_regions(
         margin[~audible] = -np.inf
         active = _hysteresis(margin, settings.hysteresis / 2)
         spans = [(a * hop_seconds, min(duration, b * hop_seconds)) for a, b in _runs(active)]
-        spans = tidy_regions(spans, duration, min_region=settings.min_region, min_gap=settings.min_gap)
-        regions.append(_shallow_rests_filled(spans, level, audible, hop_seconds, duration, settings.depth))
+        regions.append(tidy_regions(spans, duration, min_region=settings.min_region, min_gap=settings.min_gap))
     return regions
-
-
-def _shallow_rests_filled(
-    spans: list[tuple[float, float]], level: np.ndarray, audible: np.ndarray, hop_seconds: float, duration: float,
-    depth: float,
-) -> list[tuple[float, float]]:
-    """``spans`` with every rest whose stem is not at least ``depth`` dB quieter (median level) than where the
-    stem is drafted playing marked playing too: a rest the stem does not clearly show is left unclaimed,
-    since a source labelled silent where it plays is the costly error. A stem drafted silent throughout
-    (the vocals of an instrumental) keeps its silence."""
-    if depth <= 0 or not spans:
-        return spans
-    frames = level.shape[0]
-    playing = np.zeros(frames, dtype=bool)
-    for start, end in spans:
-        playing[int(round(start / hop_seconds)) : int(round(end / hop_seconds))] = True
-    loud = playing & audible
-    if not loud.any():
-        return spans
-    reference = float(np.median(level[loud]))
-    for a, b in _runs(~playing):
-        quiet = audible[a:b]
-        if not quiet.any() or reference - float(np.median(level[a:b][quiet])) < depth:
-            playing[a:b] = True
-    return [(a * hop_seconds, min(duration, b * hop_seconds)) for a, b in _runs(playing)]
 
 
 def draft_labels(

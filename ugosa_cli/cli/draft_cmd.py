@@ -107,8 +107,7 @@ def draft(
     over the song (File > Import > Labels), correct them, export them, and adapt with them."""
     common.configure(quiet=quiet, debug=debug)
     settings = DraftSettings(own=threshold, share=min_share, min_region=min_region, min_gap=min_gap,
-                             presence=presence, hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth,
-                             depth=_DEFAULTS.depth)
+                             presence=presence, hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth)
     to_stdout = output is None or str(output) == "-"
     target = None if to_stdout else output
     if target is not None:  # before any work: never over the song or a stem it reads, nor over a file unless --force
