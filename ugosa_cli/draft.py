@@ -45,12 +45,12 @@ FLOOR_DB = 50.0  # frames this far below the song's loud level are silent for ev
 class DraftSettings:
     """How a stem's level is turned into regions (dB, seconds); the defaults are the tuned ones."""
 
-    own: float = -9.0
+    own: float = -12.0
     share: float = -20.0
     hysteresis: float = 4.0
     smooth: float = 0.3
     min_region: float = 0.5
-    min_gap: float = 1.5
+    min_gap: float = 3.0
     presence: float = -12.0
 
     def __post_init__(self) -> None:
