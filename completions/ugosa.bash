@@ -79,6 +79,7 @@ _ugosa() {
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
                 --guard) COMPREPLY=(); return ;;
+                --anchor) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --protocol) _ugosa_words "$_ugosa_values_protocol"; return ;;
@@ -87,7 +88,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -102,6 +103,7 @@ _ugosa() {
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
                 --guard) COMPREPLY=(); return ;;
+                --anchor) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --seed) COMPREPLY=(); return ;;
@@ -112,7 +114,7 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
@@ -148,6 +150,7 @@ _ugosa() {
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
                 --guard) COMPREPLY=(); return ;;
+                --anchor) COMPREPLY=(); return ;;
                 --batch-size) COMPREPLY=(); return ;;
                 --optimizer) _ugosa_words "$_ugosa_values_optimizer"; return ;;
                 --seed) COMPREPLY=(); return ;;
@@ -157,7 +160,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --guard --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in
@@ -244,10 +247,11 @@ _ugosa() {
                 --min-share) COMPREPLY=(); return ;;
                 --min-region) COMPREPLY=(); return ;;
                 --min-gap) COMPREPLY=(); return ;;
+                --presence) COMPREPLY=(); return ;;
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap -m -n --model --name -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap --presence -m -n --model --name -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

@@ -7,8 +7,13 @@ level with two references instead of an absolute threshold:
 
 - its own loud level (the 95th percentile of its level over the song): a stem is active where it comes
   within ``own`` dB of it;
-- the mixture at the same moment: and where it holds more than ``share`` dB of the mixture's power, so a
-  stem made only of leakage (the vocals of an instrumental) stays silent, whatever its own level.
+- the mixture at the same moment: and where it holds more than ``share`` dB of the mixture's power, so
+  leakage into a resting stem stays silent, whatever its own level.
+
+A stem that never holds more than ``presence`` dB of the mixture (the 95th percentile) is not drafted at
+all: the model finds too little of that source to tell where it plays (the vocals of an instrumental, or
+a voice the model hears as "other"), and calling it silent where it plays is the costly error. It is left
+unconstrained, with a warning that says how to label it.
 
 Levels are mean power over frames of :data:`HOP_SECONDS`, averaged in dB over ``smooth`` seconds (a
 drum pattern's gaps between hits do not count as rests; averaging in dB keeps borders in place). A stem
@@ -17,8 +22,9 @@ below ``-hysteresis / 2``, so a level hovering at the threshold does not flicker
 than ``min_gap`` are filled and regions shorter than ``min_region`` dropped, as a person would draw them.
 
 Levels are gathered block by block (:class:`LevelMeter`), so a draft of a long song needs memory for the
-levels only, not for its stems. The settings were tuned on held-out synthetic songs of two generators
-(BENCHMARKS.md, "Draft labels").
+levels only, not for its stems. The defaults were chosen by the gain of adapting with the uncorrected draft
+on tuning songs of two generators, and are cautious: only clear rests of ``min_gap`` (3 s) or more are
+drafted (BENCHMARKS.md, "Draft labels").
 """
 
 from __future__ import annotations
