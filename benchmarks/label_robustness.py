@@ -5,6 +5,8 @@
     python benchmarks/label_robustness.py --first-seed 2000500 --guards 0,0.25,0.5,1 --kinds exact,jitter0.5,jitter1
     python benchmarks/label_robustness.py --generator other --first-seed 200 --kinds exact \\
         --resplit-variants mix/mean,stems/mean,stems/adapted,gate
+    python benchmarks/label_robustness.py --first-seed 2000500 --songs 3 --kinds vocals,allbutvocals --anchors 0,0.3
+    python benchmarks/label_robustness.py --first-seed 2000500 --songs 3 --kinds draft,draft:own=-15:min_gap=2
 
 Songs: by default held-out songs of the demo model (seeds ``3_000_000 + k``, as ``adaptation_gain.py``; timbre
 +-2 alternating; each source resting in one quarter). ``--generator other`` plays songs of the independent
@@ -17,13 +19,17 @@ Kinds of guidance (``--kinds``), each the labels a person might give for the son
 - ``jitter0.25``, ``jitter0.5``, ``jitter1``: every border (not the song's start or end) moved at random by up
   to 0.25, 0.5 or 1 s either way, independently;
 - ``draft``: what ``ugosa labels draft`` writes (:func:`ugosa_cli.draft.draft_labels` on the pretrained stems);
+  ``draft:SETTING=VALUE[:...]``: the same with other :class:`ugosa_cli.draft.DraftSettings` (``own``, ``share``,
+  ``min_gap``, ``presence``, ...);
 - ``vocals``: only the vocals' true regions; the other sources unconstrained;
 - ``novocals``: only ``no vocals`` regions, drawn where a person is sure: each of the vocals' rests with its
   ends moved inwards by up to 1 s (the song's start and end kept); the other sources unconstrained;
+- ``allbutvocals``: every source's true regions but the vocals', which stay unconstrained;
 - ``rest0.5``, ``rest1``, ``rest2``: every source labelled playing except 0.5, 1 or 2 s in the middle of each
   of its true rests (how long a labelled rest must be to help).
 
-Each song is separated once by the pretrained model (B0); for each kind (and each ``--guards`` value) the
+Each song is separated once by the pretrained model (B0); for each kind (and each ``--guards`` and
+``--anchors`` value, rows ``KIND@GUARD~ANCHOR``) the
 model is reset, adapted with the kind's labels (the model's recommended settings unless overridden) and
 the song separated again, through :class:`ugosa_cli.pipeline.GuidedSeparator` as ``ugosa separate
 --labels`` runs it; then its stems are post-filtered with the same labels (``--resplit-variants``: the

@@ -324,3 +324,22 @@ def test_anchor_follows_the_settings_rule_and_rejects_bad_values():
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(Exception, match="anchor"):
             AdaptationSettings(anchor=bad)
+
+
+def test_the_cpu_plan_counts_the_anchors_extra_forward(tiny_model):
+    """Partial labels on a CPU: the anchor's target costs a forward of the trained part per step, so the plan
+    fits fewer steps into the same budget; with every source labelled no anchor applies and nothing changes."""
+    rate = tiny_model.samplerate
+    mix = (0.1 * np.random.default_rng(0).standard_normal((2, 60 * rate))).astype(np.float32)
+    acts = np.ones((4, mix.shape[1]), np.float32)
+    acts[3, : 10 * rate] = 0  # only the vocals have a labelled rest
+
+    def steps(anchor: float, acts: np.ndarray) -> int:
+        loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
+        request = AdaptationRequest(strategy=Strategy.parse("P-L1:D"), anchor=anchor)
+        return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False).steps
+
+    assert steps(0.3, acts) < steps(0.0, acts)
+    every = acts.copy()
+    every[:3, -10 * rate :] = 0  # every source rests somewhere: nothing to anchor
+    assert steps(0.3, every) == steps(0.0, every)

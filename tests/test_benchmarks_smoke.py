@@ -100,18 +100,22 @@ def test_label_robustness_scores_each_kind_of_guidance_with_the_shipped_resplit(
     scores = tmp_path / "scores.json"
     command = [
         sys.executable, str(ROOT / "benchmarks" / "label_robustness.py"), "--songs", "1", "--duration", "4",
-        "--epochs", "1", "--threads", "1", "--kinds", "exact,jitter0.5,vocals,rest0.5", "--guards", "0,0.5",
+        "--epochs", "1", "--threads", "1", "--kinds", "exact,jitter0.5,vocals,rest0.5", "--guards", "0.5",
+        "--anchors", "0,0.3",
         "--resplit-variants", "default,mix/mean@0.5", "--json", str(scores),
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "resplit default: mode, guard ('mix', 0.0) without adapting, ('stems', 0.5) after" in out
-    assert "jitter0.5@0.5: keeps" in out and "mean SDR below B0's:" in out
+    assert "jitter0.5@0.5~0: keeps" in out and "mean SDR below B0's:" in out
     report = json.loads(scores.read_text())
     rows = report["records"][0]["rows"]
-    assert set(rows) == {f"{k}@{g}" for k in ("exact", "jitter0.5", "vocals", "rest0.5") for g in ("0", "0.5")}
-    assert {"adapted", "+default", "+mix/mean@0.5", "B0+resplit", "B0+mix/mean@0.5"} <= set(rows["exact@0"])
+    assert set(rows) == {f"{k}@0.5~{a}" for k in ("exact", "jitter0.5", "vocals", "rest0.5") for a in ("0", "0.3")}
+    assert {"adapted", "+default", "+mix/mean@0.5", "B0+resplit", "B0+mix/mean@0.5"} <= set(rows["exact@0.5~0"])
+    # Every source rests in the exact labels: nothing to anchor, the same stems; the vocals alone: anchored.
+    same = rows["exact@0.5~0"]["adapted"] == rows["exact@0.5~0.3"]["adapted"]
+    assert same and rows["vocals@0.5~0"]["adapted"] != rows["vocals@0.5~0.3"]["adapted"]
     activity = report["activity"]
     assert activity["exact"]["vocals"]["fp"] == 0 and activity["exact"]["vocals"]["fn"] == 0
     assert activity["vocals"]["drums"]["fn"] == 0 and activity["vocals"]["drums"]["fp"] > 0  # unconstrained

@@ -233,3 +233,11 @@ def test_draft_says_which_source_it_left_out_and_the_file_leaves_it_unconstraine
     assert lower.exit_code == 0 and f"0.000000\t{SECONDS:.6f}\tno vocals" in lower.stdout  # silent throughout
     bad = cli("labels", "draft", song, "--stems-dir", folder, "--presence", "3")
     assert bad.exit_code == 2 and "--presence 3" in bad.stderr
+
+
+def test_a_draft_without_any_clear_rest_says_adapting_needs_one():
+    stems, mix = leaky_stems()
+    labels = _draft(stems, mix, settings=DraftSettings(min_gap=5.0))  # every rest here is shorter than 5 s
+    assert all(labels.regions[name] == ((0.0, SECONDS),) for name in SOURCES)
+    assert any(w.startswith("no clear rest of 5 s or more found for drums, bass, other, vocals") for w in labels.warnings)
+    assert not any("no clear rest" in w for w in _draft(stems, mix).warnings)

@@ -203,6 +203,12 @@ def draft_labels(
         f"else mark its regions by ear"
         for name in weak
     ]
+    drafted = [name for name in chosen if name in regions]
+    if drafted and all(labels.active_seconds(name) >= duration for name in drafted):
+        notes.append(
+            f"no clear rest of {settings.min_gap:g} s or more found for {', '.join(drafted)}: adapting needs at "
+            "least one labelled rest; mark the rests you hear (or keep the pretrained stems: --strategy B0)"
+        )
     return dataclasses.replace(labels, warnings=(*labels.warnings, *notes)) if notes else labels
 
 
