@@ -202,6 +202,11 @@ def guidance(kind: str, song: Song, pretrained: np.ndarray, rng: np.random.Gener
     raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
 
 
+def kind_of(row: str) -> str:
+    """The kind of guidance of a result row (``KIND[@GUARD][~ANCHOR]``)."""
+    return row.split("@")[0].split("~")[0]
+
+
 def activity_scores(labels: Labels, truth: np.ndarray, rate: int) -> dict[str, dict[str, float]]:
     """Per source: seconds of labelled-active time that is truly active (tp), labelled active but silent (fp),
     labelled silent but active (fn)."""
@@ -372,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
             recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else float("nan")
             cells.append(f"{name} {precision:.2f}/{recall:.2f}")
         print(f"{kind:<16} " + "  ".join(cells))
-    exact_rows = [r for r in rows if r.split("@")[0] == "exact"]
+    exact_rows = [r for r in rows if kind_of(r) == "exact"]
     for exact in exact_rows:
         suffix = exact[len("exact"):]
         base = summary[exact]["adapted"]
@@ -381,10 +386,11 @@ def main(argv: list[str] | None = None) -> None:
                 kept = summary[row]["adapted"]["mean"] / base["mean"]
                 print(f"{row}: keeps {kept:.0%} of the exact-label gain{suffix and ' (same guard)'}"
                       + (f" (target >= {TARGET_KEPT:.0%} at 0.5 s: {'met' if kept >= TARGET_KEPT else 'MISSED'})"
-                         if row.split("@")[0] == "jitter0.5" else ""))
-    below = [(row, column) for row in rows for column in [c for c in columns if not c.startswith("B0+")]
-             if summary[row][column] is not None and summary[row][column]["mean"] < 0]
-    print("mean SDR below B0's: " + (", ".join(f"{r} {c}" for r, c in below) if below else "none"))
+                         if kind_of(row) == "jitter0.5" else ""))
+    if not args.activity_only:
+        below = [(row, column) for row in rows for column in [c for c in columns if not c.startswith("B0+")]
+                 if summary[row][column] is not None and summary[row][column]["mean"] < 0]
+        print("mean SDR below B0's: " + (", ".join(f"{r} {c}" for r, c in below) if below else "none"))
     minutes = (time.time() - began) / 60
     print(f"\n{minutes:.1f} min on {platform.machine()}, {args.threads} torch threads, "
           f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
