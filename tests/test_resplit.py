@@ -55,15 +55,21 @@ def test_stems_add_up_to_the_mix_and_rest_exactly_where_labelled_silent():
     assert np.abs(split[1, :, : 4000 - window]).mean() > 0.1  # and play elsewhere
 
 
-def test_the_leakage_of_a_resting_stem_goes_to_the_playing_ones():
-    frames = 16000
+def _four_tones_with_bass_leak(frames: int = 16000) -> tuple[np.ndarray, np.ndarray, Labels]:
+    """Four pure tones (250 Hz to 2 kHz) playing where ``_song``'s labels say, and estimates of them in which the
+    bass holds half of "other" (1 kHz), the "other" estimate the other half."""
     _, _, labels = _song(frames)
     time = np.arange(frames) / RATE
     tones = np.stack([np.sin(2 * np.pi * hz * time) for hz in (250, 500, 1000, 2000)]).astype(np.float32)
     stems = np.repeat(tones[:, None, :], 2, axis=1) * activation_matrix(labels, RATE, frames)[:, None, :]
     leaky = stems.copy()
-    leaky[1] += 0.5 * stems[2]  # the bass estimate holds half of "other" (1 kHz)
+    leaky[1] += 0.5 * stems[2]
     leaky[2] -= 0.5 * stems[2]
+    return stems, leaky, labels
+
+
+def test_the_leakage_of_a_resting_stem_goes_to_the_playing_ones():
+    stems, leaky, labels = _four_tones_with_bass_leak()
     split = resplit_array(leaky, stems.sum(axis=0), labels, RATE)
     middle = slice(4600, 11400)  # the bass rests here
     error = lambda estimate: np.mean((estimate[2, :, middle] - stems[2, :, middle]) ** 2)  # noqa: E731
@@ -206,14 +212,7 @@ def test_stems_mode_leaves_stems_alone_where_nothing_rests_and_silences_resting_
 
 
 def test_stems_mode_hands_a_resting_stems_leakage_to_the_source_the_guide_says_it_sounds_like():
-    frames = 16000
-    _, _, labels = _song(frames)
-    time = np.arange(frames) / RATE
-    tones = np.stack([np.sin(2 * np.pi * hz * time) for hz in (250, 500, 1000, 2000)]).astype(np.float32)
-    stems = np.repeat(tones[:, None, :], 2, axis=1) * activation_matrix(labels, RATE, frames)[:, None, :]
-    leaky = stems.copy()
-    leaky[1] += 0.5 * stems[2]  # the bass estimate holds half of "other" (1 kHz) where the bass rests
-    leaky[2] -= 0.5 * stems[2]
+    stems, leaky, labels = _four_tones_with_bass_leak()
     split = resplit_array(leaky, stems.sum(axis=0), labels, RATE, guide=stems, mode="stems")
     middle = slice(4600, 11400)
     error = lambda estimate: np.mean((estimate[2, :, middle] - stems[2, :, middle]) ** 2)  # noqa: E731
