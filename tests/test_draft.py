@@ -227,6 +227,7 @@ def test_draft_says_which_source_it_left_out_and_the_file_leaves_it_unconstraine
     result = cli("labels", "draft", song, "--stems-dir", folder, "-o", out)
     assert result.exit_code == 0, result.stderr
     assert "vocals: left out of the draft" in result.stderr and "vocals: 0 region(s)" not in result.stderr
+    assert "no labels for" not in result.stderr  # one line per left-out source, with its reason
     assert "vocals" not in out.read_text()
     assert read_labels(out, duration=SECONDS).unconstrained == ("vocals",)
     lower = cli("labels", "draft", song, "--stems-dir", folder, "--presence", "-30", "-q")

@@ -209,7 +209,9 @@ def draft_labels(
             f"no clear rest of {settings.min_gap:g} s or more found for {', '.join(drafted)}: adapting needs at "
             "least one labelled rest; mark the rests you hear (or keep the pretrained stems: --strategy B0)"
         )
-    return dataclasses.replace(labels, warnings=(*labels.warnings, *notes)) if notes else labels
+    # The draft's own notes replace the generic "no labels for ..." line: a source left out by --sources was
+    # asked for, and one too weak to draft gets its own reason.
+    return dataclasses.replace(labels, warnings=tuple(notes))
 
 
 __all__ = ["HOP_SECONDS", "MIN_SECONDS", "DraftSettings", "LevelMeter", "draft_labels", "draft_regions"]
