@@ -27,6 +27,8 @@ class ModelServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.truncated: set[str] = set()
+        self.unsized: set[str] = set()  # sent without Content-Length, the end marked by closing the connection
+        self.announced: dict[str, int] = {}  # a Content-Length other than the body's
         self.redirects: dict[str, str] = {}
         self.requests: list[str] = []
         self.chunk_pause = 0.0
@@ -46,16 +48,20 @@ class ModelServer:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if path not in owner.unsized:
+                    self.send_header("Content-Length", str(owner.announced.get(path, len(body))))
                 self.end_headers()
                 if path in owner.truncated:
                     self.wfile.write(body[: len(body) // 2])
                     return
                 step = max(1, len(body) // 8)
-                for start in range(0, len(body), step):
-                    self.wfile.write(body[start : start + step])
-                    self.wfile.flush()
-                    time.sleep(owner.chunk_pause)
+                try:
+                    for start in range(0, len(body), step):
+                        self.wfile.write(body[start : start + step])
+                        self.wfile.flush()
+                        time.sleep(owner.chunk_pause)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a refused download)
+                    return
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -157,6 +163,28 @@ def test_connection_dropped_halfway_leaves_no_file(server, hub_env, publish):
         hub.resolve_model("tasnet")
     assert f"of {len(content)} bytes" in err.value.message
     assert leftovers(hub_env) == []
+
+
+def test_a_download_without_length_is_read_to_its_end_but_never_past_the_limit(server, hub_env, publish, monkeypatch):
+    file, content = publish()
+    server.unsized.add(f"models/{file}")
+    assert hub.ensure_model("tasnet")[0].read_bytes() == content  # no Content-Length: read until the server closes
+    hub.remove_model("tasnet")
+    monkeypatch.setattr(hub, "MAX_DOWNLOAD_BYTES", len(content) // 2)
+    with pytest.raises(RunError, match="stopped: over") as err:
+        hub.ensure_model("tasnet")
+    assert server.url(f"models/{file}") in err.value.message and "\n" not in err.value.message
+    assert leftovers(hub_env) == []
+
+
+def test_a_download_announcing_more_than_the_limit_is_refused_before_reading(server, hub_env, publish, monkeypatch):
+    file, _ = publish()
+    server.announced[f"models/{file}"] = 10**15
+    server.chunk_pause = 0.5  # the body would take seconds: refusing must not read it
+    began = time.monotonic()
+    with pytest.raises(RunError, match="announces 1000000000000000 bytes"):
+        hub.ensure_model("tasnet")
+    assert time.monotonic() - began < 2 and leftovers(hub_env) == []
 
 
 def test_http_error_names_the_url(server, hub_env, monkeypatch):

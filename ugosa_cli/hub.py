@@ -47,6 +47,9 @@ PACKAGED_DIR = Path(__file__).resolve().parent / "demo"
 SOCKET_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_S = 30 * 60.0
 CHUNK_BYTES = 1 << 16
+# The most a download may write: released model files are a few hundred MB at most, so this bounds what a
+# wrong or hostile URL (one that never ends, or announces terabytes) can put on the disk.
+MAX_DOWNLOAD_BYTES = 2 << 30
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.th$")
 _IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -339,10 +342,16 @@ def download(url: str, target: Path, *, progress: Progress | None = None) -> Non
             with opener.open(request, timeout=SOCKET_TIMEOUT_S) as response, open(tmp, "wb") as out:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
+                if total is not None and total > MAX_DOWNLOAD_BYTES:
+                    raise RunError(f"download of {url} refused: it announces {total} bytes, more than the "
+                                   f"{MAX_DOWNLOAD_BYTES >> 20} MiB a model file may have; check the URL")
                 digest = hashlib.sha256()
                 if progress:
                     progress(0, total)
                 for chunk in _chunks(response):
+                    if done + len(chunk) > MAX_DOWNLOAD_BYTES:
+                        raise RunError(f"download of {url} stopped: over {MAX_DOWNLOAD_BYTES >> 20} MiB, more than "
+                                       "a model file may have; check the URL")
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
