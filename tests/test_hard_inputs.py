@@ -1010,3 +1010,19 @@ def test_a_newline_in_a_name_keeps_the_plain_list_one_path_per_line(cli, tmp_pat
     assert record["stems"]["drums"] == str(out / "tiny" / "two_lines" / "drums.wav")
     assert record["input"] == str(song) and record["track"] == "two\nlines"
     assert all(Path(path).is_file() for path in record["stems"].values())
+
+
+def test_audio_on_stdin_over_the_limit_is_refused_and_a_path_suggested(cli, tmp_path, model_file, monkeypatch):
+    import io
+
+    from ugosa_cli import audio
+
+    song = io.BytesIO()
+    sf.write(song, np.zeros((8000, 2), np.float32) + 0.1, 8000, format="WAV")
+    monkeypatch.setattr(audio, "MAX_STDIN_BYTES", len(song.getvalue()) - 1)
+    result = cli("separate", "-", "--model", model_file, "-o", tmp_path / "o", stdin=song.getvalue())
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "<stdin>", "give the file's path instead")
+    assert not (tmp_path / "o").exists() or files_under(tmp_path / "o") == []
+    monkeypatch.setattr(audio, "MAX_STDIN_BYTES", len(song.getvalue()))
+    assert audio.AudioFile("-", io.BytesIO(song.getvalue())).frames == 8000  # at the limit: read

@@ -27,6 +27,9 @@ from ugosa_cli.fsutil import atomic_path, not_regular_error, special_file_kind
 
 STDIN = "-"
 BLOCK_FRAMES = 1 << 16  # frames per block when audio is read or written in pieces
+# Audio piped on standard input is held in memory to be read in several passes, so it is bounded: 2 GiB is
+# about three hours of 16-bit stereo WAV at 44.1 kHz; longer audio is streamed from its file instead.
+MAX_STDIN_BYTES = 2 << 30
 ClipMode = Literal["rescale", "clamp", "none"]
 CLIP_MODES: tuple[str, ...] = ("rescale", "clamp", "none")
 FORMATS: tuple[str, ...] = ("wav", "flac", "mp3")
@@ -80,7 +83,12 @@ class AudioFile:
         name = str(path)
         if name == STDIN:
             stream = stdin if stdin is not None else sys.stdin.buffer
-            data = stream.read()
+            data = stream.read(MAX_STDIN_BYTES + 1)
+            if len(data) > MAX_STDIN_BYTES:
+                raise InputError(
+                    f"<stdin>: more than {MAX_STDIN_BYTES >> 20} MiB of audio on standard input; give the file's "
+                    "path instead (files are read from disk in blocks)"
+                )
             if not data:
                 raise InputError(
                     "standard input is empty: pipe an audio file into ugosa, e.g. `cat song.wav | ugosa separate -`"
