@@ -1026,3 +1026,26 @@ def test_audio_on_stdin_over_the_limit_is_refused_and_a_path_suggested(cli, tmp_
     assert not (tmp_path / "o").exists() or files_under(tmp_path / "o") == []
     monkeypatch.setattr(audio, "MAX_STDIN_BYTES", len(song.getvalue()))
     assert audio.AudioFile("-", io.BytesIO(song.getvalue())).frames == 8000  # at the limit: read
+
+
+@pytest.mark.parametrize("family", ["convtasnet", "htdemucs"])
+def test_a_model_file_whose_config_asks_for_terabytes_is_refused_without_allocating(cli, tmp_path, write_wav, family):
+    """A small file whose configuration describes a network of about a trillion weights: the mismatch with its
+    small state dict is found on the meta device, so ugosa answers at once instead of exhausting memory."""
+    from test_htdemucs import small_model
+
+    torch.manual_seed(0)
+    model = ConvTasNet(TINY_CONFIG) if family == "convtasnet" else small_model(1)
+    path = tmp_path / "huge.th"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["N" if family == "convtasnet" else "channels"] = 1_000_000
+    if family == "convtasnet":
+        payload["config"].update(B=1_000_000, H=1_000_000)
+    torch.save(payload, path)
+    song = write_wav("song.wav", seconds=0.5)
+    began = time.monotonic()
+    result = cli("separate", song, "--model", path, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_clear_error(result, "huge.th", "does not match")
+    assert time.monotonic() - began < 60 and not (tmp_path / "out").exists()

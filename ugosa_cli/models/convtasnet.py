@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.family import SeparationModel, state_mismatch
 from ugosa_cli.sources import DEFAULT_SOURCES, check_source_names
 
 EPS = 1e-8
@@ -519,21 +519,14 @@ def config_from_state_dict(
 
 
 def build_model(config: ModelConfig, state: Mapping[str, Tensor] | None = None) -> ConvTasNet:
-    """A model in eval mode, with ``state`` loaded strictly (clear error on any mismatch)."""
+    """A model in eval mode, with ``state`` loaded strictly (clear error on any mismatch, found before the
+    network is allocated)."""
+    if state is not None:
+        mismatch = state_mismatch(lambda: ConvTasNet(config), state)
+        if mismatch is not None:
+            raise InputError(f"state dict does not match the model configuration: {mismatch}")
     model = ConvTasNet(config)
     if state is not None:
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-            raise InputError(f"state dict does not match the model configuration: {detail}")
-        for key, tensor in state.items():
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                raise InputError(
-                    f"state dict does not match the model configuration: {key} has shape "
-                    f"{tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
-                )
         model.load_state_dict(state)
     return model.eval()
 

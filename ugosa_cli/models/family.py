@@ -8,11 +8,33 @@ trainable suffix. Adding a family means one model module plus one :class:`ModelF
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
+import torch
 from torch import Tensor, nn
 
 PrefixState = tuple[Tensor, ...]  # every tensor with the batch first, so windows concatenate along dim 0
+
+
+def state_mismatch(build: Callable[[], nn.Module], state: Mapping[str, Tensor]) -> str | None:
+    """How ``state`` (a loaded state dict) differs from what ``build()`` makes, or ``None`` if it matches.
+
+    The network is built on PyTorch's meta device, so nothing is allocated: a model file whose configuration
+    asks for terabytes of weights is refused for its mismatch, and a real network is only built for a state
+    dict that matches it (whose size the file already bounds)."""
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in build().state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        return f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+    for key, tensor in state.items():
+        if not isinstance(tensor, Tensor):
+            return f"{key} is a {type(tensor).__name__}, not a tensor"
+        if tuple(tensor.shape) != expected[key]:
+            return f"{key} has shape {tuple(tensor.shape)}, expected {expected[key]}"
+    return None
 
 
 class SeparationModel(nn.Module):

@@ -44,7 +44,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.family import SeparationModel, state_mismatch
 from ugosa_cli.sources import check_source_names
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
@@ -1052,24 +1052,14 @@ def build_htdemucs(kwargs: Mapping[str, Any], state: Mapping[str, Tensor], origi
 
 def build_from_config(config: HTDemucsConfig, state: Mapping[str, Tensor], origin: str = "HT-Demucs model") -> HTDemucs:
     """An :class:`HTDemucs` of ``config`` in eval mode with ``state`` loaded strictly (as fp32)."""
-    model = HTDemucs(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise InputError(f"{origin}: state dict does not match the HT-Demucs configuration: {detail}")
-    converted = {}
     for key, tensor in state.items():
         if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
             raise InputError(f"{origin}: state dict entry {key} is not a floating-point tensor")
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise InputError(
-                f"{origin}: state dict does not match the HT-Demucs configuration: {key} has shape "
-                f"{tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
-            )
-        converted[key] = tensor.float()
-    model.load_state_dict(converted, strict=True)
+    mismatch = state_mismatch(lambda: HTDemucs(config), state)  # before allocating the network
+    if mismatch is not None:
+        raise InputError(f"{origin}: state dict does not match the HT-Demucs configuration: {mismatch}")
+    model = HTDemucs(config)
+    model.load_state_dict({key: tensor.float() for key, tensor in state.items()}, strict=True)
     return model.eval()
 
 
