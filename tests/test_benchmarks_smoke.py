@@ -96,6 +96,17 @@ def test_htdemucs_adaptation_cost_reports_steps_and_memory_per_strategy():
     assert all(row["step_seconds"] > 0 and row["peak_rss_mb"] > 100 for row in rows.values())
 
 
+def test_anchor_cost_times_each_family_with_and_without_the_anchor():
+    command = [sys.executable, str(ROOT / "benchmarks" / "anchor_cost.py"), "--tiny", "--steps", "1", "--threads", "1",
+               "--strategies", "P-L1:D,P-L5:D", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [(row["family"], row["strategy"]) for row in rows] == [
+        (f, s) for f in ("tasnet", "htdemucs") for s in ("P-L1:D", "P-L5:D")]
+    assert all(row["step_cpu_s"] > 0 and row["anchored_step_cpu_s"] > 0 for row in rows)
+
+
 def test_label_robustness_scores_each_kind_of_guidance_with_the_shipped_resplit(tmp_path):
     scores = tmp_path / "scores.json"
     command = [
