@@ -247,12 +247,11 @@ _ugosa() {
                 --min-share) COMPREPLY=(); return ;;
                 --min-region) COMPREPLY=(); return ;;
                 --min-gap) COMPREPLY=(); return ;;
-                --rest-depth) COMPREPLY=(); return ;;
                 --presence) COMPREPLY=(); return ;;
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap --rest-depth --presence -m -n --model --name -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap --presence -m -n --model --name -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

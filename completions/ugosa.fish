@@ -293,7 +293,6 @@ complete -c ugosa -n '__ugosa_at labels draft' -l threshold -r -f -d 'A stem pla
 complete -c ugosa -n '__ugosa_at labels draft' -l min-share -r -f -d '...'
 complete -c ugosa -n '__ugosa_at labels draft' -l min-region -r -f -d 'Drop active regions shorter than this.'
 complete -c ugosa -n '__ugosa_at labels draft' -l min-gap -r -f -d 'Fill silences shorter than this.'
-complete -c ugosa -n '__ugosa_at labels draft' -l rest-depth -r -f -d 'Keep a drafted rest only where the stem is at least DB quieter (median level) than where it plays; a shallower one is marked playing.'
 complete -c ugosa -n '__ugosa_at labels draft' -l presence -r -f -d 'Leave out (unconstrained) a source whose stem never holds more than DB of the song\'s power (its 95th percentile): the model finds too little of it to tell where it plays.'
 complete -c ugosa -n '__ugosa_at labels draft' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
 complete -c ugosa -n '__ugosa_at labels draft' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'

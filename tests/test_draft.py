@@ -242,28 +242,3 @@ def test_a_draft_without_any_clear_rest_says_adapting_needs_one():
     assert all(labels.regions[name] == ((0.0, SECONDS),) for name in SOURCES)
     assert any(w.startswith("no clear rest of 5 s or more found for drums, bass, other, vocals") for w in labels.warnings)
     assert not any("no clear rest" in w for w in _draft(stems, mix).warnings)
-
-
-def test_a_rest_the_stem_shows_only_shallowly_is_marked_playing():
-    """The bass stem drops only 6 dB in a stretch where the bass plays on (the model lost part of it): the
-    draft does not call that a rest; a rest 25 dB deep is kept, and --rest-depth 0 keeps both."""
-    stems, mix = leaky_stems()
-    t = np.arange(RATE * SECONDS) / RATE
-    dip = (t >= 1.0) & (t < 5.0)  # the bass truly plays here
-    stems["bass"] = stems["bass"] * np.where(dip, 10 ** (-6 / 20), 1.0)
-    default = _draft(stems, mix, settings=DraftSettings(share=-30.0, own=-3.0))
-    shallow_kept = _draft(stems, mix, settings=DraftSettings(share=-30.0, own=-3.0, rest_depth=0.0))
-    assert any(a <= 1.5 and b >= 4.5 for a, b in _rests(shallow_kept.regions["bass"]))  # the dip drafted as a rest
-    assert not any(a < 4.5 and b > 1.5 for a, b in _rests(default.regions["bass"]))  # ... unless it is deep
-    assert any(abs(a - SILENT["bass"][0]) <= 0.25 for a, _ in _rests(default.regions["bass"]))  # the true rest stays
-
-
-def _rests(spans: tuple[tuple[float, float], ...]) -> list[tuple[float, float]]:
-    cuts, cursor = [], 0.0
-    for start, end in spans:
-        if start > cursor:
-            cuts.append((cursor, start))
-        cursor = end
-    if cursor < SECONDS:
-        cuts.append((cursor, float(SECONDS)))
-    return cuts

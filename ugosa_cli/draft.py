@@ -19,8 +19,7 @@ Levels are mean power over frames of :data:`HOP_SECONDS`, averaged in dB over ``
 drum pattern's gaps between hits do not count as rests; averaging in dB keeps borders in place). A stem
 switches on when the lower of its two margins rises above ``hysteresis / 2`` dB and off when it falls
 below ``-hysteresis / 2``, so a level hovering at the threshold does not flicker. Then silences shorter
-than ``min_gap`` are filled and regions shorter than ``min_region`` dropped, as a person would draw them,
-and a rest where the stem is not at least ``rest_depth`` dB quieter than where it plays is marked playing.
+than ``min_gap`` are filled and regions shorter than ``min_region`` dropped, as a person would draw them.
 
 Levels are gathered block by block (:class:`LevelMeter`), so a draft of a long song needs memory for the
 levels only, not for its stems. The defaults were chosen by the gain of adapting with the uncorrected draft
@@ -59,7 +58,6 @@ class DraftSettings:
     min_region: float = 0.5
     min_gap: float = 3.0
     presence: float = -12.0
-    rest_depth: float = 10.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,7 +68,6 @@ class DraftSettings:
             ("min_region", math.isfinite(self.min_region) and self.min_region >= 0, "must be 0 or more seconds"),
             ("min_gap", math.isfinite(self.min_gap) and self.min_gap >= 0, "must be 0 or more seconds"),
             ("presence", math.isfinite(self.presence) and self.presence < 0, "must be a negative number of dB"),
-            ("rest_depth", math.isfinite(self.rest_depth) and self.rest_depth >= 0, "must be 0 or more dB"),
         ]
         for name, ok, problem in checks:
             if not ok:
@@ -169,34 +166,8 @@ def draft_regions(
         margin[~audible] = -np.inf
         active = _hysteresis(margin, settings.hysteresis / 2)
         spans = [(a * hop_seconds, min(duration, b * hop_seconds)) for a, b in _runs(active)]
-        spans = tidy_regions(spans, duration, min_region=settings.min_region, min_gap=settings.min_gap)
-        regions.append(_shallow_rests_filled(spans, level, audible, hop_seconds, duration, settings.rest_depth))
+        regions.append(tidy_regions(spans, duration, min_region=settings.min_region, min_gap=settings.min_gap))
     return regions
-
-
-def _shallow_rests_filled(
-    spans: list[tuple[float, float]], level: np.ndarray, audible: np.ndarray, hop_seconds: float, duration: float,
-    depth: float,
-) -> list[tuple[float, float]]:
-    """``spans`` with every rest whose stem is not at least ``depth`` dB quieter (median level) than where the
-    stem is drafted playing marked playing too: a rest the stem does not clearly show is left unclaimed,
-    since a source labelled silent where it plays is the costly error. A stem drafted silent throughout
-    keeps its silence."""
-    if depth <= 0 or not spans:
-        return spans
-    frames = level.shape[0]
-    playing = np.zeros(frames, dtype=bool)
-    for start, end in spans:
-        playing[int(round(start / hop_seconds)) : int(round(end / hop_seconds))] = True
-    loud = playing & audible
-    if not loud.any():
-        return spans
-    reference = float(np.median(level[loud]))
-    for a, b in _runs(~playing):
-        quiet = audible[a:b]
-        if not quiet.any() or reference - float(np.median(level[a:b][quiet])) < depth:
-            playing[a:b] = True
-    return [(a * hop_seconds, min(duration, b * hop_seconds)) for a, b in _runs(playing)]
 
 
 def draft_labels(

@@ -89,10 +89,6 @@ def draft(
     min_gap: Annotated[
         float, typer.Option("--min-gap", metavar="SEC", help="Fill silences shorter than this.")
     ] = _DEFAULTS.min_gap,
-    rest_depth: Annotated[
-        float, typer.Option("--rest-depth", metavar="DB", help="Keep a drafted rest only where the stem is at least "
-                            "DB quieter (median level) than where it plays; a shallower one is marked playing.")
-    ] = _DEFAULTS.rest_depth,
     presence: Annotated[
         float, typer.Option("--presence", metavar="DB", help="Leave out (unconstrained) a source whose stem never "
                             "holds more than DB of the song's power (its 95th percentile): the model finds too "
@@ -111,8 +107,7 @@ def draft(
     over the song (File > Import > Labels), correct them, export them, and adapt with them."""
     common.configure(quiet=quiet, debug=debug)
     settings = DraftSettings(own=threshold, share=min_share, min_region=min_region, min_gap=min_gap,
-                             presence=presence, rest_depth=rest_depth, hysteresis=_DEFAULTS.hysteresis,
-                             smooth=_DEFAULTS.smooth)
+                             presence=presence, hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth)
     to_stdout = output is None or str(output) == "-"
     target = None if to_stdout else output
     if target is not None:  # before any work: never over the song or a stem it reads, nor over a file unless --force
