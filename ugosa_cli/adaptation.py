@@ -1,7 +1,8 @@
 """One-shot, user-guided adaptation of a separation model to one song (the UGOSA paper): the trainer.
 
 The model is fine-tuned on windows of the song itself, with the proposed loss (mixture reconstruction
-from the sources labelled active, plus the energy of the sources labelled silent), a mixture-only loss
+from the sources labelled active, plus the energy of the sources labelled silent, plus, for each source the
+labels say nothing about, its distance from the pretrained model's stem: the anchor), a mixture-only loss
 (``M``) or, for research, a supervised loss against the true stems (``S``). A :class:`Strategy` names the
 loss and the cut point after which the network is trained; everything before the cut stays frozen, so
 its output is computed once per window and reused in every epoch (the model family's split, see
@@ -38,7 +39,7 @@ DEFAULT_GUARD = 0.5
 # close to what the pretrained model makes of it. Without it such a source is a free sink for whatever the
 # silence term pushes out of the labelled ones: with the vocals alone labelled, the mean SDR fell below the
 # pretrained model's. Chosen from 0, 0.1, 0.3, 1 and 10 on tuning songs of two generators: 0.3 kept every
-# kind of partial labels above the pretrained model on both, and cost nothing with three sources labelled
+# kind of partial labels above the pretrained model on both, and gained the most with three sources labelled
 # (BENCHMARKS.md, "Label robustness", partial labels).
 DEFAULT_ANCHOR = 0.3
 # The anchor's target costs a forward pass of the trained part per step: about a third of a step.
