@@ -42,7 +42,8 @@ DEFAULT_GUARD = 0.5
 # kind of partial labels above the pretrained model on both, and gained the most with three sources labelled
 # (BENCHMARKS.md, "Label robustness", partial labels).
 DEFAULT_ANCHOR = 0.3
-# The anchor's target costs a forward pass of the trained part per step: about a third of a step.
+# The anchor's target costs a forward pass of the trained part per step: about a third of a step (measured
+# +13 to +39 % for cuts L1 to L4 of both families, +45 to +76 % for L5; BENCHMARKS.md, "What the anchor costs").
 ANCHOR_STEP_SHARE = 1 / 3
 
 
