@@ -26,6 +26,7 @@ def song(tmp_path):
 FAST = ("--window", "1", "--epochs", "2", "--lr", "1e-3")
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_strategies_json_lists_counts(cli, model_file):
     result = cli("strategies", "--model", model_file, "--json")
     assert result.exit_code == 0, result.stderr
@@ -80,6 +81,7 @@ def test_separate_with_labels_adapts_and_gates(cli, model_file, song, tmp_path):
     assert np.abs(vocals[: int(1.9 * 8000)]).max() > 0
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_adaptation_does_not_leak_between_songs(cli, model_file, song, tmp_path):
     path, labels = song
     other = tmp_path / "song2.wav"

@@ -289,6 +289,7 @@ def test_the_anchor_term_measures_only_the_sources_without_labelled_silence():
     assert anchor_loss(estimates, pretrained, torch.tensor([0.0, 0.0, 0.0, 1.0])).item() == pytest.approx(0.25)
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_the_anchor_keeps_unlabelled_sources_near_the_pretrained_stems(tiny_model):
     """Only the vocals labelled: without the anchor the three free sources drift; with it they stay near what
     the pretrained model made of them, and the vocals' labelled silence still gets quieter."""

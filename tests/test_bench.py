@@ -178,6 +178,7 @@ def test_resplit_scores_each_job_again_after_the_label_filter(cli, musdb, model_
                                    "--markdown").stdout
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_as_is_uses_the_tracks_unchanged(cli, musdb, model_file, tmp_path):
     out = tmp_path / "bench"
     result = cli("bench", "--musdb", musdb / "test", "--tracks", "1", "--start", "2", "--strategies", "B0", "--as-is",

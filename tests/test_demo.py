@@ -79,6 +79,7 @@ def test_demo_cli_keeps_song_labels_and_stems(cli, tmp_path):
     assert labels.sources == SOURCES and not labels.unconstrained
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_demo_cli_prints_the_before_after_table(cli):
     result = cli("demo", "--duration", "2", "--strategy", "P-L5:D")
     assert result.exit_code == 0, result.stderr
@@ -89,6 +90,7 @@ def test_demo_cli_prints_the_before_after_table(cli):
     assert "rests in quarters" in result.stderr
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_demo_cli_resplit_scores_adapted_stems_silent_where_they_rest(cli, tmp_path):
     out = tmp_path / "demo"
     result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--resplit", "--out", out, "--json", "-q")
@@ -109,6 +111,7 @@ def test_demo_cli_resplit_scores_adapted_stems_silent_where_they_rest(cli, tmp_p
         assert np.abs(after[resting]).max() == 0 and np.abs(before[resting]).max() > 0
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_demo_cli_resplit_table_shows_the_filter_without_training_for_comparison(cli):
     result = cli("demo", "--duration", "2", "--strategy", "P-L5:D", "--resplit")
     assert result.exit_code == 0, result.stderr

@@ -746,6 +746,7 @@ def test_a_batch_never_overwrites_an_input_that_comes_later(cli, tmp_path, model
 PARENT = "{model}/{parent}/{track}/{stem}.{ext}"
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_songs_with_the_same_name_are_refused_and_parent_tells_them_apart(cli, tmp_path, model_file):
     first, second = _song_at(tmp_path / "a" / "mixture.wav"), _song_at(tmp_path / "b" / "mixture.wav", 0.3)
     out = tmp_path / "out"
@@ -877,6 +878,7 @@ def test_labels_output_refuses_an_existing_file_unless_force(cli, tmp_path, labe
     assert forced.stdout.strip() == str(target) and target.read_text().startswith("start,end,label\n")
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_demo_refuses_to_replace_an_earlier_demo_unless_force(cli, tmp_path):
     out = tmp_path / "demo"
     (out / "after").mkdir(parents=True)

@@ -329,6 +329,7 @@ def test_a_demucs_file_loads_without_demucs(package_file, released_state):
         assert torch.equal(tensor, released_state[key].float()), key
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_the_fallback_unpickler_reads_the_same_file(package_file, monkeypatch):
     monkeypatch.setattr(demucs_v4, "_supports_named_safe_globals", lambda: False)
     package = read_demucs_package(package_file)

@@ -92,6 +92,7 @@ def test_frozen_parameters_stay_bit_identical_and_exactly_tp_numbers_move(strate
     assert 0.99 * trainable <= moved <= trainable  # every trained number moves (a few may land on the same value)
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_cached_prefix_gives_the_same_updates_as_recomputing_it():
     states = []
     for cache_bytes in (1 << 30, 0):
@@ -134,6 +135,7 @@ def test_dropout_stays_off_while_adapting():
     assert torch.equal(first, second) and not model.training
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_a_bag_trains_every_member_and_keeps_the_bag():
     bag = ModelBag([small_model(1), small_model(2)], [[1, 1, 0, 0], [0, 0, 1, 1]])
     before = [{k: v.clone() for k, v in bag.member(i).state_dict().items()} for i in range(2)]

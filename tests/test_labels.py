@@ -372,6 +372,7 @@ def region_labels(draw):
     return labels_from_regions(regions, duration=duration)
 
 
+@pytest.mark.slow  # over a second: CI runs it
 @settings(max_examples=200, deadline=None)
 @given(labels=region_labels(), fmt=st.sampled_from(LABEL_FORMATS))
 def test_every_format_reads_back_what_it_wrote(labels, fmt):
@@ -379,6 +380,7 @@ def test_every_format_reads_back_what_it_wrote(labels, fmt):
     assert (again.regions, again.unconstrained, again.duration) == (labels.regions, labels.unconstrained, labels.duration)
 
 
+@pytest.mark.slow  # over a second: CI runs it
 @settings(max_examples=200, deadline=None)
 @given(labels=region_labels(), rate=rates)
 def test_matrix_of_parsed_labels_inverts_exactly(labels, rate):

@@ -46,6 +46,7 @@ def out_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("deep") / "er" / "out"
 
 
+@pytest.mark.slow  # over a second: CI runs it
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(template=TEMPLATES, model=NAMES, track=NAMES, sources=SOURCE_LISTS)
 @example(template="../x/{stem}.{ext}", model="m", track="t", sources=["drums"])

@@ -136,6 +136,7 @@ def test_separate_b0_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_lab
     assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_after_adapting_resplit_keeps_the_adapted_stems_and_re_splits_only_the_resting_ones(
     cli, model_file, song, tmp_path
 ):
