@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import PrefixState, SeparationModel, SplitModel
-from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for, trainable_modules
+from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for, trained_parameters
 
 OPTIMIZERS = ("ranger", "radam", "adam")
 # Seconds on each side of every labelled border where the silence term is not applied: borders drawn by
@@ -307,7 +307,7 @@ class Adapter:
         # with them on the same prefix state (swapped in for that forward only, before the step's own).
         self._pretrained: list[Tensor] | None = None
         if self.split is not None and self.strategy.loss is Loss.PROPOSED and settings.anchor > 0 and self.anchored:
-            self._pretrained = [p.detach().clone() for p in self._trained_weights()]
+            self._pretrained = [p.detach().clone() for p in trained_parameters(self.model, self.strategy)]
             self.notes.append(
                 f"keeping {', '.join(self.anchored)} (no labelled silence) close to the pretrained model's stems "
                 f"(--anchor {settings.anchor:g})"
@@ -374,14 +374,11 @@ class Adapter:
             self._cache[start] = state
         return state
 
-    def _trained_weights(self) -> list[nn.Parameter]:
-        return [p for _, module in trainable_modules(self.model, self.strategy) for p in module.parameters()]
-
     @contextlib.contextmanager
     def _pretrained_weights(self) -> Iterator[None]:
         """The trained weights set back to their pretrained values for the duration (no graph may span it)."""
         assert self._pretrained is not None
-        weights = self._trained_weights()
+        weights = trained_parameters(self.model, self.strategy)
         current = [p.data for p in weights]
         for parameter, value in zip(weights, self._pretrained):
             parameter.data = value
@@ -406,10 +403,10 @@ class Adapter:
             with torch.no_grad(), self._autocast(), self._pretrained_weights():
                 pretrained = self.split.suffix(state, self.window).float()
         with self._autocast():
-            estimates = self.split.suffix(state, self.window)
-        loss, terms = self._loss(estimates.float(), mix, acts, refs)
+            estimates = self.split.suffix(state, self.window).float()
+        loss, terms = self._loss(estimates, mix, acts, refs)
         if self._pretrained is not None:
-            kept = anchor_loss(estimates.float(), pretrained, self.free)
+            kept = anchor_loss(estimates, pretrained, self.free)
             loss = loss + self.settings.anchor * kept
             terms["anchor"] = kept.item()
         return loss, terms

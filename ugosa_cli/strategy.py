@@ -84,7 +84,7 @@ def trainable_modules(model: SeparationModel, strategy: Strategy) -> list[tuple[
 
 def count_trainable(model: SeparationModel, strategy: Strategy) -> int:
     """#TP: the number of parameters the strategy trains."""
-    return sum(p.numel() for _, module in trainable_modules(model, strategy) for p in module.parameters())
+    return sum(p.numel() for p in trained_parameters(model, strategy))
 
 
 def describe_trainable(model: SeparationModel, strategy: Strategy) -> str:
@@ -123,11 +123,16 @@ def strategy_table(model: SeparationModel, losses: str = "PMS") -> list[dict[str
     return rows
 
 
+def trained_parameters(model: SeparationModel, strategy: Strategy) -> list[nn.Parameter]:
+    """The parameters a strategy trains, in network order (none for B0)."""
+    return [p for _, module in trainable_modules(model, strategy) for p in module.parameters()]
+
+
 def freeze_for(model: SeparationModel, strategy: Strategy) -> list[nn.Parameter]:
     """Set ``requires_grad`` so only the strategy's part trains; return the trainable parameters."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    trainable = [p for _, module in trainable_modules(model, strategy) for p in module.parameters()]
+    trainable = trained_parameters(model, strategy)
     for parameter in trainable:
         parameter.requires_grad_(True)
     return trainable
