@@ -25,6 +25,7 @@ Kinds of guidance (``--kinds``), each the labels a person might give for the son
 - ``novocals``: only ``no vocals`` regions, drawn where a person is sure: each of the vocals' rests with its
   ends moved inwards by up to 1 s (the song's start and end kept); the other sources unconstrained;
 - ``allbutvocals``: every source's true regions but the vocals', which stay unconstrained;
+- ``only:NAME+NAME``: the true regions of the named sources only (``only:vocals`` is ``vocals``);
 - ``rest0.5``, ``rest1``, ``rest2``: every source labelled playing except 0.5, 1 or 2 s in the middle of each
   of its true rests (how long a labelled rest must be to help).
 
@@ -34,7 +35,10 @@ model is reset, adapted with the kind's labels (the model's recommended settings
 the song separated again, through :class:`ugosa_cli.pipeline.GuidedSeparator` as ``ugosa separate
 --labels`` runs it; then its stems are post-filtered with the same labels (``--resplit-variants``: the
 resplit's mode and guide, ``mode/guide``, or ``gate``, each optionally ``@SEC``, the filter's guard band
-around each border; by default what ``--resplit`` does). Scores against
+around each border; by default what ``--resplit`` does). The rows adapt even where ``ugosa separate
+--labels`` would not (labels with rests of half the sources or fewer, :func:`ugosa_cli.planning.too_few_rests`,
+are applied to the pretrained stems instead); the columns ``separate`` and ``separate --resplit`` are what the
+command writes, without and with ``--resplit``. Scores against
 the true stems: whole-song SDR (MDX definition) per source, and the leakage (power of a stem where its
 instrument truly rests). Printed per kind: the mean over songs of the gain over B0 (mean over sources),
 the worst source (the lowest mean gain of a source), the leakage drop, and per source gains.
@@ -67,7 +71,7 @@ from ugosa_cli.errors import InputError
 from ugosa_cli.labels import Labels, activation_matrix, labels_from_regions, parse_labels
 from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import RESPLIT_AFTER_ADAPTING, RESPLIT_PRETRAINED, GuidedSeparator
-from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings
+from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, resting_sources, too_few_rests
 
 KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals", "allbutvocals", "rest0.5", "rest1",
          "rest2")
@@ -197,6 +201,13 @@ def guidance(kind: str, song: Song, pretrained: np.ndarray, rng: np.random.Gener
     if kind == "allbutvocals":  # every source's true regions but the vocals', which stay unconstrained
         regions = {name: song.regions[name] for name in SOURCES if name != "vocals"}
         return labels_from_regions(regions, sources=SOURCES, duration=song.duration, origin="all but vocals")
+    if kind.startswith("only:"):  # only:NAME+NAME: the named sources' true regions, the others unconstrained
+        names = kind[len("only:"):].split("+")
+        unknown = [name for name in names if name not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown sources {unknown} in {kind!r}; use {', '.join(SOURCES)}")
+        return labels_from_regions({name: song.regions[name] for name in names}, sources=SOURCES,
+                                   duration=song.duration, origin=kind)
     if kind.startswith("rest"):
         return short_rests(song, float(kind[len("rest"):]))
     raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -250,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     began = time.time()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in KINDS and not k.startswith("draft:")]
+    unknown = [k for k in kinds if k not in KINDS and not k.startswith(("draft:", "only:"))]
     if unknown:
         raise SystemExit(f"unknown kinds {unknown}; use {', '.join(KINDS)}")
     guards: list[float | None] = [None] if args.guards is None else [float(g) for g in args.guards.split(",")]
@@ -295,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         pretrained = pipeline.separate_array(song.mix).model
         record: dict = {"seed": seed, "b0": score(references, pretrained, truth), "rows": {}}
         for kind in kinds:
-            rng = np.random.default_rng([args.jitter_seed, seed, KINDS.index(kind.split(":")[0])])
+            base = kind.split(":")[0]
+            rng = np.random.default_rng([args.jitter_seed, seed, KINDS.index(base) if base in KINDS else len(KINDS)])
             labels = guidance(kind, song, pretrained, rng)
             for name, counts in activity_scores(labels, truth, song.samplerate).items():
                 for key, value in counts.items():
@@ -332,6 +344,13 @@ def main(argv: list[str] | None = None) -> None:
                     use(variant)
                     written = pipeline.filter_array(song.mix, adapted, labels, pretrained=pretrained).written
                     cols[f"+{variant}"] = score(references, written, truth)
+                # What `ugosa separate --labels` writes, without and with --resplit: with rests of too few
+                # sources it filters the pretrained stems instead of adapting (the rows adapt anyway, to compare).
+                filters = too_few_rests(resting_sources(activation_matrix(labels, song.samplerate, song.frames),
+                                                        SOURCES), SOURCES)
+                cols["separate"] = columns["B0+resplit"] if filters else cols["adapted"]
+                if "+default" in cols:
+                    cols["separate --resplit"] = columns["B0+resplit"] if filters else cols["+default"]
                 record["rows"][row] = cols
                 mean = np.mean([cols["adapted"][n]["sdr"] - record["b0"][n]["sdr"] for n in SOURCES])
                 print(f"song {k} seed {seed} {row:<16} gain {mean:+.2f} dB, "
@@ -342,7 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"song {k} done in {time.time() - started:.0f} s", flush=True)
 
     rows = list(records[0]["rows"]) if records else []
-    columns = ["adapted", *[f"+{v}" for v in variants], "B0+resplit",
+    columns = ["adapted", *[f"+{v}" for v in variants], "separate", *(["separate --resplit"] if "default" in variants else []),
+               "B0+resplit",
                *[c for c in (records[0]["rows"][rows[0]] if rows else {}) if c.startswith("B0+") and c != "B0+resplit"]]
     summary = {row: {column: gains(records, row, column) for column in columns} for row in rows}
     print("\nMean gain over B0 (whole-song SDR, dB; mean over songs of the mean over sources), worst source, "

@@ -19,7 +19,7 @@ def song(tmp_path):
     path = tmp_path / "song.wav"
     sf.write(path, tone_mix(4.0, 8000, seed=2), 8000)
     labels = tmp_path / "labels.txt"
-    labels.write_text("0\t2\tvocals\n1.5\t4\tdrums\n0\t4\tbass\n0\t4\tother\n")
+    labels.write_text("0\t2\tvocals\n1.5\t4\tdrums\n0\t4\tbass\n0\t3\tother\n")  # three of four rest: adapted
     return path, labels
 
 
@@ -44,7 +44,7 @@ def test_adapt_writes_a_checkpoint_with_provenance(cli, model_file, song, tmp_pa
     report = json.loads(result.stdout)
     assert report["model"] == str(out)
     assert report["plan"]["strategy"] == "P-L3:D" and len(report["history"]) == 2
-    assert {row["source"] for row in report["silence"]} == {"vocals", "drums"}
+    assert {row["source"] for row in report["silence"]} == {"vocals", "drums", "other"}
     loaded = load_model_file(out)
     provenance = loaded.provenance
     assert provenance["strategy"] == "P-L3:D"
@@ -130,22 +130,23 @@ def test_adapt_warns_about_a_source_labelled_silent_for_most_of_the_song(cli, mo
                  "--strategy", "P-L5:D", "--json", "--quiet")
     assert result.exit_code == 0, result.stderr
     warnings = json.loads(result.stdout)["plan"]["warnings"]
-    assert len(warnings) == 1 and warnings[0].startswith("vocals is labelled silent for 75% of the song")
+    assert len(warnings) == 2 and warnings[0].startswith("vocals is labelled silent for 75% of the song")
+    assert warnings[1].startswith("rests labelled for vocals only")  # and it is the only source resting
     assert "ugosa: warning: vocals is labelled silent for 75%" in result.stderr
 
 
-def test_separate_warns_when_only_some_sources_are_labelled(cli, model_file, song, tmp_path):
+def test_separate_warns_when_told_to_adapt_from_the_rests_of_one_source(cli, model_file, song, tmp_path):
     path, _ = song
     labels = tmp_path / "vocals.txt"
     labels.write_text("0\t3\tvocals\n")  # the vocals only, as people often label
     result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", *FAST,
                  "--strategy", "P-L5:D", "--json", "--quiet")
     assert result.exit_code == 0, result.stderr
-    report = json.loads(result.stdout)
-    stems_report = report["tracks"][0] if "tracks" in report else report
-    warnings = [w for w in stems_report["adaptation"]["plan"]["warnings"] if w.startswith("only vocals labelled")]
-    assert len(warnings) == 1 and "drums, bass, other unconstrained" in warnings[0]
-    assert "ugosa: warning: only vocals labelled" in result.stderr
+    plan = json.loads(result.stdout)["adaptation"]["plan"]
+    assert plan["strategy"] == "P-L5:D" and plan["steps"] > 0 and not plan["resplits"]
+    warnings = [w for w in plan["warnings"] if w.startswith("rests labelled for vocals only")]
+    assert len(warnings) == 1 and "(drums, bass, other: no labelled rest)" in warnings[0]
+    assert "ugosa: warning: rests labelled for vocals only" in result.stderr
 
 
 def test_labels_that_never_mark_silence_are_refused(cli, model_file, song, tmp_path):

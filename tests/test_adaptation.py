@@ -149,7 +149,8 @@ def test_a_source_labelled_silent_for_most_of_the_song_is_warned_about(tiny_mode
     def warnings(strategy: str, mix: np.ndarray, acts: np.ndarray) -> list[str]:
         loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
         request = AdaptationRequest(strategy=Strategy.parse(strategy), epochs=1)
-        return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False).warnings
+        found = plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False).warnings
+        return [line for line in found if "labelled silent for" in line]
 
     found = warnings("P-L5:D", mix, acts)
     assert len(found) == 1 and found[0].startswith("other is labelled silent for 70% of the song")
@@ -159,22 +160,46 @@ def test_a_source_labelled_silent_for_most_of_the_song_is_warned_about(tiny_mode
         assert not warnings(untouched, mix, acts)
 
 
-def test_labels_of_some_sources_only_are_warned_about(tiny_model):
-    mix, acts = _song()
-    acts[:3] = 1  # only the vocals labelled; the others unconstrained
+def _plan(tiny_model, acts: np.ndarray, strategy: str | None = None, *, filter_few: bool = True):
+    loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
+    request = AdaptationRequest(strategy=None if strategy is None else Strategy.parse(strategy), epochs=1)
+    return plan_adaptation(loaded, _song()[0], acts, request, torch.device("cpu"), estimate=False, filter_few=filter_few)
 
-    def warnings(unlabelled: tuple[str, ...], strategy: str = "P-L5:D") -> list[str]:
-        loaded = LoadedModel(_fresh(tiny_model), "tiny", "0" * 64)
-        request = AdaptationRequest(strategy=Strategy.parse(strategy), epochs=1)
-        return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False,
-                               unlabelled=unlabelled).warnings
 
-    found = warnings(("drums", "bass", "other"))
-    assert len(found) == 1 and found[0].startswith("only vocals labelled; drums, bass, other unconstrained")
-    assert "--strategy B0 --resplit" in found[0] and "labels draft" in found[0]
-    assert not warnings(())  # every source labelled (the drums, bass and other playing throughout)
-    assert not warnings(("drums", "bass", "other", "vocals"))  # nothing labelled: nothing to compare
-    assert not warnings(("drums", "bass", "other"), "M-L5:D")  # the proposed loss only
+def test_labels_with_rests_of_half_the_sources_or_fewer_are_applied_to_the_stems_instead_of_adapting(tiny_model):
+    """``separate`` (filter_few): rests of one or two of four sources plan no training but the resplit filter, and
+    the plan says so and how to adapt anyway; with rests of three sources it adapts."""
+    acts = _song()[1]  # vocals and drums rest
+    for resting in (("vocals",), ("drums", "vocals")):
+        rows = acts.copy()
+        rows[[i for i, name in enumerate(tiny_model.sources) if name not in resting]] = 1
+        plan = _plan(tiny_model, rows)
+        assert plan.resplits and not plan.strategy.trains and plan.steps == 0
+        assert plan.plan.startswith(f"not adapting: the labels give rests for {', '.join(resting)} only")
+        assert "give --strategy P-L2:D to adapt anyway" in plan.plan and not plan.warnings
+        assert plan.to_dict()["resplits"] is True
+    rows = acts.copy()
+    rows[2, -RATE:] = 0  # "other" rests too: three of four
+    plan = _plan(tiny_model, rows)
+    assert plan.strategy.name == "P-L2:D" and not plan.resplits and plan.steps > 0
+    with pytest.raises(InputError, match="no source as silent"):  # no rest at all is still refused
+        _plan(tiny_model, np.ones_like(acts))
+
+
+def test_adapting_anyway_from_rests_of_few_sources_is_warned_about(tiny_model):
+    """An explicit strategy, or ``adapt`` (no filter_few), adapts from rests of few sources, with a warning that
+    says what the others get and what gained more."""
+    acts = _song()[1]
+    acts[0] = 1  # only the vocals rest
+    for plan in (_plan(tiny_model, acts, "P-L5:D"), _plan(tiny_model, acts, filter_few=False)):
+        assert plan.strategy.trains and not plan.resplits
+        assert len(plan.warnings) == 1
+        assert plan.warnings[0].startswith("rests labelled for vocals only (drums, bass, other: no labelled rest)")
+        assert "labels draft" in plan.warnings[0] and "without --strategy" in plan.warnings[0]
+    three = _song()[1]
+    three[2, -RATE:] = 0  # drums, other and vocals rest
+    assert not _plan(tiny_model, three, "P-L5:D").warnings
+    assert not _plan(tiny_model, acts, "M-L5:D").warnings  # the proposed loss only
 
 
 def test_b0_trains_nothing(tiny_model):

@@ -127,6 +127,11 @@ def test_label_robustness_scores_each_kind_of_guidance_with_the_shipped_resplit(
     # Every source rests in the exact labels: nothing to anchor, the same stems; the vocals alone: anchored.
     same = rows["exact@0.5~0"]["adapted"] == rows["exact@0.5~0.3"]["adapted"]
     assert same and rows["vocals@0.5~0"]["adapted"] != rows["vocals@0.5~0.3"]["adapted"]
+    # What separate writes: the adapted stems where every source rests, the filtered B0 stems with the vocals alone.
+    assert rows["exact@0.5~0"]["separate"] == rows["exact@0.5~0"]["adapted"]
+    assert rows["exact@0.5~0"]["separate --resplit"] == rows["exact@0.5~0"]["+default"]
+    vocals = rows["vocals@0.5~0.3"]
+    assert vocals["separate"] == vocals["separate --resplit"] == vocals["B0+resplit"] != vocals["adapted"]
     activity = report["activity"]
     assert activity["exact"]["vocals"]["fp"] == 0 and activity["exact"]["vocals"]["fn"] == 0
     assert activity["vocals"]["drums"]["fn"] == 0 and activity["vocals"]["drums"]["fp"] > 0  # unconstrained

@@ -136,6 +136,34 @@ def test_separate_b0_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_lab
     assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
 
 
+def test_separate_applies_the_rests_of_two_sources_to_the_pretrained_stems_instead_of_adapting(
+    cli, model_file, song, tmp_path
+):
+    """Rests of two of four sources (the fixture's vocals and drums), no strategy asked for: ``separate`` does not
+    adapt but writes what ``--strategy B0 --resplit`` writes, and says so; ``--gate`` is kept as asked."""
+    path, labels = song
+    common = ("--labels", labels, "--model", model_file, "--bits", "32", "--clip-mode", "none", "--json")
+    result = cli("separate", path, "-o", tmp_path / "auto", *common)
+    asked = cli("separate", path, "-o", tmp_path / "b0", "--strategy", "B0", "--resplit", *common)
+    assert result.exit_code == 0 and asked.exit_code == 0, result.stderr + asked.stderr
+    report = json.loads(result.stdout)
+    plan = report["adaptation"]["plan"]
+    assert plan["strategy"] == "B0" and plan["resplits"] and plan["steps"] == 0
+    assert "not adapting: the labels give rests for drums, vocals only" in result.stderr
+    assert "--strategy P-L2:D to adapt anyway" in result.stderr and "epochs" not in result.stderr
+    written = {name: sf.read(p, always_2d=True)[0] for name, p in report["stems"].items()}
+    for name, p in json.loads(asked.stdout)["stems"].items():
+        np.testing.assert_array_equal(written[name], sf.read(p, always_2d=True)[0])
+    assert np.abs(written["vocals"][2 * RATE + 512 :]).max() == 0  # resting where labelled
+    gated = cli("separate", path, "-o", tmp_path / "gate", "--gate", *common)
+    assert gated.exit_code == 0, gated.stderr
+    stems = {name: sf.read(p, always_2d=True)[0] for name, p in json.loads(gated.stdout)["stems"].items()}
+    pretrained = separate_audio(load_model_file(model_file).model, read_audio(path))
+    inner = slice(RATE // 10, -RATE // 10)  # the gate fades in and out at the song's ends
+    np.testing.assert_allclose(stems["bass"].T[:, inner], pretrained[1][:, inner], atol=1e-5)  # the B0 stem
+    assert np.abs(stems["vocals"][2 * RATE + 512 :]).max() == 0
+
+
 @pytest.mark.slow  # over a second: CI runs it
 def test_after_adapting_resplit_keeps_the_adapted_stems_and_re_splits_only_the_resting_ones(
     cli, model_file, song, tmp_path

@@ -12,6 +12,10 @@ file (:meth:`stem_blocks`) or as one array (:meth:`separate_array`), and applies
   to within a guard band (the *resplit rule*, :meth:`GuidedSeparator.resplit_rule`), guided by the mean of
   the pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`). Both
   were chosen on tuning songs (BENCHMARKS.md).
+
+With ``filter_few`` (what ``ugosa separate`` does), labels that give rests for too few sources to adapt from
+(:func:`~ugosa_cli.planning.too_few_rests`) are applied to the pretrained stems with ``resplit`` instead,
+for that song, unless a strategy or another post-filter was asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +91,7 @@ class GuidedSeparator:
         resplit_guide: str = "mean",
         resplit_mode: str | None = None,
         filter_guard: float | None = None,
+        filter_few: bool = False,
     ) -> None:
         if post_filter is not None and post_filter not in POST_FILTERS:
             raise SettingError("post_filter", post_filter, f"use one of {', '.join(POST_FILTERS)}")
@@ -105,6 +110,8 @@ class GuidedSeparator:
         # None: the resplit rule (:meth:`resplit_rule`); a benchmark may set either.
         self.resplit_mode = resplit_mode
         self.filter_guard = filter_guard  # seconds at each labelled border where the post-filter lets a source play
+        self.filter_few = filter_few
+        self.song_filter: str | None = None  # the post-filter of this song's plan (resplit when it filters instead)
         self.strategy: Strategy = (
             B0 if adaptation is None else resolve_strategy(adaptation, recommendation(loaded, adaptation.protocol))
         )
@@ -133,6 +140,7 @@ class GuidedSeparator:
             parameter.requires_grad_(False)
         self.model.eval()
         self.adapted = False
+        self.song_filter = None
 
     # --- adaptation ----------------------------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class GuidedSeparator:
                 raise SettingError("references", None, f"no stem for {', '.join(missing)}; give one file per source "
                                    f"({', '.join(model.sources)})")
             refs = np.stack([self._at_model_rate(references[name], mix.shape[1]) for name in model.sources])
-        return self.plan_array(mix, activations, references=refs, estimate=estimate, unlabelled=labels.unconstrained)
+        return self.plan_array(mix, activations, references=refs, estimate=estimate)
 
     def plan_array(
         self,
@@ -167,17 +175,18 @@ class GuidedSeparator:
         references: np.ndarray | None = None,
         request: AdaptationRequest | None = None,
         estimate: bool = True,
-        unlabelled: Sequence[str] = (),
     ) -> AdaptationPlan:
         """Reset, then plan from a mixture (channels, frames) and activations (sources, frames) at the model's
-        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn); ``unlabelled``:
-        the sources the labels leave unconstrained."""
+        rate; ``request`` replaces the separator's own (a benchmark trying strategies in turn)."""
         request = request or self.adaptation
         if request is None:
             raise SettingError("adaptation", None, "this separator was made without an adaptation request")
         self.reset()
-        return plan_adaptation(self.loaded, mix, activations, request, self.device, references=references,
-                               estimate=estimate, unlabelled=unlabelled)
+        plan = plan_adaptation(self.loaded, mix, activations, request, self.device, references=references,
+                               estimate=estimate, filter_few=self.filter_few)
+        if plan.resplits:
+            self.song_filter = "resplit"
+        return plan
 
     def adapt(self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
         """Run a plan made by :meth:`plan`: the model is adapted in place."""
@@ -251,8 +260,13 @@ class GuidedSeparator:
         return (mode if self.resplit_mode is None else self.resplit_mode,
                 guard if self.filter_guard is None else self.filter_guard)
 
+    @property
+    def active_filter(self) -> str | None:
+        """The post-filter applied now: the one asked for, else the song plan's."""
+        return self.post_filter or self.song_filter
+
     def _guided_by_both(self) -> bool:
-        return self.post_filter == "resplit" and self.adapted and self.resplit_guide == "mean"
+        return self.active_filter == "resplit" and self.adapted and self.resplit_guide == "mean"
 
     def _pretrained_model(self) -> SeparationModel:
         """A copy of the model with its pretrained weights, made once."""
@@ -266,12 +280,13 @@ class GuidedSeparator:
     def _filter(
         self, labels: Labels | None, samplerate: int, frames: int, mixture: Callable[[], Iterable[np.ndarray]]
     ) -> StemFilter | None:
-        if self.post_filter is None:
+        post_filter = self.active_filter
+        if post_filter is None:
             return None
         if labels is None:
-            raise SettingError("post_filter", self.post_filter, "needs the song's labels")
+            raise SettingError("post_filter", post_filter, "needs the song's labels")
         mode, guard = self.resplit_rule()
-        if self.post_filter == "gate":
+        if post_filter == "gate":
             return Gate(guard_silences(labels, self.filter_guard or 0.0), samplerate, frames)
         return Resplit(guard_silences(labels, guard), samplerate, frames, mixture(), mode=mode)
 

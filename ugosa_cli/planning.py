@@ -24,7 +24,15 @@ from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import SeparationModel
-from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, check_available, count_trainable, describe_trainable
+from ugosa_cli.strategy import (
+    B0,
+    DEFAULT_STRATEGY,
+    Loss,
+    Strategy,
+    check_available,
+    count_trainable,
+    describe_trainable,
+)
 
 PROTOCOLS = ("auto", "paper")
 ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
@@ -34,6 +42,10 @@ CUDA_BATCH_SIZE = 4
 # With the proposed loss, a source labelled silent for more of the song than this (though it plays
 # elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
 MOSTLY_SILENT = 0.4
+# Adapting pays when more than this share of the sources rest somewhere in the labels; with rests of fewer
+# (one or two of four) applying the labels to the pretrained stems (the resplit filter) gained more on the tuning
+# songs (BENCHMARKS.md, "Rests of few sources"), so ``separate --labels`` does that unless a strategy is given.
+RESTING_SHARE_TO_ADAPT = 0.5
 
 
 @dataclass(frozen=True)
@@ -176,14 +188,38 @@ def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float 
     return {name: float(share) for name, share in zip(sources, shares) if limit < share < 1}
 
 
-def partial_labels_warning(free: Sequence[str], labelled: Sequence[str]) -> str:
-    """The warning for labels of some sources only (``free``: the unconstrained ones)."""
+def resting_sources(activations: np.ndarray, sources: Sequence[str]) -> tuple[str, ...]:
+    """The sources labelled silent somewhere (the ones the silence term learns from)."""
+    return tuple(name for name, row in zip(sources, np.asarray(activations)) if row.min() < 0.5)
+
+
+def too_few_rests(resting: Sequence[str], sources: Sequence[str]) -> bool:
+    """Whether labels with rests for only ``resting`` of ``sources`` are better applied to the pretrained stems
+    than adapted to: some source rests, but no more than :data:`RESTING_SHARE_TO_ADAPT` of them."""
+    return 0 < len(resting) <= RESTING_SHARE_TO_ADAPT * len(sources)
+
+
+def filter_note(resting: Sequence[str], sources: Sequence[str], strategy: Strategy) -> str:
+    """The plan's line when the labels are applied to the pretrained stems instead of adapting."""
+    needed = math.floor(RESTING_SHARE_TO_ADAPT * len(sources)) + 1
     return (
-        f"only {', '.join(labelled)} labelled; {', '.join(free)} unconstrained: adapting holds those near the "
-        "pretrained stems (--anchor) and gains little (with the vocals' labels alone +0.16 and -0.05 dB mean SDR "
-        "on the demo model's benchmark songs, against +1.41 and +2.58 dB with every source labelled; "
-        "BENCHMARKS.md, \"Label robustness\"); label every source (`ugosa labels draft` drafts them), or apply "
-        "the labels to the output without training, which gained +0.51 and +0.29 dB there: --strategy B0 --resplit"
+        f"not adapting: the labels give rests for {', '.join(resting)} only; with rests of fewer than {needed} of "
+        f"the {len(sources)} sources, applying the labels to the pretrained stems (as --resplit does) gained "
+        f"more than adapting on the demo model's tuning songs (BENCHMARKS.md, \"Rests of few sources\"); "
+        f"label where the others rest, or give --strategy {strategy} to adapt anyway"
+    )
+
+
+def few_rests_warning(resting: Sequence[str], sources: Sequence[str]) -> str:
+    """The warning for adapting anyway from labels with rests of too few sources (:func:`too_few_rests`)."""
+    others = [name for name in sources if name not in resting]
+    return (
+        f"rests labelled for {', '.join(resting)} only ({', '.join(others)}: no labelled rest): adapting holds "
+        "those near the pretrained stems (--anchor) and gains less than applying the labels to the pretrained "
+        "stems (the vocals' rests alone: +0.06 against +0.22 dB mean SDR on the demo model's tuning songs of its "
+        "synthesizer, +0.08 against +0.40 on another generator's; BENCHMARKS.md, \"Rests of few sources\"); "
+        "label where the others rest (`ugosa labels draft` drafts them), or apply the labels without training: "
+        "`ugosa separate --labels` without --strategy does"
     )
 
 
@@ -204,6 +240,7 @@ class AdaptationPlan:
     notes: list[str]
     warnings: list[str]
     adapter: Adapter = field(repr=False, compare=False)
+    resplits: bool = False  # the labels are applied to the pretrained stems (the resplit filter) instead
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready (as ``--json`` and ``--dry-run`` print it)."""
@@ -220,6 +257,7 @@ class AdaptationPlan:
             "settings": self.settings.to_dict(),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
+            "resplits": self.resplits,
         }
 
 
@@ -232,11 +270,13 @@ def plan_adaptation(
     *,
     references: np.ndarray | None = None,
     estimate: bool = True,
-    unlabelled: Sequence[str] = (),
+    filter_few: bool = False,
 ) -> AdaptationPlan:
     """The plan of adapting ``loaded.model`` to one song: ``mix`` (channels, frames) and ``activations``
-    (sources, frames) at the model's rate, ``references`` (sources, channels, frames) for S- strategies;
-    ``unlabelled``: the sources the labels leave unconstrained (warned about when others are labelled).
+    (sources, frames) at the model's rate, ``references`` (sources, channels, frames) for S- strategies.
+
+    With ``filter_few`` (``separate``), labels with rests of too few sources (:func:`too_few_rests`) plan no
+    training unless a strategy was asked for: the plan :attr:`~AdaptationPlan.resplits` instead.
 
     With ``estimate`` a few steps are timed (no update is made) to estimate the training time; the CPU
     plan always times them.
@@ -245,11 +285,18 @@ def plan_adaptation(
     recommended = recommendation(loaded, request.protocol)
     settings = resolve_settings(request, recommended, cuda=device.type == "cuda", longest_window=longest_window(model))
     strategy = settings.strategy
+    resting = resting_sources(activations, model.sources)
+    few_rests = strategy.loss is Loss.PROPOSED and too_few_rests(resting, model.sources)
+    resplits = filter_few and few_rests and request.strategy is None
+    filtered = filter_note(resting, model.sources, strategy) if resplits else None
+    if resplits:
+        settings = dataclasses.replace(settings, strategy=B0)
+        strategy = B0
     check_available(model, strategy)
     if strategy.loss is Loss.SUPERVISED and references is None:
         raise SettingError("references", None, f"strategy {strategy.name} needs the true stems")
     adapter = Adapter(model, mix, activations, settings, references=references, device=device)
-    note = f"the settings {loaded.name} recommends" if recommended else "the paper's protocol"
+    note = filtered or (f"the settings {loaded.name} recommends" if recommended else "the paper's protocol")
     if strategy.cut is not None and uses_cpu_budget(request, recommended, device):
         assert adapter.split is not None
         prefix_cost, step_cost = family_of(model).relative_cost(model, strategy.cut, recompute=adapter.split.recompute)
@@ -272,21 +319,21 @@ def plan_adaptation(
                 "where it plays as well; check its stem (or keep the model as is and apply the labels to "
                 "the output: --strategy B0 --resplit)"
             )
-        free = [name for name in model.sources if name in unlabelled]
-        if free and len(free) < len(model.sources):
-            warnings.append(partial_labels_warning(free, [name for name in model.sources if name not in free]))
+        if few_rests:
+            warnings.append(few_rests_warning(resting, model.sources))
     return AdaptationPlan(
         strategy=strategy,
         settings=settings,
         trains=describe_trainable(model, strategy),
         trainable_parameters=count_trainable(model, strategy),
         device=str(device),
-        windows=len(adapter.starts),
-        steps=adapter.steps_per_epoch * settings.epochs,
+        windows=len(adapter.starts) if strategy.trains else 0,
+        steps=adapter.steps_per_epoch * settings.epochs if strategy.trains else 0,
         estimated_seconds=seconds,
         estimated_memory_bytes=adapter.memory_estimate(),
         plan=note,
-        notes=adapter.notes,
+        notes=adapter.notes if strategy.trains else [],
         warnings=warnings,
         adapter=adapter,
+        resplits=resplits,
     )

@@ -198,12 +198,14 @@ def read_references(paths: list[str]) -> dict[str, Audio] | None:
 
 
 def show_plan(plan: AdaptationPlan) -> None:
-    common.info(
-        f"adapting with {plan.strategy} ({plan.trains}, {plan.trainable_parameters:,} trainable parameters) "
-        f"on {plan.device}: {plan.windows} windows, {plan.steps} steps, about {plan.estimated_seconds} s and "
-        f"{plan.estimated_memory_bytes / 2**30:.1f} GiB"
-    )
-    common.info(f"plan: {plan.plan}")
+    if plan.strategy.trains:
+        common.info(
+            f"adapting with {plan.strategy} ({plan.trains}, {plan.trainable_parameters:,} trainable parameters) "
+            f"on {plan.device}: {plan.windows} windows, {plan.steps} steps, about {plan.estimated_seconds} s and "
+            f"{plan.estimated_memory_bytes / 2**30:.1f} GiB"
+        )
+    shown = plan.strategy.trains or plan.resplits
+    common.info(f"plan: {plan.plan}" if shown else f"not adapting (strategy {plan.strategy})")
     for note in plan.notes:
         common.info(f"note: {note}")
     for warning in plan.warnings:
@@ -213,6 +215,8 @@ def show_plan(plan: AdaptationPlan) -> None:
 def run_adaptation(pipeline: GuidedSeparator, plan: AdaptationPlan) -> AdaptationResult:
     """Train with progress bars (epochs and steps, with the loss terms and ETA) on stderr, then show the
     silence report."""
+    if not plan.strategy.trains:
+        return pipeline.adapt(plan)
     with common.Reporter() as reporter:
         epochs = reporter.add("epochs", plan.settings.epochs)
         steps = reporter.add("steps", plan.adapter.steps_per_epoch)

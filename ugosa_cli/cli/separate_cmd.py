@@ -215,7 +215,9 @@ def separate(
 ) -> None:
     """Separate songs into stems and print the written paths (or one JSON object per track with --json).
 
-    With --labels, the model is first adapted to each song from where its instruments play.
+    With --labels, the model is first adapted to each song from where its instruments play; labels that give
+    rests for half of the sources or fewer are applied to the pretrained stems instead (as --strategy B0
+    --resplit does), unless --strategy is given.
     """
     common.configure(quiet=quiet, debug=debug)
     if gate and resplit:
@@ -250,7 +252,7 @@ def separate(
     with guidance.flags_named():
         pipeline = GuidedSeparator(
             loaded, device=torch_device, options=options, adaptation=request,
-            post_filter="gate" if gate else "resplit" if resplit else None,
+            post_filter="gate" if gate else "resplit" if resplit else None, filter_few=True,
         )
     selection = StemSelection(keep, two_stems)
     written = selection.names(pipeline.sources)
