@@ -182,8 +182,12 @@ def test_labels_with_rests_of_half_the_sources_or_fewer_are_applied_to_the_stems
     rows[2, -RATE:] = 0  # "other" rests too: three of four
     plan = _plan(tiny_model, rows)
     assert plan.strategy.name == "P-L2:D" and not plan.resplits and plan.steps > 0
-    with pytest.raises(InputError, match="no source as silent"):  # no rest at all is still refused
-        _plan(tiny_model, np.ones_like(acts))
+    plan = _plan(tiny_model, np.ones_like(acts))  # no rest at all: only re-split, with a warning
+    assert plan.resplits and plan.plan == "not adapting: no labelled rest"
+    assert len(plan.warnings) == 1 and plan.warnings[0].startswith("the labels mark no source as silent anywhere")
+    for strategy, filter_few in (("P-L5:D", True), (None, False)):  # asked to adapt (or `adapt`): refused
+        with pytest.raises(InputError, match="no source as silent"):
+            _plan(tiny_model, np.ones_like(acts), strategy, filter_few=filter_few)
 
 
 def test_adapting_anyway_from_rests_of_few_sources_is_warned_about(tiny_model):

@@ -164,6 +164,20 @@ def test_separate_applies_the_rests_of_two_sources_to_the_pretrained_stems_inste
     assert np.abs(stems["vocals"][2 * RATE + 512 :]).max() == 0
 
 
+def test_separate_with_labels_marking_no_rest_re_splits_the_stems_and_warns(cli, model_file, song, tmp_path):
+    path, _ = song
+    labels = tmp_path / "all.txt"
+    labels.write_text("0\t4\tvocals\n0\t4\tdrums\n")  # playing throughout; bass and other unlabelled
+    result = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "o", "--bits", "32",
+                 "--clip-mode", "none", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "ugosa: warning: the labels mark no source as silent anywhere" in result.stderr
+    stems = [sf.read(p, always_2d=True)[0] for p in json.loads(result.stdout)["stems"].values()]
+    np.testing.assert_allclose(sum(stems), sf.read(path, always_2d=True)[0], atol=1e-4)  # re-split: adds up
+    asked = cli("separate", path, "--labels", labels, "--model", model_file, "-o", tmp_path / "p", "--strategy", "P-L5:D")
+    assert asked.exit_code == 2 and "no source as silent" in asked.stderr  # adapting from it is still refused
+
+
 @pytest.mark.slow  # over a second: CI runs it
 def test_after_adapting_resplit_keeps_the_adapted_stems_and_re_splits_only_the_resting_ones(
     cli, model_file, song, tmp_path

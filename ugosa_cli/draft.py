@@ -206,8 +206,9 @@ def draft_labels(
     drafted = [name for name in chosen if name in regions]
     if drafted and all(labels.active_seconds(name) >= duration for name in drafted):
         notes.append(
-            f"no clear rest of {settings.min_gap:g} s or more found for {', '.join(drafted)}: adapting needs at "
-            "least one labelled rest; mark the rests you hear (or keep the pretrained stems: --strategy B0)"
+            f"no clear rest of {settings.min_gap:g} s or more found for {', '.join(drafted)}: adapting needs "
+            "labelled rests (with none, `ugosa separate --labels` only re-splits the pretrained stems to add up to "
+            "the mix); mark the rests you hear"
         )
     # The draft's own notes replace the generic "no labels for ..." line: a source left out by --sources was
     # asked for, and one too weak to draft gets its own reason.

@@ -195,12 +195,21 @@ def resting_sources(activations: np.ndarray, sources: Sequence[str]) -> tuple[st
 
 def too_few_rests(resting: Sequence[str], sources: Sequence[str]) -> bool:
     """Whether labels with rests for only ``resting`` of ``sources`` are better applied to the pretrained stems
-    than adapted to: some source rests, but no more than :data:`RESTING_SHARE_TO_ADAPT` of them."""
-    return 0 < len(resting) <= RESTING_SHARE_TO_ADAPT * len(sources)
+    than adapted to: no more than :data:`RESTING_SHARE_TO_ADAPT` of them rest (none: nothing to adapt from)."""
+    return len(resting) <= RESTING_SHARE_TO_ADAPT * len(sources)
+
+
+NO_REST_WARNING = (
+    "the labels mark no source as silent anywhere in the song, so there is nothing to adapt from: the pretrained "
+    "stems are only re-split to add up to the mix (as --resplit does); label where instruments rest (or check "
+    "that the labels belong to this song)"
+)
 
 
 def filter_note(resting: Sequence[str], sources: Sequence[str], strategy: Strategy) -> str:
     """The plan's line when the labels are applied to the pretrained stems instead of adapting."""
+    if not resting:
+        return "not adapting: no labelled rest"
     needed = math.floor(RESTING_SHARE_TO_ADAPT * len(sources)) + 1
     return (
         f"not adapting: the labels give rests for {', '.join(resting)} only; with rests of fewer than {needed} of "
@@ -311,7 +320,7 @@ def plan_adaptation(
     elif estimate:  # timing only informs the estimate, never the plan
         step_s, prefix_s, _ = adapter.measure()
         seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
-    warnings = []
+    warnings = [NO_REST_WARNING] if resplits and not resting else []
     if strategy.loss is Loss.PROPOSED:
         for name, share in mostly_silent(activations, model.sources).items():
             warnings.append(
