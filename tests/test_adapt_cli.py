@@ -87,11 +87,14 @@ def test_adaptation_does_not_leak_between_songs(cli, model_file, song, tmp_path)
     other = tmp_path / "song2.wav"
     sf.write(other, tone_mix(4.0, 8000, seed=9), 8000)
     (tmp_path / "labels").mkdir()
-    for name in ("song", "song2"):
-        (tmp_path / "labels" / f"{name}.txt").write_text(labels.read_text())
+    # The first song's labels rest two sources (filtered, not adapted), the second's three (adapted).
+    (tmp_path / "labels" / "song.txt").write_text("0\t2\tvocals\n1.5\t4\tdrums\n")
+    (tmp_path / "labels" / "song2.txt").write_text(labels.read_text())
     both = cli("separate", path, other, "--labels", tmp_path / "labels", "--model", model_file, "-o", tmp_path / "b", "--bits", "32", "--seed", "0", *FAST)
     alone = cli("separate", other, "--labels", "{dir}/labels/{track}.txt", "--model", model_file, "-o", tmp_path / "a", "--bits", "32", "--seed", "0", *FAST)
     assert both.exit_code == 0 and alone.exit_code == 0, both.stderr + alone.stderr
+    assert "not adapting: the labels give rests for drums, vocals only" in both.stderr
+    assert both.stderr.count("adapting with") == 1
     second = [p for p in both.stdout.split() if "/song2/" in p]
     for p, q in zip(second, alone.stdout.split()):
         np.testing.assert_allclose(sf.read(p)[0], sf.read(q)[0], atol=1e-6)
