@@ -225,8 +225,8 @@ def few_rests_warning(resting: Sequence[str], sources: Sequence[str]) -> str:
     return (
         f"rests labelled for {', '.join(resting)} only ({', '.join(others)}: no labelled rest): adapting holds "
         "those near the pretrained stems (--anchor) and gains less than applying the labels to the pretrained "
-        "stems (the vocals' rests alone: +0.06 against +0.22 dB mean SDR on the demo model's tuning songs of its "
-        "synthesizer, +0.08 against +0.40 on another generator's; BENCHMARKS.md, \"Rests of few sources\"); "
+        "stems (with the vocals' rests alone +0.16 against +0.51 dB mean SDR on the demo model's held-out songs, "
+        "-0.05 against +0.29 on another generator's; BENCHMARKS.md, \"Rests of few sources\"); "
         "label where the others rest (`ugosa labels draft` drafts them), or apply the labels without training: "
         "`ugosa separate --labels` without --strategy does"
     )
