@@ -136,6 +136,7 @@ def test_separate_b0_resplit_writes_stems_that_sum_to_the_mix_and_rest_where_lab
     assert np.abs(stems["vocals"][:, : 2 * RATE - window]).max() > 0
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_separate_applies_the_rests_of_two_sources_to_the_pretrained_stems_instead_of_adapting(
     cli, model_file, song, tmp_path
 ):
@@ -164,6 +165,7 @@ def test_separate_applies_the_rests_of_two_sources_to_the_pretrained_stems_inste
     assert np.abs(stems["vocals"][2 * RATE + 512 :]).max() == 0
 
 
+@pytest.mark.slow  # over a second: CI runs it
 def test_separate_with_labels_marking_no_rest_re_splits_the_stems_and_warns(cli, model_file, song, tmp_path):
     path, _ = song
     labels = tmp_path / "all.txt"
