@@ -323,15 +323,18 @@ def main(argv: list[str] | None = None) -> None:
                     use(variant)
                     columns[f"B0+{variant}"] = score(
                         references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
+            acts = activation_matrix(labels, song.samplerate, song.frames)
+            # What `ugosa separate --labels` writes, without and with --resplit: with rests of too few sources
+            # it filters the pretrained stems instead of adapting (the rows adapt anyway, to compare).
+            filters = too_few_rests(resting_sources(acts, SOURCES), SOURCES)
             for guard, anchor in itertools.product(guards, anchors):
                 row = kind + ("" if guard is None else f"@{guard:g}") + ("" if anchor is None else f"~{anchor:g}")
                 tried = AdaptationRequest(epochs=args.epochs, gamma=args.gamma, guard=guard, anchor=anchor)
                 t0 = time.time()
                 pipeline.post_filter = None
                 try:
-                    plan = pipeline.plan_array(song.mix, activation_matrix(labels, song.samplerate, song.frames),
-                                               request=tried, estimate=False)
-                except InputError as exc:  # what ugosa separate --labels refuses: the user keeps B0's stems
+                    plan = pipeline.plan_array(song.mix, acts, request=tried, estimate=False)
+                except InputError as exc:  # no labelled rest: adapting refuses it (separate re-splits B0's stems)
                     print(f"song {k} seed {seed} {row}: not adapted: {exc.message}")
                     pipeline.reset()
                     adapted = pretrained
@@ -344,10 +347,6 @@ def main(argv: list[str] | None = None) -> None:
                     use(variant)
                     written = pipeline.filter_array(song.mix, adapted, labels, pretrained=pretrained).written
                     cols[f"+{variant}"] = score(references, written, truth)
-                # What `ugosa separate --labels` writes, without and with --resplit: with rests of too few
-                # sources it filters the pretrained stems instead of adapting (the rows adapt anyway, to compare).
-                filters = too_few_rests(resting_sources(activation_matrix(labels, song.samplerate, song.frames),
-                                                        SOURCES), SOURCES)
                 cols["separate"] = columns["B0+resplit"] if filters else cols["adapted"]
                 if "+default" in cols:
                     cols["separate --resplit"] = columns["B0+resplit"] if filters else cols["+default"]

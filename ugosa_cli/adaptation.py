@@ -139,6 +139,12 @@ def window_starts(frames: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+def rests_somewhere(activations: np.ndarray) -> np.ndarray:
+    """(sources,) bool: which sources the activations (sources, frames) label silent somewhere (the silence
+    term learns from these; the others, unlabelled or playing throughout, are the anchor's)."""
+    return np.asarray(activations).min(axis=1) < 0.5
+
+
 def guard_borders(activations: np.ndarray, guard: int) -> np.ndarray:
     """Activations (sources, frames) with every labelled silence shortened by ``guard`` samples at each border
     with an active region, but never by more than a quarter of its length: there the source counts as active,
@@ -257,8 +263,7 @@ class Adapter:
             raise SettingError("amp", None, "mixed precision (bfloat16) needs a CUDA device")
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        # Sources with no labelled silence (unlabelled, or labelled playing throughout): the anchor's sources.
-        free = np.asarray(activations).min(axis=1) >= 0.5
+        free = ~rests_somewhere(activations)  # the anchor's sources
         activations = guard_borders(activations, int(round(settings.guard * rate)))
         wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32))
         ref = wav.mean(0)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ugosa_cli.adaptation import ANCHOR_STEP_SHARE, AdaptationSettings, Adapter
+from ugosa_cli.adaptation import ANCHOR_STEP_SHARE, AdaptationSettings, Adapter, rests_somewhere
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
@@ -190,7 +190,7 @@ def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float 
 
 def resting_sources(activations: np.ndarray, sources: Sequence[str]) -> tuple[str, ...]:
     """The sources labelled silent somewhere (the ones the silence term learns from)."""
-    return tuple(name for name, row in zip(sources, np.asarray(activations)) if row.min() < 0.5)
+    return tuple(name for name, rests in zip(sources, rests_somewhere(activations)) if rests)
 
 
 def too_few_rests(resting: Sequence[str], sources: Sequence[str]) -> bool:
@@ -297,15 +297,15 @@ def plan_adaptation(
     resting = resting_sources(activations, model.sources)
     few_rests = strategy.loss is Loss.PROPOSED and too_few_rests(resting, model.sources)
     resplits = filter_few and few_rests and request.strategy is None
-    filtered = filter_note(resting, model.sources, strategy) if resplits else None
+    note = f"the settings {loaded.name} recommends" if recommended else "the paper's protocol"
     if resplits:
+        note = filter_note(resting, model.sources, strategy)
         settings = dataclasses.replace(settings, strategy=B0)
         strategy = B0
     check_available(model, strategy)
     if strategy.loss is Loss.SUPERVISED and references is None:
         raise SettingError("references", None, f"strategy {strategy.name} needs the true stems")
     adapter = Adapter(model, mix, activations, settings, references=references, device=device)
-    note = filtered or (f"the settings {loaded.name} recommends" if recommended else "the paper's protocol")
     if strategy.cut is not None and uses_cpu_budget(request, recommended, device):
         assert adapter.split is not None
         prefix_cost, step_cost = family_of(model).relative_cost(model, strategy.cut, recompute=adapter.split.recompute)
