@@ -55,7 +55,7 @@ EXIT_STATUS = [
     (EXIT_INTERRUPTED, "Interrupted (Ctrl-C, SIGINT, SIGTERM or SIGHUP). No half-written file is left behind."),
 ]
 
-# The refusals that protect files, and the write failures (README "Troubleshooting by error message" has them all).
+# The refusals that protect files, and the write failures (docs/troubleshooting.md has every message).
 DIAGNOSTICS = [
     ("FILE: the drums stem of SONG would overwrite the input FILE; choose another --out or --filename",
      "exit 2. A stem of `separate` would replace a file the run reads (a later song, a labels file, a reference "
@@ -94,6 +94,23 @@ EXAMPLES = [
     ("Score the stems against reference stems:", "ugosa eval --references musdb/track --estimates separated/tasnet/track"),
     ("Use ugosa without network: fetch the model file elsewhere, then import it:",
      "ugosa model import tasnet-beb46fac.th\nUGOSA_OFFLINE=1 ugosa separate song.wav"),
+]
+
+# Where the long documentation lives: there is no website, so the files of the source distribution.
+DOCUMENTATION_INTRO = ("The full documentation is in the source distribution of ugosa (and its source tree), as "
+                       "Markdown files; every command also has --help.")
+DOCUMENTATION = [
+    ("README.md", "What ugosa does, a quick start, the five commands a user needs, the models, and links to the "
+                  "pages below."),
+    ("docs/separating.md", "Inputs, output formats, the --filename template, segments, devices, file safety."),
+    ("docs/labels.md", "Label files (Audacity, CSV, TSV, frames, JSON), the vocabulary and --map, the draft, how to "
+                       "make labels that pay."),
+    ("docs/adapting.md", "Strategies, settings, the CPU plan, --resplit and --gate, what adapting gains."),
+    ("docs/models.md", "Model names, files, URLs and hashes, the cache, environment variables, offline machines."),
+    ("docs/scripting.md", "stdout, --json and stdin, exit codes, batches, --skip-existing, GNU parallel and Slurm."),
+    ("docs/evaluation.md", "ugosa eval and its metrics, ugosa demo, ugosa bench and the paper's experiment."),
+    ("docs/troubleshooting.md", "Every error message: its cause and what to do."),
+    ("BENCHMARKS.md", "Measured speed, memory and quality, with the commands that measured them."),
 ]
 
 
@@ -148,8 +165,8 @@ def _command(command: Command) -> list[str]:
     return lines
 
 
-def _definitions(title: str, rows: list[tuple[object, str]], bold: bool = True) -> list[str]:
-    lines = [f".SH {title}"]
+def _definitions(title: str, rows: list[tuple[object, str]], bold: bool = True, intro: str = "") -> list[str]:
+    lines = [f".SH {title}", *_paragraphs(intro)]
     for term, text in rows:
         head = escape(str(term))
         lines += [".TP", f"\\fB{head}\\fR" if bold else head, escape(text)]
@@ -180,6 +197,7 @@ def man_page(tree: Command) -> str:
     lines += [".SH EXAMPLES"]
     for text, example in EXAMPLES:
         lines += [".PP", escape(text), ".PP", ".RS 4", ".nf", escape(example), ".fi", ".RE"]
+    lines += _definitions("DOCUMENTATION", DOCUMENTATION, bold=False, intro=DOCUMENTATION_INTRO)
     lines += [".SH SEE ALSO", "\\fBjq\\fR(1), \\fBparallel\\fR(1), \\fBsbatch\\fR(1)", ""]
     return "\n".join(lines)
 

@@ -134,6 +134,17 @@ def test_every_docs_page_is_linked_from_the_readme():
     assert [page.name for page in DOCS if page.resolve() not in linked] == []
 
 
+def test_the_help_and_the_man_page_point_to_pages_that_exist():
+    help_text = " ".join(CliRunner().invoke(app, ["--help"]).output.split())
+    man_page = (ROOT / "man" / "ugosa.1").read_text(encoding="utf-8")
+    assert "README.md" in help_text and "docs/" in help_text
+    named = set(re.findall(r"docs/[\w-]+\.md", man_page))
+    assert named and all((ROOT / name).is_file() for name in named), sorted(named)
+    # every page for users is listed (the developers' page is not: it is no help to someone reading a man page)
+    assert README.name in man_page
+    assert [p.name for p in DOCS if f"docs/{p.name}" not in named and p.name != "development.md"] == []
+
+
 def test_the_setup_lines_come_first_in_the_readme():
     # A fresh clone follows them before reading anything else: the title, then these two lines.
     prose, code = _split(README)

@@ -18,7 +18,10 @@ app = typer.Typer(
     help=(
         "Separate music into stems, and adapt the separator to your song from where each instrument plays.\n\n"
         "Results go to stdout (paths, or JSON with --json); progress and messages go to stderr.\n\n"
-        "Exit codes: 0 ok, 1 failure at run time, 2 bad usage or bad input, 130 interrupted."
+        "Exit codes: 0 ok, 1 failure at run time, 2 bad usage or bad input, 130 interrupted.\n\n"
+        "Documentation: README.md and the docs/ folder of the source distribution (adapting, labels, models and "
+        "the cache, scripting, evaluation, troubleshooting by error message); `ugosa COMMAND --help` for each "
+        "command."
     ),
     no_args_is_help=True,
     add_completion=False,
