@@ -350,10 +350,12 @@ def open_for_writing(path: str | Path, fmt: str, bits: int, samplerate: int, cha
                         format=fmt.upper(), **options)
 
 
-def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16) -> None:
-    """Write (channels, frames) atomically in the given container and bit depth (32 = float)."""
+def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16,
+                inside: Path | None = None) -> None:
+    """Write (channels, frames) atomically in the given container and bit depth (32 = float); ``inside``: the
+    resolved folder it must land in (:func:`~ugosa_cli.fsutil.atomic_path`)."""
     check_format(fmt, samplerate)
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), inside) as tmp:
         try:
             with open_for_writing(tmp, fmt, bits, samplerate, samples.shape[0]) as out:
                 out.write(np.ascontiguousarray(samples.T))

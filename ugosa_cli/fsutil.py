@@ -372,13 +372,13 @@ def check_target(target: Path, inputs: Iterable[tuple[Path, str]] = (), *, force
     unless ``force``, or with a name longer than the file system allows. ``option`` is the flag that named
     ``target``."""
     target = Path(target)
+    check_name_length(target, option)
     where = resolved(target)
     for path, what in inputs:
         if resolved(path) == where:
             raise InputError(f"{target}: refusing to overwrite {what}; choose another {option}")
     if target.is_dir():
         raise InputError(f"{target}: is a folder; give {option} a file name")
-    check_name_length(target, option)
     if os.path.lexists(target) and not force:
         raise InputError(f"{target}: exists already; add --force to replace it, or choose another {option}")
 
