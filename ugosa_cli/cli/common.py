@@ -167,12 +167,12 @@ class Reporter:
             self._mode = "off"
         elif stderr().is_terminal:
             self._mode = "rich"
-            columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+            columns: list[Any] = [TextColumn("{task.description}", markup=False), BarColumn()]
             if transfer:
                 columns += [DownloadColumn(), TransferSpeedColumn()]
             else:
                 columns += [TaskProgressColumn(), MofNCompleteColumn()]
-            columns += [TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+            columns += [TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn()]
             self._rich = Progress(*columns, console=stderr(), transient=False)
         else:
             self._mode = "plain"
