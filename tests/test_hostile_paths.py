@@ -310,24 +310,28 @@ def test_ctrl_c_while_python_loads_is_a_quiet_exit_130(tmp_path):
 # ---------------------------------------------------------------- the output folder changing under a run
 
 
-def _link_during_adaptation(monkeypatch, make_link) -> None:
+def _link_during_adaptation(monkeypatch, tmp_path: Path, make_link) -> tuple[Path, Path, Path]:
+    """A song, an output folder and a folder elsewhere; once the model is adapted, ``make_link(output, elsewhere)``
+    runs, as another process could at that moment."""
+    song = _song(tmp_path, seconds=1.0)
+    folder, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
     adapt = pipeline.GuidedSeparator.adapt
 
     def adapt_then_link(self, plan, progress=None):
         result = adapt(self, plan, progress)
-        make_link()
+        make_link(folder, elsewhere)
         return result
 
     monkeypatch.setattr(pipeline.GuidedSeparator, "adapt", adapt_then_link)
+    return song, folder, elsewhere
 
 
 def test_a_link_made_under_out_during_adaptation_sends_no_stem_outside(cli, tmp_path, model_file, labels_file,
                                                                       monkeypatch):
-    song = _song(tmp_path, seconds=1.0)
-    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
-    out.mkdir()
-    elsewhere.mkdir()
-    _link_during_adaptation(monkeypatch, lambda: (out / "tiny-adapted").symlink_to(elsewhere))
+    song, out, elsewhere = _link_during_adaptation(
+        monkeypatch, tmp_path, lambda out, elsewhere: (out / "tiny-adapted").symlink_to(elsewhere))
     result = cli("separate", song, "--model", model_file, "--labels", labels_file, "--strategy", "P-L1:D", "-o",
                  out, *FAST_ADAPT)
     assert result.exit_code == 2 and result.stdout == ""
@@ -337,16 +341,11 @@ def test_a_link_made_under_out_during_adaptation_sends_no_stem_outside(cli, tmp_
 
 def test_a_folder_swapped_for_a_link_during_adaptation_gets_no_model(cli, tmp_path, model_file, labels_file,
                                                                     monkeypatch):
-    song = _song(tmp_path, seconds=1.0)
-    models, elsewhere = tmp_path / "models", tmp_path / "elsewhere"
-    models.mkdir()
-    elsewhere.mkdir()
-
-    def swap() -> None:
+    def swap(models: Path, elsewhere: Path) -> None:
         models.rename(tmp_path / "models-before")
         models.symlink_to(elsewhere)
 
-    _link_during_adaptation(monkeypatch, swap)
+    song, models, elsewhere = _link_during_adaptation(monkeypatch, tmp_path, swap)
     result = cli("adapt", song, "--model", model_file, "--labels", labels_file, "-o", models / "a.th", *FAST_ADAPT)
     assert result.exit_code == 2 and result.stdout == ""
     assert_one_clear_error(result, "a.th", str(elsewhere), "remove the link")

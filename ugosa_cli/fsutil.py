@@ -84,13 +84,15 @@ def resolved(path: str | Path) -> Path:
         return Path(path).resolve()
 
 
-def check_inside(path: Path, root: Path, option: str = "--out") -> None:
+def check_inside(path: Path, root: Path, option: str | None = None) -> None:
     """Refuse ``path`` unless its folder resolves inside ``root`` (a resolved path). Checked right where a file is
-    written, so a folder replaced by a link to elsewhere while a run works cannot send the file there."""
+    written, so a folder replaced by a link to elsewhere while a run works cannot send the file there.
+    ``option``: the flag that named ``root`` (``--out``), if one did."""
     folder = resolved(Path(path).parent)
     if not folder.is_relative_to(root):
-        raise InputError(f"{path}: would be written to {folder}, outside {option} {root} (a folder on the way is "
-                         f"a link that leads out of it); remove the link or choose another {option}")
+        where, other = (f"{option} {root}", f" or choose another {option}") if option else (str(root), "")
+        raise InputError(f"{path}: would be written to {folder}, outside {where} (a folder on the way is a link "
+                         f"that leads out of it); remove the link{other}")
 
 
 def name_max(folder: Path) -> int:
@@ -393,12 +395,12 @@ def atomic_path(target: Path, inside: Path | None = None) -> Iterator[Path]:
     """
     target = Path(target)
     if inside is not None:
-        check_inside(target, inside, "the output folder")
+        check_inside(target, inside)
     tmp = reserve_temporary(target)
     try:
         yield tmp
         if inside is not None:
-            check_inside(target, inside, "the output folder")
+            check_inside(target, inside)
         commit_temporary(tmp, target)
     except BaseException:
         discard_temporary(tmp)

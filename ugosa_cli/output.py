@@ -142,7 +142,7 @@ class OutputSpec:
 
     def check_inside(self, path: Path) -> None:
         """Refuse to write ``path`` unless it still lands under ``root`` as it was when the run started."""
-        check_inside(path, self.resolved_root)
+        check_inside(path, self.resolved_root, "--out")
 
     def paths(self, *, model: str, track: str, stems: Iterable[str], parent: str = "") -> dict[str, Path]:
         """:meth:`path` of each stem of one track, refusing a template that gives two stems one file."""
