@@ -28,7 +28,7 @@ from ugosa_cli.errors import InputError, RunError, UgosaError
 
 try:
     import fcntl
-except ImportError:  # not on Windows: stale temporaries are then told by their age alone
+except ImportError:  # Windows has no flock: stale temporaries are then told by their age alone
     fcntl = None  # type: ignore[assignment]
 
 # The most a labels file or a --from-list track list may hold: far more than any real one (a label track of
@@ -123,7 +123,6 @@ def check_name_length(path: Path, option: str) -> None:
 
 # ugosa's temporary files: ".<name>.<8 hex digits>.partial" (the name possibly shortened).
 _TEMPORARY = re.compile(r"^\..*\.[0-9a-f]{8}\.partial$", re.DOTALL)
-_TEMPORARY_EXTRA = len("..12345678.partial")  # the bytes a temporary name adds to its target's name
 # A temporary file nobody holds a lock on and that has not changed for this long was left by a killed run
 # (without locks, as on Windows, its age alone tells, so it must be much older).
 STALE_AFTER_S = 300.0 if fcntl is not None else 24 * 3600.0
@@ -155,7 +154,7 @@ def sweep_stale_temporaries(folder: Path) -> list[Path]:
         return []
     now = time.time()
     for entry in entries:
-        if not _TEMPORARY.match(entry.name) or Path(entry.path) in _HELD:
+        if not _TEMPORARY.match(entry.name):
             continue
         with contextlib.suppress(OSError):
             info = entry.stat(follow_symlinks=False)
