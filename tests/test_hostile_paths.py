@@ -77,10 +77,12 @@ def test_a_symlink_loop_wherever_a_path_goes_is_one_clear_line(cli, tmp_path, mo
         "--labels": ("separate", song, "--model", model_file, "-o", out, "--labels", loop, *FAST_ADAPT),
         "adapt -o": ("adapt", song, "--model", model_file, "--labels", labels_file, "-o", loop, *FAST_ADAPT),
     }[where]
+    before = {path: path.read_bytes() for path in (song, labels_file, model_file)}
     result = cli(*args)
     assert result.exit_code == 2 and result.stdout == ""
     assert_one_clear_error(result, str(loop), "symbolic link loop", "remove or fix the link")
     assert files_under(out) == [] and loop.is_symlink()
+    assert {path: path.read_bytes() for path in before} == before
 
 
 def test_a_nul_byte_in_a_track_list_or_a_url_is_one_clear_line(cli, tmp_path, model_file, monkeypatch):
@@ -172,7 +174,9 @@ def test_ctrl_c_while_the_stems_are_renamed_still_commits_the_whole_set(cli, tmp
             time.sleep(0.05)
 
     monkeypatch.setattr(fsutil.os, "replace", slow_replace)
+    original = song.read_bytes()
     stopped = cli("separate", song, "--model", model_file, "-o", out, "--shifts", "1", "--seed", "3")
+    assert song.read_bytes() == original
     assert stopped.exit_code == 130 and stopped.stderr.splitlines()[-1] == "ugosa: interrupted"
     assert len(renamed) == 4
     (new,) = _marks(stems)  # all four from the second run

@@ -341,7 +341,7 @@ def read_text_file(path: str | Path, name: str, wanted: str, limit: int = MAX_TE
     except PermissionError:
         raise InputError(f"{name}: permission denied; check the file's permissions") from None
     except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise InputError(f"{name}: {_PATH_ERRNOS.get(exc.errno or 0) or f'cannot read ({exc.strerror or exc})'}") from None
     if len(data) > limit:
         raise InputError(too_big)
     return data
