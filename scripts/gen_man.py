@@ -31,6 +31,8 @@ ENVIRONMENT = [
     ("UGOSA_OFFLINE", "1, true, yes or on (any case) works like `--offline`: never use the network, only cached, "
                       "imported or local model files. 0, false, no, off or empty: the network may be used. Any other "
                       "value is refused (exit 2) by every command that loads a model."),
+    ("UGOSA_DOWNLOAD_TIMEOUT", "The most seconds one model download may take (default 3600), so a server that "
+                               "sends a byte now and then cannot hold a run forever."),
     ("UGOSA_DEBUG", "Any value but empty or 0 works like `--debug`: errors show their full Python traceback."),
     ("NO_COLOR", "When set and not empty, messages on stderr are not coloured."),
 ]
@@ -43,7 +45,8 @@ FILES = [
     ("$UGOSA_CACHE_DIR/models/urls/URL-HASH/FILE", "Models given to `--model` as an http(s) URL."),
     ("*.lock", "Lock files beside cache entries, so that concurrent runs download a model once."),
     (".NAME.*.partial", "Temporary files beside every output while it is written; renamed to NAME when complete, "
-                        "deleted on any failure or interruption."),
+                        "deleted on any failure or interruption. The next run in that folder removes those a killed "
+                        "run left (untouched for 5 minutes, no live writer)."),
 ]
 
 EXIT_STATUS = [
@@ -74,6 +77,12 @@ DIAGNOSTICS = [
     ("FILE: is a folder, ...", "exit 2. A folder has the name of a file ugosa writes: remove it or write elsewhere."),
     ("--segment 0.001: use 1 to 60 seconds (this model's default is 8 s)",
      "exit 2. --segment must be a finite number of seconds in that range (at least the model's shortest input)."),
+    ("PATH: a symbolic link loop (a link that points back to itself); remove or fix the link",
+     "exit 2. A path given (a song, --out, --labels, ...) goes through a link that leads back to itself."),
+    ("NAME: a name of N bytes, longer than the 255 this file system allows; choose a shorter --out",
+     "exit 2, before any work. Every output name (a stem from --filename, the adapted model, labels) is checked."),
+    ("FILE: would be written to FOLDER, outside --out DIR (a folder on the way is a link that leads out of it); ...",
+     "exit 2. A folder under --out was replaced by a link while the run worked; nothing is written there."),
     ("no space left on device writing FILE; free some space or write elsewhere",
      "exit 1. The disk or the quota is full; nothing half-written is left."),
 ]

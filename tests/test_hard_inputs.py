@@ -997,8 +997,8 @@ def test_a_file_size_limit_while_saving_the_adapted_model_leaves_no_partial_file
 
 
 def test_a_newline_in_a_name_keeps_the_plain_list_one_path_per_line(cli, tmp_path, model_file):
-    """A newline in the song's name becomes _ in its stems' paths; one in --out is printed escaped (\\x0a), so
-    the plain list stays one path per line; --json gives the real path."""
+    """A newline in the song's name becomes _ in its stems' paths; one in --out is printed escaped (\\x0a, in the
+    shell's $'...' quoting), so the plain list stays one path per line; --json gives the real path."""
     song = _song_at(tmp_path / "in" / "two\nlines.wav")
     out = tmp_path / "out\nput"
     for extra in ((), ("--skip-existing",)):
@@ -1007,7 +1007,7 @@ def test_a_newline_in_a_name_keeps_the_plain_list_one_path_per_line(cli, tmp_pat
         lines = plain.stdout.split("\n")
         assert lines[-1] == "" and len(lines) == 5, plain.stdout
         shown = str(out).replace("\n", "\\x0a")
-        assert lines[:4] == [f"{shown}/tiny/two_lines/{stem}.wav" for stem in ("drums", "bass", "other", "vocals")]
+        assert lines[:4] == [f"$'{shown}/tiny/two_lines/{stem}.wav'" for stem in ("drums", "bass", "other", "vocals")]
     record = json.loads(cli("separate", song, "--model", model_file, "-o", out, "--json").stdout)
     assert record["stems"]["drums"] == str(out / "tiny" / "two_lines" / "drums.wav")
     assert record["input"] == str(song) and record["track"] == "two\nlines"

@@ -391,12 +391,15 @@ def test_a_local_file_named_with_a_wrong_hash_is_refused(hub_env, tiny_model, tm
         hub.resolve_model(str(path))
 
 
-def test_a_corrupted_cache_entry_says_how_to_repair_it(server, hub_env, publish):
-    file, _ = publish()
+def test_a_corrupted_cache_entry_is_removed_and_downloaded_again_by_the_next_run(server, hub_env, publish):
+    file, content = publish()
     hub.ensure_model("tasnet")
     (hub_env / file).write_bytes(b"bit rot")
-    with pytest.raises(RunError, match="ugosa model remove tasnet"):
+    with pytest.raises(RunError, match="removed from the model cache; run the command again to download it again"):
         hub.resolve_model("tasnet")
+    assert leftovers(hub_env) == []
+    assert hub.resolve_model("tasnet").sha256 == hashlib.sha256(content).hexdigest()
+    assert (hub_env / file).read_bytes() == content and len(server.requests) == 2
 
 
 def test_packaged_entries_never_download_and_are_verified(server, hub_env, tiny_model, tmp_path, monkeypatch):

@@ -227,6 +227,11 @@ def _make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> tor
     return torch_optimizer.Lookahead(radam, k=6, alpha=0.5)
 
 
+def _seconds_up(samples: int, rate: int) -> str:
+    """``samples`` at ``rate`` in seconds, rounded up to the millisecond (a length that is enough)."""
+    return f"{math.ceil(samples / rate * 1000) / 1000:g}"
+
+
 class Adapter:
     """Fine-tunes one model on one song. Build it, optionally :meth:`measure`, then :meth:`run`."""
 
@@ -261,8 +266,14 @@ class Adapter:
             )
         if settings.amp and self.device.type != "cuda":
             raise SettingError("amp", None, "mixed precision (bfloat16) needs a CUDA device")
+        frames = mix.shape[1]
+        if frames < model.min_length:
+            raise InputError(
+                f"the song is too short to adapt on: {frames} samples at the model's rate "
+                f"({frames / rate:.3g} s); the model needs at least {model.min_length} ({_seconds_up(model.min_length, rate)} s)"
+            )
         if settings.seed is not None:
-            torch.manual_seed(settings.seed)
+            torch.manual_seed(settings.seed % (1 << 64))  # any integer (torch takes 64 bits; random.Random any)
         free = ~rests_somewhere(activations)  # the anchor's sources
         activations = guard_borders(activations, int(round(settings.guard * rate)))
         wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32))
@@ -277,16 +288,16 @@ class Adapter:
             if references is not None
             else None
         )
-        frames = mix.shape[1]
         self.window = int(round(settings.window * rate))
+        if self.window < model.min_length:
+            raise SettingError("window", settings.window, f"shorter than the shortest window this model takes; give at "
+                               f"least {_seconds_up(model.min_length, rate)} s")
         if frames < self.window:
             self.notes.append(
                 f"the song ({frames / rate:.1f} s) is shorter than one {settings.window:g} s window: "
                 "training on the whole song as one window"
             )
             self.window = frames
-        if self.window < model.min_length:
-            raise InputError(f"the song is too short to adapt on ({frames} samples)")
         hop = max(1, int(round(settings.hop * rate)))
         starts = window_starts(frames, self.window, hop)
         if settings.max_windows is not None and settings.max_windows < len(starts):

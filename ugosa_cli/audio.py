@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -23,13 +24,18 @@ import soundfile as sf
 import soxr
 
 from ugosa_cli.errors import InputError, RunError
-from ugosa_cli.fsutil import atomic_path, not_regular_error, special_file_kind
+from ugosa_cli.fsutil import atomic_path, not_regular_error, path_error, special_file_kind
 
 STDIN = "-"
 BLOCK_FRAMES = 1 << 16  # frames per block when audio is read or written in pieces
 # Audio piped on standard input is held in memory to be read in several passes, so it is bounded: 2 GiB is
 # about three hours of 16-bit stereo WAV at 44.1 kHz; longer audio is streamed from its file instead.
 MAX_STDIN_BYTES = 2 << 30
+# The sample rates ugosa reads. 8 kHz (telephone audio, MP3's lowest rate) is the lowest in use for sound; a
+# header claiming less (1 Hz) is broken, and would make seconds of samples hours long. 768 kHz is the highest
+# rate audio interfaces record; beyond it a header is broken too.
+MIN_SAMPLERATE = 8000
+MAX_SAMPLERATE = 768000
 ClipMode = Literal["rescale", "clamp", "none"]
 CLIP_MODES: tuple[str, ...] = ("rescale", "clamp", "none")
 FORMATS: tuple[str, ...] = ("wav", "flac", "mp3")
@@ -97,8 +103,12 @@ class AudioFile:
             self.source = "<stdin>"
         else:
             file = Path(path)
-            if not file.exists():
-                raise InputError(f"{file}: no such file")
+            try:
+                os.stat(file)
+            except FileNotFoundError:
+                raise InputError(f"{file}: no such file") from None
+            except OSError as exc:
+                raise path_error(exc) or InputError(f"{file}: cannot read ({exc.strerror or exc})") from None
             if file.is_dir():
                 raise InputError(f"{file}: is a folder, expected an audio file")
             kind = special_file_kind(file)
@@ -116,6 +126,11 @@ class AudioFile:
             extra = handle.extra_info
         if self.frames == 0:
             raise InputError(f"{self.source}: the audio has no samples")
+        if not MIN_SAMPLERATE <= self.samplerate <= MAX_SAMPLERATE:
+            raise InputError(
+                f"{self.source}: its header gives a sample rate of {self.samplerate} Hz; ugosa reads audio at "
+                f"{MIN_SAMPLERATE} to {MAX_SAMPLERATE} Hz (the file is damaged, or resample it)"
+            )
         self.warnings = _truncation_warnings(self.source, extra, self.frames / self.samplerate)
 
     @property
@@ -123,7 +138,7 @@ class AudioFile:
         return self.frames / self.samplerate
 
     def _open(self) -> sf.SoundFile:
-        handle: str | io.BytesIO = io.BytesIO(self._data) if self._data is not None else self._path
+        handle: str | bytes | io.BytesIO = io.BytesIO(self._data) if self._data is not None else os_name(self._path)
         try:
             return sf.SoundFile(handle)
         except sf.LibsndfileError as exc:
@@ -247,6 +262,36 @@ def fit_length(samples: np.ndarray, frames: int) -> np.ndarray:
     return np.pad(samples, pad)
 
 
+def common_rate_and_length(stems: Mapping[str, Audio], what: str) -> tuple[int, int, list[str]]:
+    """The sample rate stems (one song's, by name) share, and their common length (the shortest), with a warning
+    when their lengths differ; stems of different rates are refused. ``what`` names them (``reference stems``)."""
+    rates = {audio.samplerate for audio in stems.values()}
+    if len(rates) > 1:
+        listing = ", ".join(f"{name} {audio.samplerate} Hz" for name, audio in stems.items())
+        raise InputError(f"the {what} have different sample rates ({listing}); resample them to one rate")
+    rate = rates.pop()
+    length = min(audio.frames for audio in stems.values())
+    notes = []
+    if any(audio.frames != length for audio in stems.values()):
+        notes.append(f"{what} differ in length; all are trimmed to the shortest, {length / rate:.3f} s")
+    return rate, length, notes
+
+
+def fit_notes(audio: Audio, rate: int, frames: int, whose: str) -> list[str]:
+    """What bringing ``audio`` to another signal's rate and length (``frames`` at ``rate``) does to it, as
+    warnings naming its file: a resampling, a trim or a zero-padding. ``whose``: that signal, possessive
+    (``the references'``)."""
+    notes = []
+    length = audio.frames
+    if audio.samplerate != rate:
+        notes.append(f"{audio.source}: resampled from {audio.samplerate} Hz to {whose} {rate} Hz")
+        length = round(audio.frames * rate / audio.samplerate)
+    if length != frames:
+        action = "trimmed" if length > frames else "zero-padded"
+        notes.append(f"{audio.source}: {length / rate:.3f} s {action} to {whose} {frames / rate:.3f} s")
+    return notes
+
+
 def match_channels(samples: np.ndarray, channels: int, *, downmix: bool = False, label: str = "input") -> np.ndarray:
     """Convert (c, frames) to ``channels``: mono is duplicated; more than 2 needs ``downmix``."""
     have = samples.shape[0]
@@ -292,17 +337,25 @@ def check_format(fmt: str, samplerate: int | None = None) -> None:
         )
 
 
+def os_name(path: str | Path) -> str | bytes:
+    """``path`` as libsndfile should get it: the file system's own bytes on POSIX, so a name that is not valid
+    UTF-8 (Python holds its bytes as escapes) opens as it is; the text on Windows."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
 def open_for_writing(path: str | Path, fmt: str, bits: int, samplerate: int, channels: int) -> sf.SoundFile:
     """An audio file opened for writing in one of :data:`FORMATS` (MP3: constant 320 kbps)."""
     options = _MP3_OPTIONS if fmt == "mp3" else {}
-    return sf.SoundFile(str(path), "w", samplerate=samplerate, channels=channels, subtype=subtype_for(fmt, bits),
+    return sf.SoundFile(os_name(path), "w", samplerate=samplerate, channels=channels, subtype=subtype_for(fmt, bits),
                         format=fmt.upper(), **options)
 
 
-def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16) -> None:
-    """Write (channels, frames) atomically in the given container and bit depth (32 = float)."""
+def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = "wav", bits: int = 16,
+                inside: Path | None = None) -> None:
+    """Write (channels, frames) atomically in the given container and bit depth (32 = float); ``inside``: the
+    resolved folder it must land in (:func:`~ugosa_cli.fsutil.atomic_path`)."""
     check_format(fmt, samplerate)
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), inside) as tmp:
         try:
             with open_for_writing(tmp, fmt, bits, samplerate, samples.shape[0]) as out:
                 out.write(np.ascontiguousarray(samples.T))

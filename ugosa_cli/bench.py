@@ -50,7 +50,7 @@ from ugosa_cli.adaptation import AdaptationSettings, Adapter, StepReport
 from ugosa_cli.audio import fit_length, match_channels, read_audio, resample, write_audio
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import write_atomic
+from ugosa_cli.fsutil import resolved, write_atomic
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
 from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
 from ugosa_cli.models.family import SeparationModel
@@ -281,8 +281,9 @@ def result_path(out: Path, track: Track, strategy: Strategy) -> Path:
     return Path(out) / "results" / track.name / f"{strategy.name.replace(':', '-')}.json"
 
 
-def write_json(path: Path, value: object) -> None:
-    write_atomic(path, (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+def write_json(path: Path, value: object, inside: Path | None = None) -> None:
+    """``value`` as indented JSON, atomically (``inside``: the resolved folder it must land in)."""
+    write_atomic(path, (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), inside)
 
 
 def read_json(path: Path) -> dict:
@@ -383,8 +384,11 @@ class Bench:
     settings: BenchSettings
     out: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # ``out`` resolved when the run starts: every file must land under it, checked where it is written.
+    root: Path = field(init=False)
 
     def __post_init__(self) -> None:
+        self.root = resolved(self.out)
         model = self.loaded.model
         missing = [name for name in model.sources if name not in MUSDB_SOURCES]
         if missing:
@@ -449,11 +453,11 @@ class Bench:
             stems = silence_quarters(stems, order)
             mixture = np.asarray(np.sum([stems[name] for name in self.sources], axis=0, dtype=np.float32))
             for name, samples in {"mixture": mixture, **stems}.items():
-                write_audio(folder / f"{name}.wav", samples, rate, bits=32)
+                write_audio(folder / f"{name}.wav", samples, rate, bits=32, inside=self.root)
             variant.update(seed=self.settings.variant_seed, silenced_in_quarter=order)
         labels = oracle_labels(stems, rate, self.sources)
-        write_atomic(folder / "labels.json", format_labels(labels, "json").encode("utf-8"))
-        write_json(done, variant)
+        write_atomic(folder / "labels.json", format_labels(labels, "json").encode("utf-8"), self.root)
+        write_json(done, variant, self.root)
         return PreparedTrack(track.name, rate, stems, mixture, labels, variant)
 
     def _load_prepared(self, track: Track, folder: Path, variant: dict) -> PreparedTrack:
@@ -531,7 +535,7 @@ class Bench:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "ugosa_version": __version__,
         }
-        write_json(job.path, result)
+        write_json(job.path, result, self.root)
         pipeline.reset()
         return result
 

@@ -69,8 +69,11 @@ def _network_from_payload(payload: Mapping[str, Any], origin: str) -> Separation
     raise InputError(f"model family {family!r} is not known to this ugosa")
 
 
-def save_checkpoint(path: Path, model: SeparationModel, provenance: Mapping[str, Any] | None = None) -> None:
-    """Write ``model`` (a ConvTasNet, an HT-Demucs or a bag of them) in our checkpoint format, atomically."""
+def save_checkpoint(
+    path: Path, model: SeparationModel, provenance: Mapping[str, Any] | None = None, *, inside: Path | None = None
+) -> None:
+    """Write ``model`` (a ConvTasNet, an HT-Demucs or a bag of them) in our checkpoint format, atomically;
+    ``inside``: the resolved folder it must land in (:func:`~ugosa_cli.fsutil.atomic_path`)."""
     if isinstance(model, ModelBag):
         body: dict[str, Any] = {
             "family": "bag",
@@ -89,7 +92,7 @@ def save_checkpoint(path: Path, model: SeparationModel, provenance: Mapping[str,
     }
     buffer = io.BytesIO()  # serialised first, so that a failed write is an OSError saying why (a full disk)
     torch.save(payload, buffer)
-    write_atomic(Path(path), buffer.getbuffer())
+    write_atomic(Path(path), buffer.getbuffer(), inside)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ugosa_cli.errors import InputError
+from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.labels import Labels, labels_from_regions
 from ugosa_cli.stem_activity import tidy_regions
 
@@ -71,7 +71,7 @@ class DraftSettings:
         ]
         for name, ok, problem in checks:
             if not ok:
-                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: {problem}")
+                raise SettingError(name, getattr(self, name), problem)
 
 
 class LevelMeter:

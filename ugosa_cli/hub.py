@@ -16,9 +16,12 @@ warnings through an ``on_warning(message)`` callback (``warnings.warn`` when non
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
+import shlex
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,6 +48,10 @@ DEFAULT_ROOT = "https://dl.fbaipublicfiles.com/demucs/v3.0/"  # demucs v2's Conv
 V4_ROOT = "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/"  # demucs v4's HT-Demucs files
 PACKAGED_DIR = Path(__file__).resolve().parent / "demo"
 SOCKET_TIMEOUT_S = 30.0
+# The longest one model file may take to download (``$UGOSA_DOWNLOAD_TIMEOUT`` seconds replaces it): a server
+# that sends a byte now and then never trips the socket timeout, and would hold a run forever. An hour is
+# ample for the largest registry file (about 170 MB) at 50 kB/s.
+DOWNLOAD_DEADLINE_S = 3600.0
 LOCK_TIMEOUT_S = 30 * 60.0
 CHUNK_BYTES = 1 << 16
 # The most a download may write: released model files are a few hundred MB at most, so this bounds what a
@@ -191,6 +198,9 @@ def url_cache_path(url: str) -> Path:
     name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
     if not name:
         raise InputError(f"{url}: the URL names no file (expected .../NAME.th)")
+    if re.search(r"[\x00-\x1f\x7f]", name):
+        raise InputError(f"{url}: the URL's file name holds a control character or a NUL byte (%00, %0A, ...), "
+                         "which no model file's name does; check the URL")
     return models_dir() / "urls" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
 
 
@@ -327,15 +337,37 @@ def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, o
                        f"{offline_hint}")
     with _CacheLock(target):
         if not target.is_file():  # another process may have finished it while we waited
-            download(url, target, progress=progress)
+            download(url, target, progress=progress, hint=offline_hint)
     return target
 
 
-def download(url: str, target: Path, *, progress: Progress | None = None) -> None:
-    """Stream ``url`` to a temporary file beside ``target``, check its length and hash prefix, then rename."""
+def download_deadline() -> float:
+    """Seconds one download may take: ``$UGOSA_DOWNLOAD_TIMEOUT`` if set (a positive number), else
+    :data:`DOWNLOAD_DEADLINE_S`."""
+    value = os.environ.get("UGOSA_DOWNLOAD_TIMEOUT", "").strip()
+    if not value:
+        return DOWNLOAD_DEADLINE_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"UGOSA_DOWNLOAD_TIMEOUT={value!r}: give the most seconds a model download may take, a "
+                         f"positive number (default {DOWNLOAD_DEADLINE_S:g})")
+    return seconds
+
+
+def download(url: str, target: Path, *, progress: Progress | None = None, hint: str = "") -> None:
+    """Stream ``url`` to a temporary file beside ``target``, check its length and hash prefix, then rename.
+
+    The whole download must finish within :func:`download_deadline` (checked after every read, each of which
+    the socket timeout bounds); ``hint``: how to get the file another way, for the error when it does not.
+    """
     expected = expected_prefix(target.name)
     request = urllib.request.Request(url, headers={"User-Agent": f"ugosa/{__version__}"})
     opener = urllib.request.build_opener(NoDowngradeRedirect())
+    deadline = download_deadline()
+    began = time.monotonic()
     done = 0
     with atomic_path(target) as tmp:
         try:
@@ -349,6 +381,13 @@ def download(url: str, target: Path, *, progress: Progress | None = None) -> Non
                 if progress:
                     progress(0, total)
                 for chunk in _chunks(response):
+                    if time.monotonic() - began > deadline:
+                        got = f"{done} of {total}" if total is not None else f"{done}"
+                        raise RunError(
+                            f"download of {url} stopped: not finished after {deadline:g} s ({got} bytes came); "
+                            "check the network and run again, or give it longer with UGOSA_DOWNLOAD_TIMEOUT=SECONDS"
+                            + (f"; or {hint}" if hint else "")
+                        )
                     if done + len(chunk) > MAX_DOWNLOAD_BYTES:
                         raise RunError(f"download of {url} stopped: over {MAX_DOWNLOAD_BYTES >> 20} MiB, more than "
                                        "a model file may have; check the URL")
@@ -376,7 +415,9 @@ def download(url: str, target: Path, *, progress: Progress | None = None) -> Non
 
 
 def _chunks(response: object) -> Iterator[bytes]:
-    while chunk := response.read(CHUNK_BYTES):  # type: ignore[attr-defined]
+    """The body as it arrives: each piece is what one read of the socket gave (at most :data:`CHUNK_BYTES`), so
+    a trickle yields bytes now and then instead of blocking until a whole chunk is in."""
+    while chunk := response.read1(CHUNK_BYTES):  # type: ignore[attr-defined]
         yield chunk
 
 
@@ -492,14 +533,16 @@ def resolve_model(
     """
     if is_url(spec):
         path = ensure_url(spec, offline=offline, progress=progress, on_warning=on_warning)
-        return load_verified(path, path.stem, fix=_removal_fix(spec))
+        return load_verified(path, path.stem, repair=_cache_repair(spec, DOWNLOAD_AGAIN))
     if spec in REGISTRY or (spec and spec in imported_names()):
         paths = ensure_model(spec, offline=offline, progress=progress)
-        packaged = spec in REGISTRY and REGISTRY[spec].packaged
-        fix = "reinstall ugosa" if packaged else _removal_fix(spec)
+        if spec not in REGISTRY:
+            repair = _cache_repair(spec, f"import the model file again with `ugosa model import FILE --name {spec}`")
+        else:
+            repair = Repair("reinstall ugosa") if REGISTRY[spec].packaged else _cache_repair(spec, DOWNLOAD_AGAIN)
         if len(paths) == 1:
-            return load_verified(paths[0], spec, fix=fix)
-        return load_bag(REGISTRY[spec], paths, fix=fix)
+            return load_verified(paths[0], spec, repair=repair)
+        return load_bag(REGISTRY[spec], paths, repair=repair)
     if "://" in spec:
         raise InputError(f"--model {spec!r}: only http:// and https:// URLs are supported")
     if not spec.strip():
@@ -517,28 +560,60 @@ def resolve_model(
     raise unknown_model_error(spec)
 
 
-def load_verified(path: Path, name: str, *, fix: str | None = None) -> LoadedModel:
+DOWNLOAD_AGAIN = "run the command again to download it again"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """How a model file ugosa manages (a cache entry, a packaged model) is repaired. ``fix``: what to do about a
+    file that does not load; ``again``, for a cache entry: how it comes back once removed (a file failing its
+    hash is removed at once)."""
+
+    fix: str
+    again: str | None = None
+
+
+def _cache_repair(spec: str, again: str) -> Repair:
+    return Repair(f"remove it from the model cache with `ugosa model remove {shlex.quote(spec)}`", again)
+
+
+def load_verified(path: Path, name: str, *, repair: Repair | None = None) -> LoadedModel:
     """Hash ``path``, check the prefix its name promises, then load it with ``weights_only=True``.
 
-    ``fix``: for a file ugosa manages (cache entry, packaged model), how to repair it; a bad hash is then a
-    run-time failure rather than bad input.
+    ``repair``: for a file ugosa manages, how to repair it. A bad hash is then a run-time failure, and a cache
+    entry failing it is removed (a later run fetches it again); a file that does not load is named with
+    ``repair.fix``.
     """
-    if fix is None:
-        digest = _check_hash(path, expected_prefix(path.name), f"{path}: corrupt or not the file its name says")
+    expected = expected_prefix(path.name)
+    if repair is None:
+        digest = _check_hash(path, expected, f"{path}: corrupt or not the file its name says")
+    elif repair.again is None:
+        digest = _check_hash(path, expected, f"{path} is corrupt; {repair.fix}", RunError)
     else:
-        digest = _check_hash(path, expected_prefix(path.name), f"{path} is corrupt; {fix}", RunError)
-    model, provenance = read_model(path)
+        digest = _check_hash(path, None, "")
+        if expected is not None and not digest.startswith(expected):
+            with _CacheLock(path):
+                path.unlink(missing_ok=True)
+            raise RunError(f"{path} was corrupt (SHA-256 starts with {digest[:len(expected)]}, expected {expected}) "
+                           f"and was removed from the model cache; {repair.again}")
+    try:
+        model, provenance = read_model(path)
+    except UgosaError as exc:
+        if repair is None:
+            raise
+        rm = "" if repair.again is None else f" (or `rm {shlex.quote(str(path))}`)"
+        raise type(exc)(f"{exc.message}; {repair.fix}{rm}") from exc
     return LoadedModel(model=model, name=name, sha256=digest, provenance=provenance)
 
 
-def load_bag(entry: ModelEntry, paths: list[Path], *, fix: str) -> LoadedModel:
+def load_bag(entry: ModelEntry, paths: list[Path], *, repair: Repair) -> LoadedModel:
     """A registry bag: each file verified and loaded, combined with the entry's weights. Its SHA-256 is the
     digest of the members' digests, in order."""
-    members = [load_verified(path, path.stem, fix=fix) for path in paths]
+    members = [load_verified(path, path.stem, repair=repair) for path in paths]
     try:
         bag = ModelBag([member.model for member in members], entry.weights)
     except InputError as exc:
-        raise RunError(f"{entry.name}: {exc.message}; {fix}") from exc
+        raise RunError(f"{entry.name}: {exc.message}; {repair.fix}") from exc
     digest = hashlib.sha256("".join(member.sha256 for member in members).encode()).hexdigest()
     provenance = {"bag": [{"file": path.name, "sha256": member.sha256} for path, member in zip(paths, members)]}
     return LoadedModel(model=bag, name=entry.name, sha256=digest, provenance=provenance)
@@ -552,10 +627,6 @@ def _check_hash(path: Path, expected: str | None, problem: str, error: type[Ugos
     if expected is not None and not digest.startswith(expected):
         raise error(f"{problem} (SHA-256 starts with {digest[:len(expected)]}, expected {expected})")
     return digest
-
-
-def _removal_fix(spec: str) -> str:
-    return f"remove it with `ugosa model remove {spec}` and run again"
 
 
 def _looks_like_path(spec: str) -> bool:

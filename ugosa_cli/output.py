@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,11 +23,20 @@ from ugosa_cli.audio import (
     ClipMode,
     check_format,
     open_for_writing,
+    os_name,
     subtype_for,
     write_failure,
 )
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import reserve_temporary, write_error
+from ugosa_cli.fsutil import (
+    check_inside,
+    check_name_length,
+    commit_temporary,
+    discard_temporary,
+    reserve_temporary,
+    resolved,
+    uninterrupted,
+)
 
 DEFAULT_TEMPLATE = "{model}/{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("model", "parent", "track", "stem", "ext")
@@ -79,8 +89,11 @@ class OutputSpec:
     fmt: str = "wav"
     bits: int = 16
     clip_mode: ClipMode = "rescale"
+    # ``root`` resolved when the run starts: every stem must land under it, checked again where it is written.
+    resolved_root: Path = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "resolved_root", resolved(self.root))
         if self.fmt not in FORMATS:
             raise InputError(f"--format {self.fmt}: use one of {', '.join(FORMATS)}")
         if self.bits not in BIT_DEPTHS:
@@ -115,15 +128,21 @@ class OutputSpec:
         """Where one stem goes: the template filled with safe field values (:func:`safe_part`), under ``root``.
 
         ``parent``: the name of the song's folder (the ``{parent}`` field). The result is checked to resolve
-        inside ``root`` (a last line of defence, e.g. against a symlink).
+        inside ``root`` (a last line of defence, e.g. against a symlink; :class:`StemWriter` checks again when it
+        writes) and to have no part longer than the file system allows.
         """
         relative = self.template.format(model=safe_part(model), parent=safe_part(parent), track=safe_part(track),
                                         stem=safe_part(stem), ext=self.fmt)
         path = self.root / relative
-        root = self.root.resolve()
-        if not path.resolve().is_relative_to(root):
+        root = self.resolved_root
+        if not resolved(path).is_relative_to(root):
             raise InputError(f"{path}: would be written outside --out {root}; choose another --out or --filename")
+        check_name_length(path, "--out or --filename")
         return path
+
+    def check_inside(self, path: Path) -> None:
+        """Refuse to write ``path`` unless it still lands under ``root`` as it was when the run started."""
+        check_inside(path, self.resolved_root, "--out")
 
     def paths(self, *, model: str, track: str, stems: Iterable[str], parent: str = "") -> dict[str, Path]:
         """:meth:`path` of each stem of one track, refusing a template that gives two stems one file."""
@@ -131,7 +150,7 @@ class OutputSpec:
         seen: dict[Path, str] = {}
         for stem in stems:
             path = paths[stem] = self.path(model=model, track=track, stem=stem, parent=parent)
-            other = seen.setdefault(path.resolve(), stem)
+            other = seen.setdefault(resolved(path), stem)
             if other != stem:
                 raise InputError(
                     f"--filename {self.template!r}: the stems {other} and {stem} would both be written to {path}; "
@@ -153,11 +172,11 @@ def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Itera
     """
     readers: dict[Path, str] = {}
     for path, what in inputs:
-        readers.setdefault(path.resolve(), what)
+        readers.setdefault(resolved(path), what)
     writers: dict[Path, str] = {}
     for track, paths in planned:
         for stem, path in paths.items():
-            key = path.resolve()
+            key = resolved(path)
             if key in readers:
                 raise InputError(f"{path}: the {stem} stem of {track} would overwrite {readers[key]}; choose another "
                                  "--out or --filename")
@@ -196,18 +215,26 @@ class StemSelection:
         return {name: named[name] for name in self.names(sources)}
 
 
+# Every stem of one song written by one run carries the same "set" mark in its comment tag, so a later
+# --skip-existing can tell a complete set from stems of different runs (:func:`incomplete_set`).
+_SET_MARK = "ugosa stem set "
+
+
 class StemWriter:
     """Writes the stems of one track block by block, then moves them under their names together.
 
     Until :meth:`commit`, everything goes to hidden temporary files beside the targets; any failure,
-    Ctrl-C included, removes them, so a stem appears whole or not at all. With ``--clip-mode rescale``
-    the common scale is known only at the end, so blocks are kept as float32 until then.
+    Ctrl-C included, removes them, so a stem appears whole or not at all. The renames of the commit are not
+    interrupted (Ctrl-C, SIGTERM and SIGHUP wait until they are all done), and each stem is marked with the
+    set it belongs to, so a song's stems appear as one set. Every path is checked to land under ``--out``
+    when its temporary file is made and again right before the renames. With ``--clip-mode rescale`` the
+    common scale is known only at the end, so blocks are kept as float32 until then.
     """
 
     def __init__(self, paths: dict[str, Path], samplerate: int, channels: int, spec: OutputSpec, protect: tuple[Path, ...] = ()) -> None:
-        protected = {p.resolve() for p in protect}
+        protected = {resolved(p) for p in protect}
         for path in paths.values():
-            if path.resolve() in protected:
+            if resolved(path) in protected:
                 raise InputError(f"{path}: refusing to overwrite the input file; choose another --out or --filename")
         check_format(spec.fmt, samplerate)
         self.paths = paths
@@ -215,6 +242,7 @@ class StemWriter:
         self.channels = channels
         self.spec = spec
         self.peak = 0.0
+        self.set_id = secrets.token_hex(8)
         self._temporaries: list[Path] = []
         self._raw: dict[str, BinaryIO] = {}
         self._encoded: dict[str, sf.SoundFile] = {}
@@ -249,14 +277,15 @@ class StemWriter:
                 raise write_failure(self.paths[name], exc) from exc
 
     def commit(self) -> dict[str, Path]:
-        """Finish every stem and give each its final name; returns stem name -> path."""
+        """Finish every stem and give each its final name, all or (on a failure) none interrupted; returns stem
+        name -> path."""
         finished = {name: self._finish(name) for name in self.paths}
-        for name, tmp in finished.items():
-            try:
-                os.replace(tmp, self.paths[name])
-            except OSError as exc:
-                raise write_error(self.paths[name], exc) from exc
-            self._temporaries.remove(tmp)
+        for path in self.paths.values():
+            self.spec.check_inside(path)
+        with uninterrupted():
+            for name, tmp in finished.items():
+                commit_temporary(tmp, self.paths[name])
+                self._temporaries.remove(tmp)
         return dict(self.paths)
 
     def _finish(self, name: str) -> Path:
@@ -268,7 +297,7 @@ class StemWriter:
                 handle.close()
             except (OSError, RuntimeError) as exc:
                 raise write_failure(path, exc) from exc
-            return Path(handle.name)
+            return Path(os.fsdecode(handle.name))
         raw = self._raw.pop(name)
         raw.close()
         scale = 1.0 / (self.peak * 1.01) if self.peak > 1.0 else 1.0
@@ -283,20 +312,24 @@ class StemWriter:
                     encoded.write(block.reshape(-1, self.channels) * np.float32(scale))
         except (OSError, RuntimeError) as exc:
             raise write_failure(path, exc) from exc
-        Path(raw.name).unlink()
-        self._temporaries.remove(Path(raw.name))
+        raw_path = Path(raw.name)
+        discard_temporary(raw_path)
+        self._temporaries.remove(raw_path)
         return encoded_path
 
     def _temporary(self, path: Path) -> Path:
+        self.spec.check_inside(path)
         tmp = reserve_temporary(path)
         self._temporaries.append(tmp)
         return tmp
 
     def _open_encoded(self, tmp: Path, path: Path) -> sf.SoundFile:
         try:
-            return open_for_writing(tmp, self.spec.fmt, self.spec.bits, self.samplerate, self.channels)
+            handle = open_for_writing(tmp, self.spec.fmt, self.spec.bits, self.samplerate, self.channels)
         except (OSError, RuntimeError) as exc:
             raise write_failure(path, exc) from exc
+        handle.comment = _SET_MARK + self.set_id  # before any sample: FLAC and MP3 keep tags at the start
+        return handle
 
     def _discard(self) -> None:
         for handle in [*self._raw.values(), *self._encoded.values()]:
@@ -305,8 +338,32 @@ class StemWriter:
         self._raw.clear()
         self._encoded.clear()
         for tmp in self._temporaries:
-            tmp.unlink(missing_ok=True)
+            discard_temporary(tmp)
         self._temporaries.clear()
+
+
+def incomplete_set(paths: Mapping[str, Path]) -> str | None:
+    """Why the stems at ``paths`` (stem name -> file) are not one complete set from one run, or None when they
+    are: a stem missing or unreadable, stems marked by different runs (a run stopped while it renamed them, or
+    two runs of the same song at once), or stems of different lengths or rates. Stems without a mark (written
+    before marks existed) count as one set if none has one."""
+    missing = [stem for stem, path in paths.items() if not path.is_file()]
+    if missing:
+        return f"no {', '.join(missing)} stem" + ("s" if len(missing) > 1 else "")
+    marks, shapes = set(), set()
+    for stem, path in paths.items():
+        try:
+            with sf.SoundFile(os_name(path)) as handle:
+                comment = handle.comment or ""
+                marks.add(comment[len(_SET_MARK):] if comment.startswith(_SET_MARK) else None)
+                shapes.add((handle.samplerate, handle.frames))
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return f"its {stem} stem cannot be read"
+    if len(marks) > 1:
+        return "its stems come from different runs (one stopped while it was renaming them)"
+    if len(shapes) > 1:
+        return "its stems differ in length or sample rate"
+    return None
 
 
 def write_separation(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ugosa_cli.adaptation import AdaptationResult, StepReport
-from ugosa_cli.audio import Audio, fit_length, match_channels, resample
+from ugosa_cli.audio import Audio, fit_length, fit_notes, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
 from ugosa_cli.labels import Labels, activation_matrix, guard_silences
@@ -165,7 +165,10 @@ class GuidedSeparator:
                 raise SettingError("references", None, f"no stem for {', '.join(missing)}; give one file per source "
                                    f"({', '.join(model.sources)})")
             refs = np.stack([self._at_model_rate(references[name], mix.shape[1]) for name in model.sources])
-        return self.plan_array(mix, activations, references=refs, estimate=estimate)
+        plan = self.plan_array(mix, activations, references=refs, estimate=estimate)
+        for reference in (references[name] for name in model.sources) if references else ():
+            plan.warnings.extend(fit_notes(reference, audio.samplerate, audio.frames, "the song's"))
+        return plan
 
     def plan_array(
         self,

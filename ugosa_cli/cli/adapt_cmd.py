@@ -39,7 +39,7 @@ from ugosa_cli.cli.guidance import (
     Window,
 )
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import check_target, ensure_writable, sha256_file
+from ugosa_cli.fsutil import check_target, ensure_writable, file_target, resolved, sha256_file
 from ugosa_cli.models import family_of
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import pick_device
@@ -69,7 +69,7 @@ def adapt(
     track: Annotated[str, typer.Argument(help="The song to adapt to; '-' reads it from stdin.", show_default=False, metavar="TRACK")],
     labels: LabelsOpt = None,
     out: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option(
             "--out", "-o", metavar="FILE",
             help="Where to write the adapted model (default: TRACK-adapted.th); an existing file is refused unless "
@@ -111,9 +111,10 @@ def adapt(
     if labels is None:
         raise InputError("adapt needs --labels FILE: where each instrument plays (see `ugosa labels --help`)")
     name = "stdin" if track == STDIN else Path(track).stem
-    target = out or Path(f"{name}-adapted.th")
+    target = Path(f"{name}-adapted.th") if out is None else file_target(out, "--out", f"{name}-adapted.th")
     check_target(target, _inputs(track, labels, model, references or []), force=force or dry_run)
-    ensure_writable(target.resolve().parent)
+    folder = resolved(target.parent)  # where the model goes: checked again when it is written
+    ensure_writable(folder)
     with guidance.flags_named():
         request = guidance.adaptation_request(
             strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
@@ -147,11 +148,11 @@ def adapt(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "ugosa_version": __version__,
     }
-    save_checkpoint(target, result.model, provenance)
+    save_checkpoint(target, result.model, provenance, inside=folder)
     if json_out:
         common.emit_json({"model": str(target), **guidance.result_json(result, plan)})
     else:
-        common.emit(str(target))
+        common.emit_path(target)
 
 
 def strategies(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -12,6 +14,7 @@ import typer
 from ugosa_cli import __version__
 from ugosa_cli.cli import common
 from ugosa_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UgosaError
+from ugosa_cli.fsutil import path_error
 
 app = typer.Typer(
     name="ugosa",
@@ -81,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     common.STATE.debug = _debug_requested(args)
     previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
+    shown = warnings.showwarning
+    if not common.STATE.debug:
+        warnings.showwarning = _show_warning
     try:
         app(args=args, prog_name="ugosa")
     except UgosaError as exc:
@@ -98,11 +104,24 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if common.STATE.debug:
             raise
+        refused = path_error(exc)  # a path the operating system refuses, wherever it was met
+        if refused is not None:
+            common.error(refused.message)
+            sys.exit(refused.exit_code)
         common.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         sys.exit(EXIT_FAILURE)
     finally:
+        warnings.showwarning = shown
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """A Python warning from a library ugosa uses, as ugosa's own one line (without the library's file and line,
+    which --debug shows)."""
+    text = re.sub(r"\s*\(Triggered internally at [^)]*\)", "", str(message)).strip()
+    common.warn(text.splitlines()[0] if text else category.__name__)
 
 
 # Signals that stop ugosa like Ctrl-C: SIGTERM (a scheduler's time limit, ``kill``) and SIGHUP (the terminal or

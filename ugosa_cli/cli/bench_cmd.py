@@ -259,7 +259,7 @@ def bench(
     _run(bench, pending, estimate)
     stored = [bench.stored(job) for job in bench.jobs()]
     document = bench_lib.summary(bench, [result for result in stored if result is not None])
-    bench_lib.write_json(Path(out) / "summary.json", document)
+    bench_lib.write_json(Path(out) / "summary.json", document, bench.root)
     if json_out:
         common.emit_json(document)
     elif csv_out:

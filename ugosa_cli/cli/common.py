@@ -47,23 +47,38 @@ class OutputState:
 STATE = OutputState()
 _stderr_console: Console | None = None
 # What a terminal could take as a command, or that reorders the text it shows: C0 controls (tab and newline
-# included), DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and isolates.
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# included), DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and isolates; and the
+# surrogates in which Python holds the bytes of a file name that are not UTF-8 (they cannot be printed).
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
     code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8, as Python holds it: the byte
+        return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: str, keep: str = "") -> str:
-    """``text`` with every control character and bidi override shown as an escape (``\\x1b``, ``\\u202e``).
+    """``text`` with every control character and bidi override shown as an escape (``\\x1b``, ``\\u202e``), and
+    each byte of a file name that is not UTF-8 as ``\\xNN``.
 
     Every line ugosa prints to a terminal goes through here, so names and text read from files (labels, file
     names, model names) cannot move the cursor, clear the screen, retitle the window or reorder the line.
-    ``keep``: characters left as they are (the tabs of a result line's own columns).
+    The escapes are those of the shell's ``$'...'`` quoting (:func:`shown_path`). ``keep``: characters left as
+    they are (the tabs of a result line's own columns).
     """
     return _UNSAFE_TEXT.sub(lambda m: m.group() if m.group() in keep else _escape_char(m), text)
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a result line shows it: as it is, or, when it holds a character :func:`printable` escapes, in
+    the shell's ``$'...'`` quoting with those escapes (``$'out/evil\\u202etxt.exe/vocals.wav'``), which bash and
+    zsh read back as the real name, so the line still names the file while showing what is in its name."""
+    text = str(path)
+    if not _UNSAFE_TEXT.search(text):
+        return text
+    return "$'" + printable(text.replace("\\", "\\\\").replace("'", "\\'")) + "'"
 
 
 def configure(*, quiet: bool = False, debug: bool = False) -> None:
@@ -122,11 +137,18 @@ def emit(line: str) -> None:
     sys.stdout.flush()
 
 
+def emit_path(path: str | Path) -> None:
+    """A path as a result line on stdout (:func:`shown_path`)."""
+    sys.stdout.write(shown_path(path) + "\n")
+    sys.stdout.flush()
+
+
 def emit_json(value: Any) -> None:
     """A result as one JSON document on one line of stdout.
 
-    JSON escapes C0 controls itself; DEL, C1 controls and bidi overrides are written as ``\\uXXXX`` too,
-    which is the same JSON value.
+    JSON escapes C0 controls itself; DEL, C1 controls, bidi overrides and the surrogates of a file name's
+    bytes that are not UTF-8 are written as ``\\uXXXX`` too, which is the same JSON value (Python reads such a
+    name back as the one it gave).
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     sys.stdout.write(_UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
@@ -145,12 +167,12 @@ class Reporter:
             self._mode = "off"
         elif stderr().is_terminal:
             self._mode = "rich"
-            columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+            columns: list[Any] = [TextColumn("{task.description}", markup=False), BarColumn()]
             if transfer:
                 columns += [DownloadColumn(), TransferSpeedColumn()]
             else:
                 columns += [TaskProgressColumn(), MofNCompleteColumn()]
-            columns += [TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+            columns += [TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn()]
             self._rich = Progress(*columns, console=stderr(), transient=False)
         else:
             self._mode = "plain"
@@ -174,6 +196,7 @@ class Reporter:
         return task
 
     def update(self, task: int, completed: float, total: float | None = None, status: str = "") -> None:
+        status = printable(status)
         if self._mode == "rich" and self._rich is not None:
             self._rich.update(TaskID(task), completed=completed, total=total, status=status)
         elif self._mode == "plain":

@@ -15,13 +15,16 @@ from ugosa_cli.audio import STDIN, AudioFile, fit_length, match_channels, resamp
 from ugosa_cli.cli import common, guidance, labels_cmd
 from ugosa_cli.draft import MIN_SECONDS, DraftSettings, draft_labels
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import check_target, write_atomic
+from ugosa_cli.fsutil import write_atomic
 from ugosa_cli.labels import format_clock, format_labels, labels_json
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.separation import pick_device, stem_channel_blocks
 from ugosa_cli.sources import DEFAULT_SOURCES
 
 _DEFAULTS = DraftSettings()
+# The flag that sets each draft setting, so its errors name what the user typed.
+_FLAGS = {"own": "--threshold", "share": "--min-share", "min_region": "--min-region", "min_gap": "--min-gap",
+          "presence": "--presence"}
 
 
 def _names(values: list[str], known: tuple[str, ...]) -> list[str] | None:
@@ -55,7 +58,7 @@ def _stems_from(folder: Path, song: AudioFile, sources: tuple[str, ...]) -> tupl
 def draft(
     track: Annotated[str, typer.Argument(help="The song; '-' reads it from stdin.", show_default=False, metavar="SONG")],
     output: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option("--output", "-o", metavar="FILE",
                      help="Write the labels here (atomically) and print the path; '-' or none: the labels on stdout. "
                      "An existing file is refused unless --force."),
@@ -106,15 +109,15 @@ def draft(
     """Draft labels from the pretrained model's stems: where each source seems to play. Open them in Audacity
     over the song (File > Import > Labels), correct them, export them, and adapt with them."""
     common.configure(quiet=quiet, debug=debug)
-    settings = DraftSettings(own=threshold, share=min_share, min_region=min_region, min_gap=min_gap,
-                             presence=presence, hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth)
-    to_stdout = output is None or str(output) == "-"
-    target = None if to_stdout else output
-    if target is not None:  # before any work: never over the song or a stem it reads, nor over a file unless --force
-        inputs = [] if track == STDIN else [(Path(track), "the input song")]
-        if stems_dir is not None and stems_dir.is_dir():
-            inputs += [(path, f"the {name} stem") for name, path in labels_cmd._stem_files([stems_dir]).items()]
-        check_target(target, inputs, force=force, option="--output")
+    with guidance.flags_named(_FLAGS):
+        settings = DraftSettings(own=threshold, share=min_share, min_region=min_region, min_gap=min_gap,
+                                 presence=presence, hysteresis=_DEFAULTS.hysteresis, smooth=_DEFAULTS.smooth)
+    # before any work: never over the song or a stem it reads, nor over a file unless --force
+    inputs = [] if track == STDIN else [(Path(track), "the input song")]
+    if output not in (None, "-") and stems_dir is not None and stems_dir.is_dir():
+        inputs += [(path, f"the {name} stem") for name, path in labels_cmd._stem_files([stems_dir]).items()]
+    written = labels_cmd.output_target(None if output == "-" else output, inputs, force)
+    target = None if written is None else written[0]
     fmt = labels_cmd._output_format(fmt, target, "--format")
     song = common.open_audio(track)
     if song.duration < MIN_SECONDS:
@@ -156,8 +159,8 @@ def draft(
         active = labels.active_seconds(source)
         common.info(f"{source}: {len(spans)} region(s), active {format_clock(active)} of {format_clock(song.duration)}")
     text = format_labels(labels, fmt)
-    if target is not None:
-        write_atomic(target, text.encode("utf-8"))
+    if written is not None:
+        write_atomic(written[0], text.encode("utf-8"), written[1])
     if json_out:
         common.emit_json({"input": track, "output": None if target is None else str(target), "model": model_name,
                           "stems_dir": None if stems_dir is None else str(stems_dir), "format": fmt,
@@ -166,7 +169,7 @@ def draft(
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        common.emit(str(target))
+        common.emit_path(target)
         common.info(f"check it with `ugosa labels show {target} --audio {track}`, correct it in Audacity "
                     "(File > Import > Labels), then adapt with it: `ugosa separate SONG --labels FILE`")
 

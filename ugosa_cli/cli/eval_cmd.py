@@ -12,7 +12,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ugosa_cli.audio import Audio, collect_stems, fit_length, match_channels, resample
+from ugosa_cli.audio import (
+    Audio,
+    collect_stems,
+    common_rate_and_length,
+    fit_length,
+    fit_notes,
+    match_channels,
+    resample,
+)
 from ugosa_cli.cli import common
 from ugosa_cli.errors import InputError
 from ugosa_cli.metrics import METRICS, evaluate_stems
@@ -42,27 +50,13 @@ def reconcile(
     references: dict[str, Audio], estimates: dict[str, Audio]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int, list[str]]:
     """Bring every stem to the references' rate, length and channel count; returns arrays, rate and notes."""
-    notes: list[str] = []
-    rates = {audio.samplerate for audio in references.values()}
-    if len(rates) > 1:
-        listing = ", ".join(f"{name} {audio.samplerate} Hz" for name, audio in references.items())
-        raise InputError(f"the reference stems have different sample rates ({listing}); resample them to one rate")
-    rate = rates.pop()
-    length = min(audio.frames for audio in references.values())
-    if any(audio.frames != length for audio in references.values()):
-        notes.append(f"reference stems differ in length; all are trimmed to the shortest, {length / rate:.3f} s")
+    rate, length, notes = common_rate_and_length(references, "reference stems")
     channels = max(audio.channels for audio in references.values())
     refs = {name: _fit_channels(audio, channels, "reference", notes)[:, :length] for name, audio in references.items()}
     ests = {}
     for name, audio in estimates.items():
-        samples = audio.samples
-        if audio.samplerate != rate:
-            notes.append(f"{audio.source}: resampled from {audio.samplerate} Hz to the references' {rate} Hz")
-            samples = resample(samples, audio.samplerate, rate)
-        if samples.shape[1] != length:
-            action = "trimmed" if samples.shape[1] > length else "zero-padded"
-            notes.append(f"{audio.source}: {samples.shape[1] / rate:.3f} s {action} to the references' {length / rate:.3f} s")
-            samples = fit_length(samples, length)
+        notes += fit_notes(audio, rate, length, "the references'")
+        samples = fit_length(resample(audio.samples, audio.samplerate, rate), length)
         ests[name] = _fit_channels(Audio(samples, rate, audio.source), channels, "estimate", notes)
     return refs, ests, rate, notes
 

@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ugosa_cli.audio import resample
+from ugosa_cli.audio import common_rate_and_length
 from ugosa_cli.cli import common
 from ugosa_cli.cli.guidance import IgnoreUnknown, LabelsFormat, MapOpt, Margin
 from ugosa_cli.errors import InputError
-from ugosa_cli.fsutil import check_target, write_atomic
+from ugosa_cli.fsutil import check_target, file_target, resolved, write_atomic
 from ugosa_cli.labels import (
     LABEL_FORMATS,
     Labels,
@@ -47,7 +47,7 @@ DurationOpt = Annotated[
     Optional[str], typer.Option("--duration", help="The song's length instead of --audio: seconds, mm:ss or hh:mm:ss.")
 ]
 OutputOpt = Annotated[
-    Optional[Path],
+    Optional[str],
     typer.Option(
         "--output", "-o", help="Write to this file (atomically) instead of stdout; an existing file is refused unless "
         "--force.",
@@ -115,14 +115,26 @@ def _output_format(fmt: str | None, output: Path | None, option: str) -> str:
     return fmt
 
 
-def _write(text: str, output: Path | None) -> None:
-    """The result on stdout, or written atomically to ``output`` whose path goes to stdout."""
+def output_target(output: str | None, inputs: list[tuple[Path, str]], force: bool) -> tuple[Path, Path] | None:
+    """The ``--output`` file (None: stdout) and the resolved folder it must land in, checked before any work:
+    a file name (not ``dir/``), never over an input, over a file only with ``force``, and short enough."""
+    if output is None:
+        return None
+    target = file_target(output, "--output", "labels.txt")
+    check_target(target, inputs, force=force, option="--output")
+    return target, resolved(target.parent)
+
+
+def _write(text: str, output: tuple[Path, Path] | None) -> None:
+    """The result on stdout, or written atomically to the ``output`` file (:func:`output_target`) whose path goes
+    to stdout."""
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    write_atomic(output, text.encode("utf-8"))
-    common.emit(str(output))
+    target, folder = output
+    write_atomic(target, text.encode("utf-8"), folder)
+    common.emit_path(target)
 
 
 # ---------------------------------------------------------------- show
@@ -265,16 +277,15 @@ def convert(
 ) -> None:
     """Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON)."""
     common.configure(quiet=quiet, debug=debug)
-    fmt = _output_format(to, output, "--to")
-    if output is not None:
-        read = ((file, "the labels file it converts"), (audio, "the --audio song"))
-        inputs = [(Path(name), what) for name, what in read if name is not None and name != "-"]
-        check_target(output, inputs, force=force, option="--output")
+    read = ((file, "the labels file it converts"), (audio, "the --audio song"))
+    inputs = [(Path(name), what) for name, what in read if name is not None and name != "-"]
+    target = output_target(output, inputs, force)
+    fmt = _output_format(to, None if target is None else target[0], "--to")
     labels = _read(
         file, audio=audio, duration=duration, fmt=labels_format, mapping=mapping,
         ignore_unknown=ignore_unknown, margin=margin,
     )
-    _write(format_labels(labels, fmt), output)
+    _write(format_labels(labels, fmt), target)
 
 
 # ---------------------------------------------------------------- from-stems
@@ -340,18 +351,16 @@ def from_stems(
     if min_region < 0 or min_gap < 0:
         raise InputError("--min-region and --min-gap must be 0 or more seconds")
     files = _stem_files(paths)
-    if output is not None:
-        check_target(output, [(path, f"the {source} stem") for source, path in files.items()], force=force,
-                     option="--output")
-    stems = {}
-    samplerate = None
+    target = output_target(output, [(path, f"the {source} stem") for source, path in files.items()], force)
+    audio = {}
     for source, path in files.items():
         common.info(f"reading {source}: {path}")
-        audio = common.open_audio(path).read()
-        samplerate = samplerate or audio.samplerate
-        stems[source] = resample(audio.samples, audio.samplerate, samplerate)
-    assert samplerate is not None  # _stem_files gives at least one stem
+        audio[source] = common.open_audio(path).read()
+    samplerate, length, notes = common_rate_and_length(audio, "stems")
+    for note in notes:
+        common.warn(note)
+    stems = {source: stem.samples[:, :length] for source, stem in audio.items()}
     labels = detect_activations(stems, samplerate, theta=theta, min_region=min_region, min_gap=min_gap)
     for line in labels.warnings:
         common.warn(line)
-    _write(format_labels(labels, fmt), output)
+    _write(format_labels(labels, fmt), target)

@@ -111,7 +111,7 @@ def download(
                               "sha256": loaded.sha256, "size": sum(p.stat().st_size for p in paths)})
         else:
             for path in paths:
-                common.emit(str(path))
+                common.emit_path(path)
 
 
 @app.command("path")
@@ -129,7 +129,7 @@ def path(
             "(offline: `ugosa model import FILE`)"
         )
     for path in found:
-        common.emit(str(path))
+        common.emit_path(path)
 
 
 @app.command("import")
@@ -152,7 +152,7 @@ def import_model(
     if json_out:
         common.emit_json({"name": imported, "path": str(target)})
     else:
-        common.emit(str(target))
+        common.emit_path(target)
 
 
 @app.command("remove")
@@ -164,4 +164,4 @@ def remove(
     """Delete a model from the cache and print the removed paths."""
     common.configure(quiet=quiet, debug=debug)
     for path in hub.remove_model(name):
-        common.emit(str(path))
+        common.emit_path(path)

@@ -13,13 +13,14 @@ from ugosa_cli import hub
 from ugosa_cli.audio import STDIN, Audio, AudioFile, check_format, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
-from ugosa_cli.fsutil import ensure_writable, read_text_file
+from ugosa_cli.fsutil import ensure_writable, read_text_file, resolved
 from ugosa_cli.output import (
     DEFAULT_TEMPLATE,
     OutputSpec,
     StemSelection,
     StemWriter,
     check_batch,
+    incomplete_set,
     write_separation,
 )
 from ugosa_cli.pipeline import GuidedSeparator
@@ -27,7 +28,11 @@ from ugosa_cli.separation import SeparationOptions, pick_device
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
-    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    names = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    if values and not names:
+        raise InputError(f"--stems {values[0]!r}: names no stem; give stem names such as --stems vocals,drums, or "
+                         "leave --stems out to write every stem")
+    return names
 
 
 def track_name(path: str) -> str:
@@ -64,8 +69,16 @@ def read_track_list(source: str) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"--from-list {source}: not a UTF-8 text file; give one audio path per line") from None
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    tracks = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "\0" in line:
+            raise InputError(f"--from-list {source} line {number}: holds a NUL byte, which no file name can; "
+                             "write one audio path per line")
+        tracks.append(line)
+    return tracks
 
 
 def refuse_duplicates(tracks: list[str]) -> None:
@@ -74,7 +87,7 @@ def refuse_duplicates(tracks: list[str]) -> None:
     for track in tracks:
         if track == STDIN:
             continue
-        key = Path(track).resolve()
+        key = resolved(track)
         if key in seen:
             also = "" if seen[key] == track else f" (also as {seen[key]})"
             raise InputError(f"{track}: the same song is given twice{also}; give each song once")
@@ -110,7 +123,7 @@ def _report(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -
         common.emit_json({**record, "stems": {stem: str(path) for stem, path in paths.items()}})
     else:
         for path in paths.values():
-            common.emit(str(path))
+            common.emit_path(path)
 
 
 def separate(
@@ -130,7 +143,8 @@ def separate(
     skip_existing: Annotated[
         bool,
         typer.Option(
-            "--skip-existing", help="Skip a track whose stems all exist already (their paths are still printed)."
+            "--skip-existing", help="Skip a track whose stems all exist already, written together by one run "
+            "(their paths are still printed); a track with stems of different runs is separated again."
         ),
     ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
@@ -152,7 +166,10 @@ def separate(
         str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
     ] = "wav",
     mp3: Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")] = False,
-    bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")] = 16,
+    bits: Annotated[
+        Optional[int],
+        typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only); default 16.", metavar="16|24|32"),
+    ] = None,
     clip_mode: Annotated[
         str,
         typer.Option(
@@ -236,7 +253,14 @@ def separate(
     refuse_duplicates(tracks)
     if mp3 and fmt not in ("wav", "mp3"):
         raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
-    spec = OutputSpec(root=out, template=filename, fmt="mp3" if mp3 else fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
+    fmt = "mp3" if mp3 else fmt
+    if fmt == "mp3" and bits is not None:
+        raise InputError(f"--bits {bits} does not apply to MP3 (written at 320 kbps); leave --bits out, or use "
+                         "--format wav or flac")
+    if stems is not None and two_stems is not None:
+        raise InputError(f"--two-stems {two_stems} and --stems {','.join(stems)}: give one of them (--two-stems "
+                         "writes STEM and no_STEM; --stems keeps the stems named)")
+    spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=16 if bits is None else bits, clip_mode=clip_mode)  # type: ignore[arg-type]
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
@@ -244,7 +268,7 @@ def separate(
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
     label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
-    keep = _split_names(stems or []) or None
+    keep = _split_names(stems) if stems is not None else None
     torch_device = pick_device(device)
     ensure_writable(out)
     loaded = common.load_model(model, offline=offline)
@@ -264,10 +288,14 @@ def separate(
         for track, paths in planned:
             name = track_name(track)
             record: dict[str, object] = {"input": track, "track": name, "model": pipeline.name}
-            if skip_existing and all(path.is_file() for path in paths.values()):
-                common.info(f"skipping {track}: its {len(paths)} stems exist already")
-                _report(json_out, {**record, "skipped": True}, paths)
-                continue
+            if skip_existing:
+                problem = incomplete_set(paths)
+                if problem is None:
+                    common.info(f"skipping {track}: its {len(paths)} stems exist already")
+                    _report(json_out, {**record, "skipped": True}, paths)
+                    continue
+                if any(path.is_file() for path in paths.values()):
+                    common.info(f"separating {track} again: {problem}")
             try:
                 with guidance.flags_named():
                     opened = common.open_audio(track)
