@@ -249,9 +249,17 @@ class _Names:
         )
 
 
+def name_source(
+    word: str, sources: Sequence[str] = DEFAULT_SOURCES, mapping: Mapping[str, str] | None = None
+) -> tuple[str | None, bool]:
+    """``(source or None, negated)`` for a word as a label would use it: case-insensitive, synonyms and the
+    user's ``mapping`` (``--map``) included; ``negated`` for ``no vocals``, ``!drums``, ``-bass``."""
+    return _Names(sources, mapping).resolve(word)
+
+
 def source_for_name(word: str, sources: Sequence[str] = DEFAULT_SOURCES) -> str | None:
     """The source a word names (case-insensitive, synonyms included), or None; negations name nothing."""
-    source, negative = _Names(sources, None).resolve(word)
+    source, negative = name_source(word, sources)
     return None if negative else source
 
 
@@ -774,6 +782,38 @@ def guard_silences(labels: Labels, seconds: float) -> Labels:
                   warnings=labels.warnings)
 
 
+def grouped_labels(labels: Labels, groups: Mapping[str, Sequence[str]]) -> Labels:
+    """Labels for groups of sources (a stem that holds several, such as an instrumental): each group is active
+    wherever one of its sources is, and unconstrained if one of them is (it may play anywhere). ``groups``: name
+    -> sources of ``labels``; an empty group is silent throughout. The warnings are those of ``labels``."""
+    regions: dict[str, tuple[Region, ...]] = {}
+    free = []
+    whole = ((0.0, labels.duration),) if labels.duration is not None else ()
+    for name, members in groups.items():
+        if any(source in labels.unconstrained for source in members):
+            free.append(name)
+            regions[name] = whole
+        else:
+            regions[name] = tuple(_merge(span for source in members for span in labels.regions[source]))
+    return Labels(regions=regions, unconstrained=tuple(free), duration=labels.duration, warnings=labels.warnings)
+
+
+def rests(labels: Labels, source: str) -> tuple[Region, ...]:
+    """Where a source is labelled silent: the gaps between its regions within the song (none when unconstrained
+    or when the song's length is unknown and it plays to an open end)."""
+    if source in labels.unconstrained:
+        return ()
+    end = labels.extent()
+    gaps, cursor = [], 0.0
+    for start, stop in labels.regions[source]:
+        if start > cursor:
+            gaps.append((cursor, start))
+        cursor = max(cursor, stop)
+    if cursor < end:
+        gaps.append((cursor, end))
+    return tuple(gaps)
+
+
 def require_playing(labels: Labels, origin: str) -> None:
     """Refuse labels under which no labelled source plays anywhere: adapting to them would only train the
     labelled sources to silence (usually the labels of another song)."""
@@ -932,12 +972,15 @@ __all__ = [
     "format_clock",
     "format_labels",
     "format_time",
+    "grouped_labels",
     "guard_silences",
     "labels_from_matrix",
     "labels_from_regions",
     "labels_json",
+    "name_source",
     "parse_labels",
     "parse_time",
     "read_labels",
+    "rests",
     "source_for_name",
 ]

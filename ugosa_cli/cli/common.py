@@ -36,6 +36,7 @@ from ugosa_cli import hub
 from ugosa_cli.audio import AudioFile
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
+from ugosa_cli.output import OutputSpec
 
 
 @dataclass
@@ -210,6 +211,29 @@ Offline = Annotated[
         "on; 0, false, no, off or empty: off).",
     ),
 ]
+
+# How stems are written (``separate``, ``filter``).
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
+]
+Mp3Opt = Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")]
+BitsOpt = Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")]
+ClipModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--clip-mode",
+        metavar="rescale|clamp|none",
+        help="rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); "
+        "clamp: clip samples; none: write as is.",
+    ),
+]
+
+
+def output_spec(out: Path, filename: str, *, fmt: str, mp3: bool, bits: int, clip_mode: str) -> OutputSpec:
+    """How stems are written, from the options above (``--mp3`` is ``--format mp3``)."""
+    if mp3 and fmt not in ("wav", "mp3"):
+        raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
+    return OutputSpec(root=out, template=filename, fmt="mp3" if mp3 else fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
 
 
 def parse_pairs(values: list[str], option: str) -> dict[str, str]:

@@ -16,7 +16,6 @@ from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable, read_text_file
 from ugosa_cli.output import (
     DEFAULT_TEMPLATE,
-    OutputSpec,
     StemSelection,
     StemWriter,
     check_batch,
@@ -148,20 +147,10 @@ def separate(
             help="Stem path template under --out; fields {model} {parent} (the song's folder) {track} {stem} {ext}.",
         ),
     ] = DEFAULT_TEMPLATE,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
-    ] = "wav",
-    mp3: Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")] = False,
-    bits: Annotated[int, typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only).", metavar="16|24|32")] = 16,
-    clip_mode: Annotated[
-        str,
-        typer.Option(
-            "--clip-mode",
-            metavar="rescale|clamp|none",
-            help="rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); "
-            "clamp: clip samples; none: write as is.",
-        ),
-    ] = "rescale",
+    fmt: common.FormatOpt = "wav",
+    mp3: common.Mp3Opt = False,
+    bits: common.BitsOpt = 16,
+    clip_mode: common.ClipModeOpt = "rescale",
     stems: Annotated[
         Optional[list[str]], typer.Option("--stems", help="Keep only these stems (comma-separated or repeated).", metavar="STEMS")
     ] = None,
@@ -234,9 +223,7 @@ def separate(
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
     refuse_duplicates(tracks)
-    if mp3 and fmt not in ("wav", "mp3"):
-        raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
-    spec = OutputSpec(root=out, template=filename, fmt="mp3" if mp3 else fmt, bits=bits, clip_mode=clip_mode)  # type: ignore[arg-type]
+    spec = common.output_spec(out, filename, fmt=fmt, mp3=mp3, bits=bits, clip_mode=clip_mode)
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(

@@ -1,0 +1,142 @@
+"""``ugosa filter``: the labels applied to stems from any separator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from ugosa_cli.audio import STDIN, check_format, collect_stems
+from ugosa_cli.cli import common, guidance
+from ugosa_cli.cli.separate_cmd import parent_name, track_name
+from ugosa_cli.errors import InputError
+from ugosa_cli.fsutil import ensure_writable
+from ugosa_cli.output import StemWriter, check_batch, write_separation
+from ugosa_cli.postfilters import POST_FILTERS
+from ugosa_cli.separation import ProgressCallback
+from ugosa_cli.stemfilter import MatchedStems, filter_stems, residual_note, stem_layout
+
+FILTER_TEMPLATE = "{track}/{stem}.{ext}"
+
+
+def _progress(blocks: Iterable[np.ndarray], callback: ProgressCallback, total: int) -> Iterator[np.ndarray]:
+    done = 0
+    for block in blocks:
+        done += block.shape[-1]
+        callback(done, total)
+        yield block
+
+
+def filter_command(
+    arguments: Annotated[
+        list[str],
+        typer.Argument(
+            help="The song (the mixture the stems were separated from; '-' reads it from stdin), then more stem "
+            "files if you like (as --stems).",
+            show_default=False, metavar="SONG [STEM...]",
+        ),
+    ],
+    stems: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--stems",
+            help="A folder of <stem>.wav (or .flac, ...) files from any separator, or stem files (repeat the option, "
+            "or list them after the song; NAME=FILE names a file's source). Names are read like labels: vocals, "
+            "vox, song_(Vocals), no_vocals, instrumental, ...",
+            metavar="DIR|FILE",
+            show_default=False,
+        ),
+    ] = None,
+    labels: guidance.LabelsOpt = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", metavar="resplit|gate",
+            help="resplit: share the mixture, frame by frame, among the stems labelled active (a resting stem "
+            "comes out silent, its sound handed to the playing ones); gate: silence each stem outside its labelled "
+            "regions (with short fades).",
+        ),
+    ] = "resplit",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Folder the filtered stems are written under.")
+    ] = Path("filtered"),
+    filename: Annotated[
+        str,
+        typer.Option(
+            "--filename", metavar="TEMPLATE",
+            help="Stem path template under --out; fields {model} (the --mode) {parent} (the song's folder) {track} "
+            "{stem} {ext}.",
+        ),
+    ] = FILTER_TEMPLATE,
+    fmt: common.FormatOpt = "wav",
+    mp3: common.Mp3Opt = False,
+    bits: common.BitsOpt = 16,
+    clip_mode: common.ClipModeOpt = "rescale",
+    labels_format: guidance.LabelsFormat = None,
+    mapping: guidance.MapOpt = None,
+    ignore_unknown: guidance.IgnoreUnknown = False,
+    margin: guidance.Margin = 0.0,
+    downmix: common.Downmix = False,
+    json_out: common.JsonOut = False,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    """Apply the labels to stems made by any separator, and print the written paths (or JSON with --json).
+
+    Stems at another rate or length than the song are resampled, trimmed or padded to it, with a warning; stems
+    named after no source the labels know are sources of their own (unconstrained unless labelled). Sources no
+    stem holds (only vocals and drums given) are left to what the stems miss of the song, which is not written.
+    """
+    common.configure(quiet=quiet, debug=debug)
+    if mode not in POST_FILTERS:
+        raise InputError(f"--mode {mode}: use one of {', '.join(POST_FILTERS)}")
+    if labels is None:
+        raise InputError("filter needs --labels FILE: where each instrument plays (see `ugosa labels --help`)")
+    track, specs = arguments[0], [*(stems or []), *arguments[1:]]
+    if not specs:
+        raise InputError("no stems to filter: give a folder with --stems DIR, or the stem files (--stems FILE ...)")
+    spec = common.output_spec(out, filename, fmt=fmt, mp3=mp3, bits=bits, clip_mode=clip_mode)
+    files = collect_stems(specs, "--stems")
+    mappings = common.parse_pairs(mapping or [], "--map")
+    layout = stem_layout(list(files), mappings)
+    stem_files = [files[layout.given[stem]] for stem in layout.stems]
+    renamed = [f"{stem} <- {files[layout.given[stem]]}" for stem in layout.stems if layout.given[stem] != stem]
+    if renamed:
+        common.info(f"stems: {', '.join(renamed)}")
+    mixture = common.open_audio(track)
+    check_format(spec.fmt, mixture.samplerate)
+    label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
+    song_labels = guidance.read_song_labels(labels, label_options, layout.vocabulary, mixture.duration)
+    ensure_writable(out)
+    paths = spec.paths(model=mode, track=track_name(track), stems=layout.stems, parent=parent_name(track))
+    inputs = [(path, f"the {stem} stem {path}") for stem, path in zip(layout.stems, stem_files)]
+    inputs += [(Path(name), f"the {what} {name}") for name, what in ((track, "input"), (labels, "labels file"))
+               if name != STDIN]
+    check_batch([(track, paths)], inputs, filename)
+    matched = MatchedStems(mixture, [common.open_audio(path) for path in stem_files], downmix=downmix)
+    for note in matched.notes:
+        common.warn(note)
+    protect = tuple(stem_files) + (() if track == STDIN else (Path(track),))
+    with common.Reporter() as reporter:
+        task = reporter.add(f"filtering {track_name(track)}", mixture.frames)
+        blocks = _progress(filter_stems(matched, layout, song_labels, mode), reporter.callback(task), mixture.frames)
+        with StemWriter(paths, mixture.samplerate, matched.channels, spec, protect) as writer:
+            write_separation(blocks, layout.stems, writer)
+    note, warning = residual_note(matched.residual_db, layout, mode)
+    (common.warn if warning else common.info)(note)
+    if json_out:
+        residual = matched.residual_db
+        common.emit_json({
+            "input": track, "track": track_name(track), "mode": mode,
+            "samplerate": mixture.samplerate, "channels": mixture.channels, "duration": mixture.duration,
+            "stems": {stem: str(path) for stem, path in paths.items()},
+            "inputs": {stem: str(path) for stem, path in zip(layout.stems, stem_files)},
+            "holds": {stem: list(layout.holds[stem]) for stem in layout.stems},
+            "residual_db": None if residual is None else round(max(residual, -120.0), 2),
+        })
+    else:
+        for path in paths.values():
+            common.emit(str(path))
