@@ -223,11 +223,12 @@ _ugosa() {
             case "$prev" in
                 --audio) compopt -o default; COMPREPLY=(); return ;;
                 --duration) COMPREPLY=(); return ;;
+                --plot) compopt -o default; COMPREPLY=(); return ;;
                 --labels-format) _ugosa_words "$_ugosa_values_labels_format"; return ;;
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--audio --duration --json --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--audio --duration --plot --json --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "labels convert")

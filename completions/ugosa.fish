@@ -260,7 +260,7 @@ complete -c ugosa -n '__ugosa_at model remove' -s h -l help -d 'Show this messag
 complete -c ugosa -n '__ugosa_at model remove' -f -a '(__ugosa_models)'
 
 # ugosa labels
-complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json).'
+complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json, or as a picture with --plot).'
 complete -c ugosa -n '__ugosa_at labels' -a convert -d 'Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON).'
 complete -c ugosa -n '__ugosa_at labels' -a from-stems -d 'Detect where each source plays from its isolated stem (the paper\'s method); Audacity labels by default.'
 complete -c ugosa -n '__ugosa_at labels' -a draft -d 'Draft labels from the pretrained model\'s stems: where each source seems to play.'
@@ -269,6 +269,7 @@ complete -c ugosa -n '__ugosa_at labels' -s h -l help -d 'Show this message and 
 # ugosa labels show
 complete -c ugosa -n '__ugosa_at labels show' -l audio -r -F -d 'The song: its length clips the labels.'
 complete -c ugosa -n '__ugosa_at labels show' -l duration -r -f -d 'The song\'s length instead of --audio: seconds, mm:ss or hh:mm:ss.'
+complete -c ugosa -n '__ugosa_at labels show' -l plot -r -F -d 'Draw the labels as lanes, one per source (over the song\'s waveform with --audio), into a PNG or SVG picture (the extension decides) instead of the timeline; an existing picture is replaced.'
 complete -c ugosa -n '__ugosa_at labels show' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at labels show' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
 complete -c ugosa -n '__ugosa_at labels show' -l map -r -f -d 'Map your label words to sources, e.g.'

@@ -192,6 +192,24 @@ def format_clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)  # seconds
+
+
+def tick_step(extent: float, span: float, spacing: float) -> float:
+    """The finest of :data:`TICK_STEPS` whose ticks lie at least ``spacing`` apart when ``extent`` seconds take
+    ``span`` (characters or pixels) on a timeline."""
+    return next((step for step in TICK_STEPS if step / extent * span >= spacing), TICK_STEPS[-1])
+
+
+def tick_label(seconds: float, step: float) -> str:
+    """A timeline's tick: ``1.5s`` for steps under a second, else ``m:ss`` or ``h:mm:ss``."""
+    if step < 1:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 # ---------------------------------------------------------------- names
 
 
@@ -983,4 +1001,6 @@ __all__ = [
     "read_labels",
     "rests",
     "source_for_name",
+    "tick_label",
+    "tick_step",
 ]
