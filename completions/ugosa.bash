@@ -88,7 +88,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -114,7 +114,7 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "filter")
@@ -131,7 +131,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--stems -l --labels --mode -o --out --filename --format --mp3 --bits --clip-mode --labels-format --map --ignore-unknown --margin --downmix --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--stems -l --labels --mode -o --out --filename --format --mp3 --bits --clip-mode --labels-format --map --ignore-unknown --margin --downmix --report --json -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")

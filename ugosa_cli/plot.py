@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ugosa_cli.safetext import printable
+
 # Colours of the roles on a light background (standalone SVG and PNG); a page's style sheet has its own.
 LIGHT: dict[str, str] = {
     "bg": "#ffffff", "text": "#1f2328", "muted": "#6e7781", "grid": "#d8dee4", "lane": "#eef1f4",
@@ -27,6 +29,13 @@ LIGHT: dict[str, str] = {
     "src4": "#30638e", "src5": "#66a61e", "src6": "#e7298a", "src7": "#a6761d",
 }
 PLOT_SUFFIXES = (".png", ".svg")  # the files a figure is written as
+# ... and on a dark one (the report page in dark mode).
+DARK: dict[str, str] = {
+    "bg": "#0d1117", "text": "#e6edf3", "muted": "#8b949e", "grid": "#30363d", "lane": "#1c2128",
+    "wave": "#adbac7", "rest": "#4d2429", "free": "#3b434d", "before": "#8b949e",
+    "src0": "#ff7b8a", "src1": "#f2c46d", "src2": "#3fc1d3", "src3": "#b78cf2",
+    "src4": "#6ca6e0", "src5": "#8fd14f", "src6": "#f778ba", "src7": "#d4a55a",
+}
 SOURCE_ROLES = 8  # source colours: src0 ... src7, in turn
 
 
@@ -43,6 +52,7 @@ class Rect:
     height: float
     role: str
     title: str | None = None  # a tooltip in SVG
+    name: str | None = None  # what it is, for a page's script and tests (``data-name`` in SVG)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class Line:
     role: str
     width: float = 1.5
     dashed: bool = False
-    name: str | None = None  # a class name in inline SVG (the page's script finds the playhead so)
+    name: str | None = None  # what it is, for a page's script and tests (``data-name`` in SVG)
 
 
 @dataclass(frozen=True)
@@ -83,12 +93,14 @@ Shape = Rect | Text | Line | Band
 
 @dataclass
 class Figure:
-    """Shapes on a ``width`` x ``height`` pixel canvas; ``label`` describes it (SVG ``aria-label``)."""
+    """Shapes on a ``width`` x ``height`` pixel canvas; ``label`` describes it (SVG ``aria-label``); ``axis``: where
+    its time axis runs, (left x, right x, seconds), written on an SVG as ``data-x0``, ``data-x1``, ``data-seconds``."""
 
     width: int
     height: int
     label: str
     shapes: list[Shape] = field(default_factory=list)
+    axis: tuple[float, float, float] | None = None
 
     def add(self, *shapes: Shape) -> Figure:
         self.shapes.extend(shapes)
@@ -106,11 +118,14 @@ class Figure:
             colour = palette.get(role, palette["text"])
             return f'{"fill" if kind == "f" else "stroke"}="{colour}"' + (' fill="none"' if kind == "s" else "")
 
-        extra = "".join(f' {name}="{_attr(value)}"' for name, value in (attributes or {}).items())
-        head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" '
-                f'role="img" aria-label="{_attr(self.label)}"{extra}')
-        if palette is not None:
-            head += f' width="{self.width}" height="{self.height}" font-family="sans-serif"'
+        attributes = dict(attributes or {})
+        if self.axis is not None:
+            attributes.update(zip(("data-x0", "data-x1", "data-seconds"), (f"{v:.6g}" for v in self.axis)))
+        extra = "".join(f' {name}="{escape(value)}"' for name, value in attributes.items())
+        head = f'<svg viewBox="0 0 {self.width} {self.height}" role="img" aria-label="{escape(self.label)}"{extra}'
+        if palette is not None:  # a file of its own: the namespace, a size and a font
+            head = (head.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+                    + f' width="{self.width}" height="{self.height}" font-family="sans-serif"')
         parts = [head + ">"]
         if palette is not None:
             parts.append(f'<rect width="{self.width}" height="{self.height}" fill="{palette["bg"]}"/>')
@@ -146,9 +161,10 @@ class Figure:
         return encode_png(canvas)
 
 
-def _attr(value: str) -> str:
-    """Text made safe inside an XML/HTML attribute or element (control characters dropped: XML cannot hold them)."""
-    return html.escape("".join(c for c in value if c >= " " or c == "\t"), quote=True)
+def escape(value: str) -> str:
+    """Text read from a file made safe inside an XML or HTML element or quoted attribute: markup characters and
+    quotes escaped, control characters and bidi overrides shown as escapes (:func:`~ugosa_cli.safetext.printable`)."""
+    return html.escape(printable(value), quote=True)
 
 
 def _num(value: float) -> str:
@@ -157,17 +173,18 @@ def _num(value: float) -> str:
 
 def _svg_shape(shape: Shape, paint: Callable[[str, str], str]) -> str:
     if isinstance(shape, Rect):
-        title = f"<title>{_attr(shape.title)}</title>" if shape.title else ""
+        title = f"<title>{escape(shape.title)}</title>" if shape.title else ""
+        name = f' data-name="{escape(shape.name)}"' if shape.name else ""
         body = (f'<rect x="{_num(shape.x)}" y="{_num(shape.y)}" width="{_num(shape.width)}" '
-                f'height="{_num(shape.height)}" {paint("f", shape.role)}')
+                f'height="{_num(shape.height)}" {paint("f", shape.role)}{name}')
         return f"{body}>{title}</rect>" if title else body + "/>"
     if isinstance(shape, Text):
         return (f'<text x="{_num(shape.x)}" y="{_num(shape.y)}" font-size="{shape.size}" text-anchor="{shape.anchor}" '
-                f'{paint("f", shape.role)}>{_attr(shape.text)}</text>')
+                f'{paint("f", shape.role)}>{escape(shape.text)}</text>')
     if isinstance(shape, Line):
         points = " ".join(f"{_num(x)},{_num(y)}" for x, y in shape.points)
         dash = ' stroke-dasharray="4 3"' if shape.dashed else ""
-        name = f' data-name="{_attr(shape.name)}"' if shape.name else ""
+        name = f' data-name="{escape(shape.name)}"' if shape.name else ""
         return (f'<polyline points="{points}" {paint("s", shape.role)} stroke-width="{_num(shape.width)}"'
                 f' stroke-linejoin="round"{dash}{name}/>')
     columns = list(_band_columns(shape))
@@ -289,4 +306,7 @@ def encode_png(canvas: np.ndarray) -> bytes:
             + chunk(b"IEND", b""))
 
 
-__all__ = ["LIGHT", "PLOT_SUFFIXES", "Band", "Figure", "Line", "Rect", "Text", "encode_png", "source_role", "text_width"]
+__all__ = [
+    "DARK", "LIGHT", "PLOT_SUFFIXES", "Band", "Figure", "Line", "Rect", "Text", "encode_png", "escape", "source_role",
+    "text_width",
+]

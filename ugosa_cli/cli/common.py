@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from ugosa_cli.audio import AudioFile
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 from ugosa_cli.output import OutputSpec
+from ugosa_cli.safetext import UNSAFE_TEXT, printable
 
 
 @dataclass
@@ -47,26 +47,6 @@ class OutputState:
 
 STATE = OutputState()
 _stderr_console: Console | None = None
-# What a terminal could take as a command, or that reorders the text it shows: C0 controls (tab and newline
-# included), DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and isolates.
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str, keep: str = "") -> str:
-    """``text`` with every control character and bidi override shown as an escape (``\\x1b``, ``\\u202e``).
-
-    Every line ugosa prints to a terminal goes through here, so names and text read from files (labels, file
-    names, model names) cannot move the cursor, clear the screen, retitle the window or reorder the line.
-    ``keep``: characters left as they are (the tabs of a result line's own columns).
-    """
-    return _UNSAFE_TEXT.sub(lambda m: m.group() if m.group() in keep else _escape_char(m), text)
-
-
 def configure(*, quiet: bool = False, debug: bool = False) -> None:
     """Set the process-wide output options of the running command."""
     global _stderr_console
@@ -130,7 +110,7 @@ def emit_json(value: Any) -> None:
     which is the same JSON value.
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    sys.stdout.write(_UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+    sys.stdout.write(UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
     sys.stdout.flush()
 
 

@@ -14,9 +14,10 @@ from ugosa_cli.cli import common, guidance
 from ugosa_cli.cli.separate_cmd import parent_name, track_name
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import ensure_writable
-from ugosa_cli.output import StemWriter, check_batch, write_separation
+from ugosa_cli.output import REPORT_PAGE, StemWriter, check_batch, write_separation
 from ugosa_cli.postfilters import POST_FILTERS
-from ugosa_cli.separation import ProgressCallback
+from ugosa_cli.report import ReportRecorder, players, report_pages, write_report
+from ugosa_cli.separation import ProgressCallback, stem_channel_blocks
 from ugosa_cli.stemfilter import MatchedStems, filter_stems, residual_note, stem_layout
 
 FILTER_TEMPLATE = "{track}/{stem}.{ext}"
@@ -80,6 +81,15 @@ def filter_command(
     ignore_unknown: guidance.IgnoreUnknown = False,
     margin: guidance.Margin = 0.0,
     downmix: common.Downmix = False,
+    report_page: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write a report page beside the filtered stems (report.html): the waveform with the labels, "
+            "each stem's level before and after, and players for the song and both sets of stems. One HTML file "
+            "that works offline; its path is printed after the stems'.",
+        ),
+    ] = False,
     json_out: common.JsonOut = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
@@ -115,28 +125,46 @@ def filter_command(
     inputs = [(path, f"the {stem} stem {path}") for stem, path in zip(layout.stems, stem_files)]
     inputs += [(Path(name), f"the {what} {name}") for name, what in ((track, "input"), (labels, "labels file"))
                if name != STDIN]
-    check_batch([(track, paths)], inputs, filename)
+    page = report_pages([(track, paths)])[track] if report_page else None
+    check_batch([(track, {**paths, REPORT_PAGE: page} if page else paths)], inputs, filename)
     matched = MatchedStems(mixture, [common.open_audio(path) for path in stem_files], downmix=downmix)
     for note in matched.notes:
         common.warn(note)
     protect = tuple(stem_files) + (() if track == STDIN else (Path(track),))
+    recorder = ReportRecorder(layout.stems, mixture.samplerate, mixture.frames) if page else None
     with common.Reporter() as reporter:
         task = reporter.add(f"filtering {track_name(track)}", mixture.frames)
-        blocks = _progress(filter_stems(matched, layout, song_labels, mode), reporter.callback(task), mixture.frames)
+        blocks = filter_stems(matched, layout, song_labels, mode, tap=recorder.before.tap if recorder else None)
+        blocks = _progress(recorder.after.tap(blocks) if recorder else blocks, reporter.callback(task), mixture.frames)
         with StemWriter(paths, mixture.samplerate, matched.channels, spec, protect) as writer:
             write_separation(blocks, layout.stems, writer)
     note, warning = residual_note(matched.residual_db, layout, mode)
     (common.warn if warning else common.info)(note)
+    if page is not None and recorder is not None:
+        recorder.complete(lambda: iter(()), stem_channel_blocks(mixture, downmix=downmix))
+        common.info(f"writing the report page {page}")
+        given = {f"{stem}: {path.name}": path for stem, path in zip(layout.stems, stem_files)}
+        write_report(page, recorder.report(
+            track_name(track), "filter", names=("given", mode), labels=layout.stem_labels(song_labels),
+            facts=[("filter", mode), ("stems", ", ".join(f"{stem} ({', '.join(layout.holds[stem])})"
+                                                          if layout.holds[stem] != (stem,) else stem
+                                                          for stem in layout.stems)),
+                   ("song", f"{mixture.duration:.1f} s at {mixture.samplerate} Hz")],
+            players=players(page, None if track == STDIN else track, {"written": paths, "given": given}),
+            notes=[*matched.notes, note],
+        ))
+    residual = matched.residual_db
+    record = {
+        "input": track, "track": track_name(track), "mode": mode,
+        "samplerate": mixture.samplerate, "channels": mixture.channels, "duration": mixture.duration,
+        "stems": {stem: str(path) for stem, path in paths.items()},
+        "inputs": {stem: str(path) for stem, path in zip(layout.stems, stem_files)},
+        "holds": {stem: list(layout.holds[stem]) for stem in layout.stems},
+        "residual_db": None if residual is None else round(max(residual, -120.0), 2),
+        **({"report": str(page)} if page else {}),
+    }
     if json_out:
-        residual = matched.residual_db
-        common.emit_json({
-            "input": track, "track": track_name(track), "mode": mode,
-            "samplerate": mixture.samplerate, "channels": mixture.channels, "duration": mixture.duration,
-            "stems": {stem: str(path) for stem, path in paths.items()},
-            "inputs": {stem: str(path) for stem, path in zip(layout.stems, stem_files)},
-            "holds": {stem: list(layout.holds[stem]) for stem in layout.stems},
-            "residual_db": None if residual is None else round(max(residual, -120.0), 2),
-        })
+        common.emit_json(record)
     else:
-        for path in paths.values():
+        for path in [*paths.values(), *([page] if page else [])]:
             common.emit(str(path))

@@ -14,15 +14,18 @@ from ugosa_cli.audio import STDIN, Audio, AudioFile, check_format, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable, read_text_file
+from ugosa_cli.labels import Labels
 from ugosa_cli.output import (
     DEFAULT_TEMPLATE,
+    REPORT_PAGE,
     StemSelection,
     StemWriter,
     check_batch,
     write_separation,
 )
 from ugosa_cli.pipeline import GuidedSeparator
-from ugosa_cli.separation import SeparationOptions, pick_device
+from ugosa_cli.report import ReportRecorder, players, report_pages, write_report
+from ugosa_cli.separation import AudioBlocks, SeparationOptions, pick_device, stem_channel_blocks
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -104,12 +107,33 @@ def _failure(track: str, exc: UgosaError) -> str:
     return exc.message if track in exc.message else f"{track}: {exc.message}"
 
 
-def _report(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -> None:
+def _print_result(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -> None:
     if json_out:
         common.emit_json({**record, "stems": {stem: str(path) for stem, path in paths.items()}})
     else:
         for path in paths.values():
             common.emit(str(path))
+        if "report" in record:
+            common.emit(str(record["report"]))
+
+
+def _write_page(
+    page: Path, recorder: ReportRecorder, pipeline: GuidedSeparator, audio: AudioBlocks, track: str,
+    paths: dict[str, Path], labels: Labels | None, result: dict[str, object], *, downmix: bool,
+) -> None:
+    """One song's report page, once its stems are written."""
+    recorder.complete(lambda: pipeline.pretrained_blocks(audio, downmix=downmix),
+                      stem_channel_blocks(audio, downmix=downmix))
+    steps = [step for step, done in (("adapted", pipeline.adapted), (pipeline.active_filter, True)) if done and step]
+    facts = [("model", pipeline.name), ("made", " and ".join(steps) if steps else "the model as it is"),
+             ("song", f"{audio.frames / audio.samplerate:.1f} s at {audio.samplerate} Hz")]
+    adaptation = result.get("adaptation")
+    common.info(f"writing the report page {page}")
+    write_report(page, recorder.report(
+        track_name(track), "separate", changed=bool(steps), names=("pretrained", " and ".join(steps) or "written"),
+        labels=labels, facts=facts, players=players(page, None if track == STDIN else track, {"written": paths}),
+        adaptation=adaptation if isinstance(adaptation, dict) else None,
+    ))
 
 
 def separate(
@@ -197,6 +221,15 @@ def separate(
     mapping: guidance.MapOpt = None,
     ignore_unknown: guidance.IgnoreUnknown = False,
     margin: guidance.Margin = 0.0,
+    report_page: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write a report page beside each song's stems (report.html, or <track>.report.html where songs "
+            "share a folder): the waveform with the labels, each source's level before and after, the adaptation, "
+            "and players. One HTML file that works offline; its path is printed after the stems'.",
+        ),
+    ] = False,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -245,7 +278,9 @@ def separate(
     written = selection.names(pipeline.sources)
     planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written,
                                   parent=parent_name(track))) for track in tracks]
-    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []), filename)
+    pages = report_pages(planned, {track: track_name(track) for track in tracks}) if report_page else {}
+    check_batch([(track, {**paths, REPORT_PAGE: pages[track]} if pages else paths) for track, paths in planned],
+                batch_inputs(tracks, from_list, model, labels, references or []), filename)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track, paths in planned:
@@ -253,7 +288,7 @@ def separate(
             record: dict[str, object] = {"input": track, "track": name, "model": pipeline.name}
             if skip_existing and all(path.is_file() for path in paths.values()):
                 common.info(f"skipping {track}: its {len(paths)} stems exist already")
-                _report(json_out, {**record, "skipped": True}, paths)
+                _print_result(json_out, {**record, "skipped": True}, paths)
                 continue
             try:
                 with guidance.flags_named():
@@ -273,9 +308,16 @@ def separate(
                         report = {"adaptation": guidance.result_json(result, plan)}
                     protect = () if track == STDIN else (Path(track),)
                     task = reporter.add(f"separating {name}", None)
-                    blocks = pipeline.stem_blocks(audio, song_labels, reporter.callback(task), downmix=downmix)
+                    recorder = ReportRecorder(pipeline.sources, audio.samplerate, audio.frames) if pages else None
+                    blocks = pipeline.stem_blocks(audio, song_labels, reporter.callback(task), downmix=downmix,
+                                                  pretrained_tap=recorder.before.tap if recorder else None)
                     with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
-                        write_separation(blocks, pipeline.sources, writer, selection)
+                        write_separation(recorder.after.tap(blocks) if recorder else blocks, pipeline.sources, writer,
+                                         selection)
+                    if recorder is not None:
+                        _write_page(pages[track], recorder, pipeline, audio, track, paths, song_labels, report,
+                                    downmix=downmix)
+                        report["report"] = str(pages[track])
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise
@@ -283,7 +325,7 @@ def separate(
                 common.error(_failure(track, exc))
                 continue
             audio_facts = {"samplerate": audio.samplerate, "channels": audio.channels, "duration": audio.duration}
-            _report(json_out, {**record, "skipped": False, **audio_facts, **report}, paths)
+            _print_result(json_out, {**record, "skipped": False, **audio_facts, **report}, paths)
     if failures:
         shown = ", ".join(failures[:5]) + (f" and {len(failures) - 5} more" if len(failures) > 5 else "")
         common.error(f"{len(failures)} of {len(tracks)} tracks failed: {shown}")
