@@ -219,11 +219,11 @@ def residual_note(residual_db: float | None, layout: StemLayout, kind: str) -> t
         return "the mixture is silent: nothing to compare the stems with", False
     shown = "exactly" if math.isinf(residual_db) else f"to within {residual_db:.1f} dB of the mixture's energy"
     if layout.unheld:
-        held = (f"what they miss stands for {', '.join(layout.unheld)}, which no stem holds "
-                f"({residual_db:.1f} dB of the mixture's energy)")
+        held = (f"no stem holds {', '.join(layout.unheld)}: what the stems miss of the mixture ({residual_db:.1f} dB "
+                "of its energy) stands for them")
         if kind == "resplit":
-            return f"{held}: the resplit shares the mixture among the stems and it, and does not write it", False
-        return f"{held}: the gate leaves it out", False
+            return f"{held}; the resplit shares the mixture among the stems and that part, which is not written", False
+        return f"{held}; the gate leaves them out", False
     if residual_db <= RESIDUAL_WARNING_DB:
         return f"the stems add up to the mixture {shown}", False
     if kind == "resplit":

@@ -37,7 +37,7 @@ def filter_command(
         typer.Argument(
             help="The song (the mixture the stems were separated from; '-' reads it from stdin), then more stem "
             "files if you like (as --stems).",
-            show_default=False, metavar="SONG [STEM...]",
+            show_default=False, metavar="SONG",
         ),
     ],
     stems: Annotated[
@@ -110,6 +110,14 @@ def filter_command(
         raise InputError("no stems to filter: give a folder with --stems DIR, or the stem files (--stems FILE ...)")
     spec = common.output_spec(out, filename, fmt=fmt, mp3=mp3, bits=bits, clip_mode=clip_mode)
     files = collect_stems(specs, "--stems")
+    if track != STDIN:  # a folder of stems may hold the song itself
+        song = Path(track).resolve()
+        for name, path in list(files.items()):
+            if path.resolve() == song:
+                common.info(f"leaving out {path}: it is the song, not a stem")
+                del files[name]
+        if not files:
+            raise InputError(f"no stems to filter besides the song {track}; give the stems with --stems")
     mappings = common.parse_pairs(mapping or [], "--map")
     layout = stem_layout(list(files), mappings)
     stem_files = [files[layout.given[stem]] for stem in layout.stems]
