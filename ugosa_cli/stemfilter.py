@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -135,6 +136,24 @@ def stem_layout(given: Sequence[str], mapping: Mapping[str, str] | None = None) 
     stems = tuple(own) + tuple(stem for stem, _ in rest)
     return StemLayout(stems=stems, given={stem: named[stem][0] for stem in stems}, holds=holds,
                       vocabulary=vocabulary, unheld=tuple(s for s in vocabulary if s not in held_somewhere))
+
+
+def layout_files(
+    files: Mapping[str, Path], mapping: Mapping[str, str] | None = None, song: Path | None = None
+) -> tuple[StemLayout, dict[str, Path], list[str]]:
+    """The :class:`StemLayout` of stem files (name as given -> file), the files by stem name in its order, and notes;
+    ``song``, when it is among the files (a separator's folder holding the song too), is left out."""
+    notes = []
+    kept = dict(files)
+    if song is not None:
+        for name, path in files.items():
+            if path.resolve() == song.resolve():
+                notes.append(f"leaving out {path}: it is the song, not a stem")
+                del kept[name]
+        if not kept:
+            raise InputError(f"no stems to filter besides the song {song}; give the stems with --stems")
+    layout = stem_layout(list(kept), mapping)
+    return layout, {stem: kept[layout.given[stem]] for stem in layout.stems}, notes
 
 
 class MatchedStems:
@@ -260,6 +279,7 @@ __all__ = [
     "MatchedStems",
     "StemLayout",
     "filter_stems",
+    "layout_files",
     "residual_note",
     "stem_layout",
     "stem_name",

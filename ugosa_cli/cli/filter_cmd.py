@@ -9,16 +9,17 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ugosa_cli.audio import STDIN, check_format, collect_stems
+from ugosa_cli.audio import STDIN, AudioFile, check_format, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.cli.separate_cmd import parent_name, track_name
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import ensure_writable
+from ugosa_cli.labels import Labels
 from ugosa_cli.output import REPORT_PAGE, StemWriter, check_batch, write_separation
 from ugosa_cli.postfilters import POST_FILTERS
 from ugosa_cli.report import ReportRecorder, players, report_pages, write_report
 from ugosa_cli.separation import ProgressCallback, stem_channel_blocks
-from ugosa_cli.stemfilter import MatchedStems, filter_stems, residual_note, stem_layout
+from ugosa_cli.stemfilter import MatchedStems, StemLayout, filter_stems, layout_files, residual_note
 
 FILTER_TEMPLATE = "{track}/{stem}.{ext}"
 
@@ -109,36 +110,27 @@ def filter_command(
     if not specs:
         raise InputError("no stems to filter: give a folder with --stems DIR, or the stem files (--stems FILE ...)")
     spec = common.output_spec(out, filename, fmt=fmt, mp3=mp3, bits=bits, clip_mode=clip_mode)
-    files = collect_stems(specs, "--stems")
-    if track != STDIN:  # a folder of stems may hold the song itself
-        song = Path(track).resolve()
-        for name, path in list(files.items()):
-            if path.resolve() == song:
-                common.info(f"leaving out {path}: it is the song, not a stem")
-                del files[name]
-        if not files:
-            raise InputError(f"no stems to filter besides the song {track}; give the stems with --stems")
-    mappings = common.parse_pairs(mapping or [], "--map")
-    layout = stem_layout(list(files), mappings)
-    stem_files = [files[layout.given[stem]] for stem in layout.stems]
-    renamed = [f"{stem} <- {files[layout.given[stem]]}" for stem in layout.stems if layout.given[stem] != stem]
-    if renamed:
-        common.info(f"stems: {', '.join(renamed)}")
+    song = None if track == STDIN else Path(track)
+    layout, stem_files, notes = layout_files(collect_stems(specs, "--stems"),
+                                             common.parse_pairs(mapping or [], "--map"), song)
+    renamed = [f"{stem} <- {path}" for stem, path in stem_files.items() if layout.given[stem] != stem]
+    for line in notes + ([f"stems: {', '.join(renamed)}"] if renamed else []):
+        common.info(line)
     mixture = common.open_audio(track)
     check_format(spec.fmt, mixture.samplerate)
     label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
     song_labels = guidance.read_song_labels(labels, label_options, layout.vocabulary, mixture.duration)
     ensure_writable(out)
     paths = spec.paths(model=mode, track=track_name(track), stems=layout.stems, parent=parent_name(track))
-    inputs = [(path, f"the {stem} stem {path}") for stem, path in zip(layout.stems, stem_files)]
+    inputs = [(path, f"the {stem} stem {path}") for stem, path in stem_files.items()]
     inputs += [(Path(name), f"the {what} {name}") for name, what in ((track, "input"), (labels, "labels file"))
                if name != STDIN]
     page = report_pages([(track, paths)])[track] if report_page else None
     check_batch([(track, {**paths, REPORT_PAGE: page} if page else paths)], inputs, filename)
-    matched = MatchedStems(mixture, [common.open_audio(path) for path in stem_files], downmix=downmix)
+    matched = MatchedStems(mixture, [common.open_audio(path) for path in stem_files.values()], downmix=downmix)
     for note in matched.notes:
         common.warn(note)
-    protect = tuple(stem_files) + (() if track == STDIN else (Path(track),))
+    protect = tuple(stem_files.values()) + (() if song is None else (song,))
     recorder = ReportRecorder(layout.stems, mixture.samplerate, mixture.frames) if page else None
     with common.Reporter() as reporter:
         task = reporter.add(f"filtering {track_name(track)}", mixture.frames)
@@ -150,23 +142,14 @@ def filter_command(
     (common.warn if warning else common.info)(note)
     if page is not None and recorder is not None:
         recorder.complete(lambda: iter(()), stem_channel_blocks(mixture, downmix=downmix))
-        common.info(f"writing the report page {page}")
-        given = {f"{stem}: {path.name}": path for stem, path in zip(layout.stems, stem_files)}
-        write_report(page, recorder.report(
-            track_name(track), "filter", names=("given", mode), labels=layout.stem_labels(song_labels),
-            facts=[("filter", mode), ("stems", ", ".join(f"{stem} ({', '.join(layout.holds[stem])})"
-                                                          if layout.holds[stem] != (stem,) else stem
-                                                          for stem in layout.stems)),
-                   ("song", f"{mixture.duration:.1f} s at {mixture.samplerate} Hz")],
-            players=players(page, None if track == STDIN else track, {"written": paths, "given": given}),
-            notes=[*matched.notes, note],
-        ))
+        _write_page(page, recorder, layout, song_labels, track, mode, mixture, paths, stem_files,
+                    [*matched.notes, note])
     residual = matched.residual_db
     record = {
         "input": track, "track": track_name(track), "mode": mode,
         "samplerate": mixture.samplerate, "channels": mixture.channels, "duration": mixture.duration,
         "stems": {stem: str(path) for stem, path in paths.items()},
-        "inputs": {stem: str(path) for stem, path in zip(layout.stems, stem_files)},
+        "inputs": {stem: str(path) for stem, path in stem_files.items()},
         "holds": {stem: list(layout.holds[stem]) for stem in layout.stems},
         "residual_db": None if residual is None else round(max(residual, -120.0), 2),
         **({"report": str(page)} if page else {}),
@@ -176,3 +159,19 @@ def filter_command(
     else:
         for path in [*paths.values(), *([page] if page else [])]:
             common.emit(str(path))
+
+
+def _write_page(
+    page: Path, recorder: ReportRecorder, layout: StemLayout, labels: Labels, track: str, mode: str,
+    mixture: AudioFile, paths: dict[str, Path], stem_files: dict[str, Path], notes: list[str],
+) -> None:
+    """The report page of a filtering: the stems given against the filtered ones."""
+    held = ", ".join(stem if layout.holds[stem] == (stem,) else f"{stem} ({', '.join(layout.holds[stem])})"
+                     for stem in layout.stems)
+    given = {f"{stem}: {path.name}": path for stem, path in stem_files.items()}
+    common.info(f"writing the report page {page}")
+    write_report(page, recorder.report(
+        track_name(track), "filter", names=("given", mode), labels=layout.stem_labels(labels),
+        facts=[("filter", mode), ("stems", held), ("song", f"{mixture.duration:.1f} s at {mixture.samplerate} Hz")],
+        players=players(page, None if track == STDIN else track, {"written": paths, "given": given}), notes=notes,
+    ))
