@@ -821,15 +821,7 @@ def rests(labels: Labels, source: str) -> tuple[Region, ...]:
     or when the song's length is unknown and it plays to an open end)."""
     if source in labels.unconstrained:
         return ()
-    end = labels.extent()
-    gaps, cursor = [], 0.0
-    for start, stop in labels.regions[source]:
-        if start > cursor:
-            gaps.append((cursor, start))
-        cursor = max(cursor, stop)
-    if cursor < end:
-        gaps.append((cursor, end))
-    return tuple(gaps)
+    return tuple(_subtract([(0.0, labels.extent())], list(labels.regions[source])))
 
 
 def require_playing(labels: Labels, origin: str) -> None:
