@@ -45,7 +45,7 @@ _ugosa() {
     fi
     for word in "${words[@]:1}"; do
         case "$path" in
-            "") case "$word" in separate|adapt|strategies|eval|bench|demo|model|labels) path="$word" ;; esac ;;
+            "") case "$word" in separate|adapt|filter|strategies|eval|bench|demo|model|labels) path="$word" ;; esac ;;
             "model") case "$word" in list|download|path|import|remove) path="model $word" ;; esac ;;
             "labels") case "$word" in show|convert|from-stems|draft) path="labels $word" ;; esac ;;
         esac
@@ -53,7 +53,7 @@ _ugosa() {
     case "$path" in
         "")
             if [[ $cur == -* ]]; then _ugosa_words "--version -h --help"; return; fi
-            _ugosa_words "separate adapt strategies eval bench demo model labels"
+            _ugosa_words "separate adapt filter strategies eval bench demo model labels"
             ;;
         "separate")
             case "$prev" in
@@ -88,7 +88,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -114,7 +114,24 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --report --json --offline -q --quiet --debug -h --help"; return; fi
+            compopt -o default; COMPREPLY=()
+            ;;
+        "filter")
+            case "$prev" in
+                --stems) _ugosa_words "$_ugosa_values_stems"; return ;;
+                -l|--labels) compopt -o default; COMPREPLY=(); return ;;
+                --mode) compopt -o default; COMPREPLY=(); return ;;
+                -o|--out) compopt -o dirnames; COMPREPLY=(); return ;;
+                --filename) COMPREPLY=(); return ;;
+                --format) _ugosa_words "$_ugosa_values_format"; return ;;
+                --bits) _ugosa_words "$_ugosa_values_bits"; return ;;
+                --clip-mode) _ugosa_words "$_ugosa_values_clip_mode"; return ;;
+                --labels-format) _ugosa_words "$_ugosa_values_labels_format"; return ;;
+                --map) COMPREPLY=(); return ;;
+                --margin) COMPREPLY=(); return ;;
+            esac
+            if [[ $cur == -* ]]; then _ugosa_words "--stems -l --labels --mode -o --out --filename --format --mp3 --bits --clip-mode --labels-format --map --ignore-unknown --margin --downmix --report --json -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "strategies")
@@ -206,11 +223,12 @@ _ugosa() {
             case "$prev" in
                 --audio) compopt -o default; COMPREPLY=(); return ;;
                 --duration) COMPREPLY=(); return ;;
+                --plot) compopt -o default; COMPREPLY=(); return ;;
                 --labels-format) _ugosa_words "$_ugosa_values_labels_format"; return ;;
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--audio --duration --json --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--audio --duration --plot --json --labels-format --map --ignore-unknown --margin -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "labels convert")

@@ -7,7 +7,7 @@ function __ugosa_path
     for word in (commandline -opc)[2..-1]
         switch "$path"
             case ''
-                contains -- $word separate adapt strategies eval bench demo model labels; and set path $word
+                contains -- $word separate adapt filter strategies eval bench demo model labels; and set path $word
             case 'model'
                 contains -- $word list download path import remove; and set path "model $word"
             case 'labels'
@@ -38,6 +38,7 @@ complete -c ugosa -f
 # ugosa
 complete -c ugosa -n '__ugosa_at' -a separate -d 'Separate songs into stems and print the written paths (or one JSON object per track with --json).'
 complete -c ugosa -n '__ugosa_at' -a adapt -d 'Adapt the model to one song from its labels and save the adapted model (path on stdout).'
+complete -c ugosa -n '__ugosa_at' -a filter -d 'Apply the labels to stems made by any separator, and print the written paths (or JSON with --json).'
 complete -c ugosa -n '__ugosa_at' -a strategies -d 'List the fine-tuning strategies: what each trains and its number of trainable parameters (#TP).'
 complete -c ugosa -n '__ugosa_at' -a eval -d 'Score estimated stems against references: SDR, SIR, ISR, SAR (BSSEval v4), MDX SDR, PES and EPS, in dB.'
 complete -c ugosa -n '__ugosa_at' -a bench -d 'Run the paper\'s experiment on MUSDB18: adapt with each strategy, separate, score, print the table.'
@@ -85,6 +86,7 @@ complete -c ugosa -n '__ugosa_at separate' -l labels-format -r -f -a 'audacity c
 complete -c ugosa -n '__ugosa_at separate' -l map -r -f -d 'Map your label words to sources, e.g.'
 complete -c ugosa -n '__ugosa_at separate' -l ignore-unknown -d 'Skip labels naming no known source.'
 complete -c ugosa -n '__ugosa_at separate' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at separate' -l report -d 'Also write a report page beside each song\'s stems (report.html, or <track>.report.html where songs share a folder): the waveform with the labels, each source\'s level before and after, the adaptation, and players.'
 complete -c ugosa -n '__ugosa_at separate' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at separate' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at separate' -s q -l quiet -d 'Print only results, warnings and errors.'
@@ -118,12 +120,35 @@ complete -c ugosa -n '__ugosa_at adapt' -s d -l device -r -f -a 'auto cpu cuda m
 complete -c ugosa -n '__ugosa_at adapt' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
 complete -c ugosa -n '__ugosa_at adapt' -l dry-run -d 'Print the plan and a time estimate; do not train.'
 complete -c ugosa -n '__ugosa_at adapt' -l force -d 'Replace the model file if it exists (an input is never replaced).'
+complete -c ugosa -n '__ugosa_at adapt' -l report -d 'Also write a report page beside the model, named after it (MODEL.report.html): the waveform with the labels, each source\'s level with the pretrained and the adapted model (two more separations of the song), and the adaptation.'
 complete -c ugosa -n '__ugosa_at adapt' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at adapt' -l offline -d 'Never use the network; use only cached or local models.'
 complete -c ugosa -n '__ugosa_at adapt' -s q -l quiet -d 'Print only results, warnings and errors.'
 complete -c ugosa -n '__ugosa_at adapt' -l debug -d 'Show full tracebacks on errors.'
 complete -c ugosa -n '__ugosa_at adapt' -s h -l help -d 'Show this message and exit.'
 complete -c ugosa -n '__ugosa_at adapt' -F
+
+# ugosa filter
+complete -c ugosa -n '__ugosa_at filter' -l stems -r -f -a 'drums bass other vocals' -d 'A folder of <stem>.wav (or .flac, ...) files from any separator, or stem files (repeat the option, or list them after the song; NAME=FILE names a file\'s source).'
+complete -c ugosa -n '__ugosa_at filter' -s l -l labels -r -F -d 'Where each instrument plays: Audacity labels, CSV, TSV or JSON.'
+complete -c ugosa -n '__ugosa_at filter' -l mode -r -F -d 'resplit: share the mixture, frame by frame, among the stems labelled active (a resting stem comes out silent, its sound handed to the playing ones); gate: silence each stem outside its labelled regions (with short fades).'
+complete -c ugosa -n '__ugosa_at filter' -s o -l out -r -f -a '(__fish_complete_directories)' -d 'Folder the filtered stems are written under.'
+complete -c ugosa -n '__ugosa_at filter' -l filename -r -f -d 'Stem path template under --out; fields {model} (the --mode) {parent} (the song\'s folder) {track} {stem} {ext}.'
+complete -c ugosa -n '__ugosa_at filter' -l format -r -f -a 'wav flac mp3' -d 'Output container: wav, flac or mp3 (320 kbps; --bits does not apply).'
+complete -c ugosa -n '__ugosa_at filter' -l mp3 -d 'Same as --format mp3 (as demucs spells it).'
+complete -c ugosa -n '__ugosa_at filter' -l bits -r -f -a '16 24 32' -d 'Sample format: 16, 24 (integer) or 32 (float, WAV only); default 16.'
+complete -c ugosa -n '__ugosa_at filter' -l clip-mode -r -f -a 'rescale clamp none' -d 'rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); clamp: clip samples; none: write as is.'
+complete -c ugosa -n '__ugosa_at filter' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
+complete -c ugosa -n '__ugosa_at filter' -l map -r -f -d 'Map your label words to sources, e.g.'
+complete -c ugosa -n '__ugosa_at filter' -l ignore-unknown -d 'Skip labels naming no known source.'
+complete -c ugosa -n '__ugosa_at filter' -l margin -r -f -d 'Widen labelled active regions by this many seconds.'
+complete -c ugosa -n '__ugosa_at filter' -l downmix -d 'Mix inputs with more than 2 channels down to stereo instead of failing.'
+complete -c ugosa -n '__ugosa_at filter' -l report -d 'Also write a report page beside the filtered stems (report.html): the waveform with the labels, each stem\'s level before and after, and players for the song and both sets of stems.'
+complete -c ugosa -n '__ugosa_at filter' -l json -d 'Print results as JSON on stdout.'
+complete -c ugosa -n '__ugosa_at filter' -s q -l quiet -d 'Print only results, warnings and errors.'
+complete -c ugosa -n '__ugosa_at filter' -l debug -d 'Show full tracebacks on errors.'
+complete -c ugosa -n '__ugosa_at filter' -s h -l help -d 'Show this message and exit.'
+complete -c ugosa -n '__ugosa_at filter' -F
 
 # ugosa strategies
 complete -c ugosa -n '__ugosa_at strategies' -s m -s n -l model -l name -r -F -a '(__ugosa_models)' -d 'Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.'
@@ -238,7 +263,7 @@ complete -c ugosa -n '__ugosa_at model remove' -s h -l help -d 'Show this messag
 complete -c ugosa -n '__ugosa_at model remove' -f -a '(__ugosa_models)'
 
 # ugosa labels
-complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json).'
+complete -c ugosa -n '__ugosa_at labels' -a show -d 'Show the labels as a per-source timeline (or as JSON with --json, or as a picture with --plot).'
 complete -c ugosa -n '__ugosa_at labels' -a convert -d 'Convert labels between formats (Audacity labels, CSV, TSV, frame table, JSON).'
 complete -c ugosa -n '__ugosa_at labels' -a from-stems -d 'Detect where each source plays from its isolated stem (the paper\'s method); Audacity labels by default.'
 complete -c ugosa -n '__ugosa_at labels' -a draft -d 'Draft labels from the pretrained model\'s stems: where each source seems to play.'
@@ -247,6 +272,7 @@ complete -c ugosa -n '__ugosa_at labels' -s h -l help -d 'Show this message and 
 # ugosa labels show
 complete -c ugosa -n '__ugosa_at labels show' -l audio -r -F -d 'The song: its length clips the labels.'
 complete -c ugosa -n '__ugosa_at labels show' -l duration -r -f -d 'The song\'s length instead of --audio: seconds, mm:ss or hh:mm:ss.'
+complete -c ugosa -n '__ugosa_at labels show' -l plot -r -F -d 'Draw the labels as lanes, one per source (over the song\'s waveform with --audio), into a PNG or SVG picture (the extension decides) instead of the timeline; an existing picture is replaced.'
 complete -c ugosa -n '__ugosa_at labels show' -l json -d 'Print results as JSON on stdout.'
 complete -c ugosa -n '__ugosa_at labels show' -l labels-format -r -f -a 'audacity csv tsv frames json' -d 'Force the labels format: audacity, csv, tsv, frames, json.'
 complete -c ugosa -n '__ugosa_at labels show' -l map -r -f -d 'Map your label words to sources, e.g.'

@@ -192,6 +192,24 @@ def format_clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)  # seconds
+
+
+def tick_step(extent: float, span: float, spacing: float) -> float:
+    """The finest of :data:`TICK_STEPS` whose ticks lie at least ``spacing`` apart when ``extent`` seconds take
+    ``span`` (characters or pixels) on a timeline."""
+    return next((step for step in TICK_STEPS if step / extent * span >= spacing), TICK_STEPS[-1])
+
+
+def tick_label(seconds: float, step: float) -> str:
+    """A timeline's tick: ``1.5s`` for steps under a second, else ``m:ss`` or ``h:mm:ss``."""
+    if step < 1:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 # ---------------------------------------------------------------- names
 
 
@@ -249,9 +267,17 @@ class _Names:
         )
 
 
+def name_source(
+    word: str, sources: Sequence[str] = DEFAULT_SOURCES, mapping: Mapping[str, str] | None = None
+) -> tuple[str | None, bool]:
+    """``(source or None, negated)`` for a word as a label would use it: case-insensitive, synonyms and the
+    user's ``mapping`` (``--map``) included; ``negated`` for ``no vocals``, ``!drums``, ``-bass``."""
+    return _Names(sources, mapping).resolve(word)
+
+
 def source_for_name(word: str, sources: Sequence[str] = DEFAULT_SOURCES) -> str | None:
     """The source a word names (case-insensitive, synonyms included), or None; negations name nothing."""
-    source, negative = _Names(sources, None).resolve(word)
+    source, negative = name_source(word, sources)
     return None if negative else source
 
 
@@ -774,6 +800,30 @@ def guard_silences(labels: Labels, seconds: float) -> Labels:
                   warnings=labels.warnings)
 
 
+def grouped_labels(labels: Labels, groups: Mapping[str, Sequence[str]]) -> Labels:
+    """Labels for groups of sources (a stem that holds several, such as an instrumental): each group is active
+    wherever one of its sources is, and unconstrained if one of them is (it may play anywhere). ``groups``: name
+    -> sources of ``labels``; an empty group is silent throughout. The warnings are those of ``labels``."""
+    regions: dict[str, tuple[Region, ...]] = {}
+    free = []
+    whole = ((0.0, labels.duration),) if labels.duration is not None else ()
+    for name, members in groups.items():
+        if any(source in labels.unconstrained for source in members):
+            free.append(name)
+            regions[name] = whole
+        else:
+            regions[name] = tuple(_merge(span for source in members for span in labels.regions[source]))
+    return Labels(regions=regions, unconstrained=tuple(free), duration=labels.duration, warnings=labels.warnings)
+
+
+def rests(labels: Labels, source: str) -> tuple[Region, ...]:
+    """Where a source is labelled silent: the gaps between its regions within the song (none when unconstrained
+    or when the song's length is unknown and it plays to an open end)."""
+    if source in labels.unconstrained:
+        return ()
+    return tuple(_subtract([(0.0, labels.extent())], list(labels.regions[source])))
+
+
 def require_playing(labels: Labels, origin: str) -> None:
     """Refuse labels under which no labelled source plays anywhere: adapting to them would only train the
     labelled sources to silence (usually the labels of another song)."""
@@ -932,12 +982,17 @@ __all__ = [
     "format_clock",
     "format_labels",
     "format_time",
+    "grouped_labels",
     "guard_silences",
     "labels_from_matrix",
     "labels_from_regions",
     "labels_json",
+    "name_source",
     "parse_labels",
     "parse_time",
     "read_labels",
+    "rests",
     "source_for_name",
+    "tick_label",
+    "tick_step",
 ]

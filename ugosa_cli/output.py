@@ -160,6 +160,11 @@ class OutputSpec:
 
 
 PARENT_TEMPLATE = "{model}/{parent}/{track}/{stem}.{ext}"
+REPORT_PAGE = "report page"  # the key of a song's report page among its outputs (check_batch)
+
+
+def _output(stem: str) -> str:
+    return f"the {stem}" if stem == REPORT_PAGE else f"the {stem} stem"
 
 
 def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Iterable[tuple[Path, str]],
@@ -167,8 +172,8 @@ def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Itera
     """Refuse, before anything is written, a batch whose stems would overwrite a file it reads, land where a
     folder is, or be written by two songs.
 
-    ``planned``: each track as given, with its stems' paths; ``inputs``: every file the run reads, with what it
-    is (``the input b/drums.wav``). Paths are compared resolved.
+    ``planned``: each track as given, with its stems' paths (and its report page's, under :data:`REPORT_PAGE`);
+    ``inputs``: every file the run reads, with what it is (``the input b/drums.wav``). Paths are compared resolved.
     """
     readers: dict[Path, str] = {}
     for path, what in inputs:
@@ -178,10 +183,10 @@ def check_batch(planned: Sequence[tuple[str, Mapping[str, Path]]], inputs: Itera
         for stem, path in paths.items():
             key = resolved(path)
             if key in readers:
-                raise InputError(f"{path}: the {stem} stem of {track} would overwrite {readers[key]}; choose another "
+                raise InputError(f"{path}: {_output(stem)} of {track} would overwrite {readers[key]}; choose another "
                                  "--out or --filename")
             if path.is_dir():
-                raise InputError(f"{path}: is a folder, in the way of the {stem} stem of {track}; remove it or choose "
+                raise InputError(f"{path}: is a folder, in the way of {_output(stem)} of {track}; remove it or choose "
                                  "another --out or --filename")
             other = writers.setdefault(key, track)
             if other != track:

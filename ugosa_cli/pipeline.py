@@ -33,10 +33,10 @@ from ugosa_cli.adaptation import AdaptationResult, StepReport
 from ugosa_cli.audio import Audio, fit_length, fit_notes, match_channels, resample
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
-from ugosa_cli.labels import Labels, activation_matrix, guard_silences
+from ugosa_cli.labels import Labels, activation_matrix
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
-from ugosa_cli.postfilters import RESPLIT_MODES, Gate, Resplit, StemFilter
+from ugosa_cli.postfilters import POST_FILTERS, RESPLIT_MODES, StemFilter, label_filter
 from ugosa_cli.separation import (
     AudioBlocks,
     ProgressCallback,
@@ -49,7 +49,8 @@ from ugosa_cli.separation import (
 )
 from ugosa_cli.strategy import B0, Strategy
 
-POST_FILTERS = ("gate", "resplit")
+# A pass-through that watches a stream of stem blocks (a meter of the report page) and gives them on unchanged.
+BlockTap = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
 RESPLIT_GUIDES = ("mean", "adapted")  # "adapted": the adapted model's stems alone (an experiment, BENCHMARKS.md)
 # The resplit rule (mode, guard band in seconds), chosen on tuning songs of two generators (BENCHMARKS.md, "Label
 # robustness"): after adapting, the adapted stems are kept where labelled active and only what the resting stems
@@ -205,21 +206,37 @@ class GuidedSeparator:
         progress: ProgressCallback | None = None,
         *,
         downmix: bool = False,
+        pretrained_tap: BlockTap | None = None,
     ) -> Iterator[np.ndarray]:
         """The song's stems (sources, channels, n) at its rate and channel count, block by block, post-filtered
-        by ``labels`` when a filter is set."""
+        by ``labels`` when a filter is set.
+
+        ``pretrained_tap`` wraps the stream of the pretrained model's stems where they are made anyway
+        (:meth:`computes_pretrained`): the model's own stems before the filter, or the resplit's guide."""
+        tap: BlockTap = pretrained_tap or iter
         blocks: Iterable[np.ndarray] = separate_blocks(
             self.model, audio, self.options, self.device, progress, downmix=downmix
         )
+        if not self.adapted:
+            blocks = tap(blocks)
         stem_filter = self._filter(labels, audio.samplerate, audio.frames, lambda: stem_channel_blocks(audio, downmix=downmix))
         if stem_filter is None:
             return iter(blocks)
         guide = None
         if self._guided_by_both():
             blocks, own = itertools.tee(blocks)
-            pretrained = separate_blocks(self._pretrained_model(), audio, self.options, self.device, downmix=downmix)
-            guide = self.guide(own, pretrained)
+            guide = self.guide(own, tap(self.pretrained_blocks(audio, downmix=downmix)))
         return iter(stem_filter.stream(blocks, guide))
+
+    def computes_pretrained(self) -> bool:
+        """Whether :meth:`stem_blocks` makes the pretrained model's stems anyway: before adapting (they are the
+        model's own), or as the resplit's guide after."""
+        return not self.adapted or self._guided_by_both()
+
+    def pretrained_blocks(self, audio: AudioBlocks, *, downmix: bool = False) -> Iterator[np.ndarray]:
+        """The pretrained model's stems of a song (as :meth:`stem_blocks` gives them, unfiltered)."""
+        model = self._pretrained_model() if self.adapted else self.model
+        return separate_blocks(model, audio, self.options, self.device, downmix=downmix)
 
     def separate_array(
         self,
@@ -290,8 +307,8 @@ class GuidedSeparator:
             raise SettingError("post_filter", post_filter, "needs the song's labels")
         mode, guard = self.resplit_rule()
         if post_filter == "gate":
-            return Gate(guard_silences(labels, self.filter_guard or 0.0), samplerate, frames)
-        return Resplit(guard_silences(labels, guard), samplerate, frames, mixture(), mode=mode)
+            guard = self.filter_guard or 0.0
+        return label_filter(post_filter, labels, samplerate, frames, mixture, mode=mode, guard=guard)
 
     def _at_model_rate(self, audio: Audio, frames: int) -> np.ndarray:
         model = self.model

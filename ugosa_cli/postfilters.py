@@ -9,13 +9,13 @@ equal to filtering the whole song at once.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import numpy as np
 
 from ugosa_cli.audio import BlockReader
-from ugosa_cli.labels import Labels, activation_rows
+from ugosa_cli.labels import Labels, activation_rows, guard_silences
 
 _FRAMES_PER_BATCH = 128  # STFT frames the resplit filter works on at once, to bound its memory
 
@@ -205,3 +205,21 @@ class StemFilter(Protocol):
     """What the labels do to the stems on their way to the files: :class:`Gate` or :class:`Resplit`."""
 
     def stream(self, blocks: Iterable[np.ndarray], guide: Iterable[np.ndarray] | None = None) -> Iterator[np.ndarray]: ...
+
+
+POST_FILTERS = ("gate", "resplit")
+
+
+def label_filter(
+    kind: str, labels: Labels, samplerate: int, frames: int, mixture: Callable[[], Iterable[np.ndarray]], *,
+    mode: str = "mix", guard: float = 0.0,
+) -> StemFilter:
+    """The post-filter ``kind`` (:data:`POST_FILTERS`) of a song of ``frames`` samples, its labels' silences
+    shortened by ``guard`` seconds at each border (:func:`~ugosa_cli.labels.guard_silences`); ``mixture`` gives
+    the song's blocks (in the stems' channels) when the resplit needs them, ``mode`` is the resplit's."""
+    if kind not in POST_FILTERS:
+        raise ValueError(f"post-filter {kind!r}: use one of {', '.join(POST_FILTERS)}")
+    guarded = guard_silences(labels, guard)
+    if kind == "gate":
+        return Gate(guarded, samplerate, frames)
+    return Resplit(guarded, samplerate, frames, mixture(), mode=mode)

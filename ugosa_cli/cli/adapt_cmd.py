@@ -40,9 +40,11 @@ from ugosa_cli.cli.guidance import (
 )
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import check_target, ensure_writable, file_target, resolved, sha256_file
+from ugosa_cli.labels import Labels
 from ugosa_cli.models import family_of
 from ugosa_cli.pipeline import GuidedSeparator
-from ugosa_cli.separation import pick_device
+from ugosa_cli.report import ReportRecorder, players, write_report
+from ugosa_cli.separation import pick_device, stem_channel_blocks
 from ugosa_cli.strategy import strategy_table
 
 
@@ -101,6 +103,15 @@ def adapt(
     force: Annotated[
         bool, typer.Option("--force", help="Replace the model file if it exists (an input is never replaced).")
     ] = False,
+    report_page: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write a report page beside the model, named after it (MODEL.report.html): the waveform with "
+            "the labels, each source's level with the pretrained and the adapted model (two more separations of the "
+            "song), and the adaptation. One HTML file that works offline; its path is printed after the model's.",
+        ),
+    ] = False,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -112,7 +123,13 @@ def adapt(
         raise InputError("adapt needs --labels FILE: where each instrument plays (see `ugosa labels --help`)")
     name = "stdin" if track == STDIN else Path(track).stem
     target = Path(f"{name}-adapted.th") if out is None else file_target(out, "--out", f"{name}-adapted.th")
-    check_target(target, _inputs(track, labels, model, references or []), force=force or dry_run)
+    if report_page and dry_run:
+        raise InputError("--report and --dry-run: a dry run adapts nothing to report; leave out one of them")
+    inputs = _inputs(track, labels, model, references or [])
+    check_target(target, inputs, force=force or dry_run)
+    page = target.with_suffix(".report.html")
+    if report_page:
+        check_target(page, [*inputs, (target, "the adapted model")], force=force)
     folder = resolved(target.parent)  # where the model goes: checked again when it is written
     ensure_writable(folder)
     with guidance.flags_named():
@@ -149,10 +166,36 @@ def adapt(
         "ugosa_version": __version__,
     }
     save_checkpoint(target, result.model, provenance, inside=folder)
+    record = {"model": str(target), **guidance.result_json(result, plan)}
+    if report_page:
+        _write_page(page, pipeline, audio, track, song_labels, record, downmix=downmix, inside=folder)
+        record["report"] = str(page)
     if json_out:
-        common.emit_json({"model": str(target), **guidance.result_json(result, plan)})
+        common.emit_json(record)
     else:
         common.emit_path(target)
+        if report_page:
+            common.emit_path(page)
+
+
+def _write_page(page: Path, pipeline: GuidedSeparator, audio: Audio, track: str, labels: Labels,
+                record: dict[str, object], *, downmix: bool, inside: Path) -> None:
+    """The report page of an adaptation: the song separated by the adapted and the pretrained model."""
+    recorder = ReportRecorder(pipeline.sources, audio.samplerate, audio.frames)
+    with common.Reporter() as reporter:
+        task = reporter.add("separating with the adapted model for the report", None)
+        for _ in recorder.after.tap(pipeline.stem_blocks(audio, progress=reporter.callback(task), downmix=downmix)):
+            pass
+    recorder.complete(lambda: pipeline.pretrained_blocks(audio, downmix=downmix),
+                      stem_channel_blocks(audio, downmix=downmix))
+    facts = [("model", pipeline.loaded.name), ("adapted model", str(record["model"])),
+             ("song", f"{audio.duration:.1f} s at {audio.samplerate} Hz")]
+    common.info(f"writing the report page {page}")
+    write_report(page, recorder.report(
+        "stdin" if track == STDIN else Path(track).stem, "adapt", names=("pretrained", "adapted"), labels=labels,
+        facts=facts, players=players(page, None if track == STDIN else track, {}),
+        adaptation={key: value for key, value in record.items() if key != "model"},
+    ), inside=inside)
 
 
 def strategies(

@@ -51,10 +51,21 @@ def root(
 
 
 def _register() -> None:
-    from ugosa_cli.cli import adapt_cmd, bench_cmd, demo_cmd, draft_cmd, eval_cmd, labels_cmd, model_cmd, separate_cmd
+    from ugosa_cli.cli import (
+        adapt_cmd,
+        bench_cmd,
+        demo_cmd,
+        draft_cmd,
+        eval_cmd,
+        filter_cmd,
+        labels_cmd,
+        model_cmd,
+        separate_cmd,
+    )
 
     app.command("separate", no_args_is_help=True)(separate_cmd.separate)
     app.command("adapt", no_args_is_help=True)(adapt_cmd.adapt)
+    app.command("filter", no_args_is_help=True)(filter_cmd.filter_command)
     app.command("strategies")(adapt_cmd.strategies)
     app.command("eval", no_args_is_help=True)(eval_cmd.evaluate)
     app.command("bench", no_args_is_help=True)(bench_cmd.bench)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -36,6 +35,8 @@ from ugosa_cli import hub
 from ugosa_cli.audio import AudioFile
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
+from ugosa_cli.output import OutputSpec
+from ugosa_cli.safetext import UNSAFE_TEXT, printable
 
 
 @dataclass
@@ -46,29 +47,6 @@ class OutputState:
 
 STATE = OutputState()
 _stderr_console: Console | None = None
-# What a terminal could take as a command, or that reorders the text it shows: C0 controls (tab and newline
-# included), DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and isolates; and the
-# surrogates in which Python holds the bytes of a file name that are not UTF-8 (they cannot be printed).
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8, as Python holds it: the byte
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str, keep: str = "") -> str:
-    """``text`` with every control character and bidi override shown as an escape (``\\x1b``, ``\\u202e``), and
-    each byte of a file name that is not UTF-8 as ``\\xNN``.
-
-    Every line ugosa prints to a terminal goes through here, so names and text read from files (labels, file
-    names, model names) cannot move the cursor, clear the screen, retitle the window or reorder the line.
-    The escapes are those of the shell's ``$'...'`` quoting (:func:`shown_path`). ``keep``: characters left as
-    they are (the tabs of a result line's own columns).
-    """
-    return _UNSAFE_TEXT.sub(lambda m: m.group() if m.group() in keep else _escape_char(m), text)
 
 
 def shown_path(path: str | Path) -> str:
@@ -76,7 +54,7 @@ def shown_path(path: str | Path) -> str:
     the shell's ``$'...'`` quoting with those escapes (``$'out/evil\\u202etxt.exe/vocals.wav'``), which bash and
     zsh read back as the real name, so the line still names the file while showing what is in its name."""
     text = str(path)
-    if not _UNSAFE_TEXT.search(text):
+    if not UNSAFE_TEXT.search(text):
         return text
     return "$'" + printable(text.replace("\\", "\\\\").replace("'", "\\'")) + "'"
 
@@ -151,7 +129,7 @@ def emit_json(value: Any) -> None:
     name back as the one it gave).
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    sys.stdout.write(_UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+    sys.stdout.write(UNSAFE_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
     sys.stdout.flush()
 
 
@@ -233,6 +211,36 @@ Offline = Annotated[
         "on; 0, false, no, off or empty: off).",
     ),
 ]
+
+# How stems are written (``separate``, ``filter``).
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
+]
+Mp3Opt = Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")]
+BitsOpt = Annotated[
+    Optional[int],
+    typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only); default 16.", metavar="16|24|32"),
+]
+ClipModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--clip-mode",
+        metavar="rescale|clamp|none",
+        help="rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); "
+        "clamp: clip samples; none: write as is.",
+    ),
+]
+
+
+def output_spec(out: Path, filename: str, *, fmt: str, mp3: bool, bits: int | None, clip_mode: str) -> OutputSpec:
+    """How stems are written, from the options above (``--mp3`` is ``--format mp3``; ``bits`` None: 16)."""
+    if mp3 and fmt not in ("wav", "mp3"):
+        raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
+    fmt = "mp3" if mp3 else fmt
+    if fmt == "mp3" and bits is not None:
+        raise InputError(f"--bits {bits} does not apply to MP3 (written at 320 kbps); leave --bits out, or use "
+                         "--format wav or flac")
+    return OutputSpec(root=out, template=filename, fmt=fmt, bits=16 if bits is None else bits, clip_mode=clip_mode)  # type: ignore[arg-type]
 
 
 def parse_pairs(values: list[str], option: str) -> dict[str, str]:

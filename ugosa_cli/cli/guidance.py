@@ -173,8 +173,8 @@ def adaptation_request(
     )
 
 
-def song_labels(spec: str, options: LabelOptions, sources: tuple[str, ...], audio: Audio) -> Labels:
-    """A song's labels for adapting to it, with their warnings shown."""
+def read_song_labels(spec: str, options: LabelOptions, sources: tuple[str, ...], duration: float) -> Labels:
+    """A song's labels (``duration`` seconds long), with their warnings shown."""
     labels = read_labels(
         spec,
         sources=sources,
@@ -182,10 +182,16 @@ def song_labels(spec: str, options: LabelOptions, sources: tuple[str, ...], audi
         mapping=common.parse_pairs(options.mapping, "--map"),
         ignore_unknown=options.ignore_unknown,
         margin=options.margin,
-        duration=audio.duration,
+        duration=duration,
     )
     for line in labels.warnings:
         common.warn(line)
+    return labels
+
+
+def song_labels(spec: str, options: LabelOptions, sources: tuple[str, ...], audio: Audio) -> Labels:
+    """A song's labels for adapting to it, with their warnings shown."""
+    labels = read_song_labels(spec, options, sources, audio.duration)
     require_playing(labels, spec)
     return labels
 

@@ -26,7 +26,11 @@ from ugosa_cli.labels import (
     parse_time,
     read_labels,
     source_for_name,
+    tick_label,
+    tick_step,
 )
+from ugosa_cli.plot import PLOT_SUFFIXES
+from ugosa_cli.report import Envelope, lanes_figure
 from ugosa_cli.sources import DEFAULT_SOURCES
 from ugosa_cli.stem_activity import DEFAULT_MIN_GAP, DEFAULT_MIN_REGION, DEFAULT_THETA, detect_activations
 
@@ -63,7 +67,6 @@ _ASCII_GLYPHS = {"active": "#", "partial": "+", "silent": ".", "free": "~", "tic
 _STYLES = {"active": "green", "partial": "yellow", "silent": "dim", "free": "cyan"}
 _SILENT = 0.01  # a timeline column covered this much or less shows as silent
 _ACTIVE = 0.99  # ... and this much or more as active
-_TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
 
 def _song_duration(audio: str | None, duration: str | None, labels_file: str) -> float | None:
@@ -140,14 +143,6 @@ def _write(text: str, output: tuple[Path, Path] | None) -> None:
 # ---------------------------------------------------------------- show
 
 
-def _tick_label(seconds: float, step: float) -> str:
-    if step < 1:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def _column(seconds: float, extent: float, width: int) -> int:
     """The timeline column where a region starting at ``seconds`` first shows in its bar.
 
@@ -160,13 +155,13 @@ def _column(seconds: float, extent: float, width: int) -> int:
 
 def _ruler(extent: float, width: int, indent: int, glyphs: dict[str, str]) -> list[str]:
     """Tick labels and a rule of ``width + 1`` cells (the last one is the end), ticks where the bars put their times."""
-    widest = len(_tick_label(extent, 1 if extent >= 1 else 0.1)) + 2
-    step = next((s for s in _TICK_STEPS if s / extent * width >= widest), _TICK_STEPS[-1])
+    widest = len(tick_label(extent, 1 if extent >= 1 else 0.1)) + 2
+    step = tick_step(extent, width, widest)
     labels = [" "] * (width + widest)
     ticks = [glyphs["rule"]] * (width + 1)
     for k in range(math.floor(extent / step + 1e-9) + 1):
         column = _column(k * step, extent, width)
-        text = _tick_label(k * step, step)
+        text = tick_label(k * step, step)
         free = all(c == " " for c in labels[max(0, column - 1) : column + len(text)])
         if column + len(text) <= width + widest and free:
             labels[column : column + len(text)] = text
@@ -219,11 +214,31 @@ def _timeline(labels: Labels, console_width: int, glyphs: dict[str, str]) -> lis
     return lines
 
 
+def _plot(labels: Labels, audio: str | None, target: Path) -> None:
+    """Draw the labels' lanes (over the song's waveform with ``audio``) into ``target``, atomically."""
+    envelope = None
+    if audio is not None:
+        song = common.open_audio(audio)
+        envelope = Envelope(song.frames, song.samplerate)
+        for block in song.blocks():
+            envelope.add(block)
+    write_atomic(target, lanes_figure(labels, envelope).encode(target.suffix))
+    common.emit_path(target)
+
+
 @app.command("show", no_args_is_help=True)
 def show(
     file: LabelsFile,
     audio: AudioOpt = None,
     duration: DurationOpt = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", metavar="FILE.png|FILE.svg",
+            help="Draw the labels as lanes, one per source (over the song's waveform with --audio), into a PNG or "
+            "SVG picture (the extension decides) instead of the timeline; an existing picture is replaced.",
+        ),
+    ] = None,
     json_out: common.JsonOut = False,
     labels_format: LabelsFormat = None,
     mapping: MapOpt = None,
@@ -232,12 +247,23 @@ def show(
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    """Show the labels as a per-source timeline (or as JSON with --json)."""
+    """Show the labels as a per-source timeline (or as JSON with --json, or as a picture with --plot)."""
     common.configure(quiet=quiet, debug=debug)
+    if plot is not None:
+        if json_out:
+            raise InputError("--plot and --json: choose one")
+        if plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise InputError(f"--plot {plot}: name a .png or .svg file; the extension decides the format")
+        read = ((file, "the labels file"), (audio, "the --audio song"))
+        check_target(plot, [(Path(name), what) for name, what in read if name not in (None, "-")], force=True,
+                     option="--plot")
     labels = _read(
         file, audio=audio, duration=duration, fmt=labels_format, mapping=mapping,
         ignore_unknown=ignore_unknown, margin=margin,
     )
+    if plot is not None:
+        _plot(labels, audio, plot)
+        return
     if json_out:
         common.emit_json(labels_json(labels))
         return

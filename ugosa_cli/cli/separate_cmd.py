@@ -14,9 +14,10 @@ from ugosa_cli.audio import STDIN, Audio, AudioFile, check_format, collect_stems
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import EXIT_FAILURE, InputError, UgosaError
 from ugosa_cli.fsutil import ensure_writable, read_text_file, resolved
+from ugosa_cli.labels import Labels
 from ugosa_cli.output import (
     DEFAULT_TEMPLATE,
-    OutputSpec,
+    REPORT_PAGE,
     StemSelection,
     StemWriter,
     check_batch,
@@ -24,7 +25,8 @@ from ugosa_cli.output import (
     write_separation,
 )
 from ugosa_cli.pipeline import GuidedSeparator
-from ugosa_cli.separation import SeparationOptions, pick_device
+from ugosa_cli.report import ReportRecorder, players, report_pages, write_report
+from ugosa_cli.separation import AudioBlocks, SeparationOptions, pick_device, stem_channel_blocks
 
 
 def _split_names(values: list[str]) -> tuple[str, ...]:
@@ -118,12 +120,33 @@ def _failure(track: str, exc: UgosaError) -> str:
     return exc.message if track in exc.message else f"{track}: {exc.message}"
 
 
-def _report(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -> None:
+def _print_result(json_out: bool, record: dict[str, object], paths: dict[str, Path]) -> None:
     if json_out:
         common.emit_json({**record, "stems": {stem: str(path) for stem, path in paths.items()}})
     else:
         for path in paths.values():
             common.emit_path(path)
+        if "report" in record:
+            common.emit_path(str(record["report"]))
+
+
+def _write_page(
+    page: Path, recorder: ReportRecorder, pipeline: GuidedSeparator, audio: AudioBlocks, track: str,
+    paths: dict[str, Path], labels: Labels | None, result: dict[str, object], *, downmix: bool, inside: Path,
+) -> None:
+    """One song's report page, once its stems are written."""
+    recorder.complete(lambda: pipeline.pretrained_blocks(audio, downmix=downmix),
+                      stem_channel_blocks(audio, downmix=downmix))
+    steps = [step for step, done in (("adapted", pipeline.adapted), (pipeline.active_filter, True)) if done and step]
+    facts = [("model", pipeline.name), ("made", " and ".join(steps) if steps else "the model as it is"),
+             ("song", f"{audio.frames / audio.samplerate:.1f} s at {audio.samplerate} Hz")]
+    adaptation = result.get("adaptation")
+    common.info(f"writing the report page {page}")
+    write_report(page, recorder.report(
+        track_name(track), "separate", changed=bool(steps), names=("pretrained", " and ".join(steps) or "written"),
+        labels=labels, facts=facts, players=players(page, None if track == STDIN else track, {"written": paths}),
+        adaptation=adaptation if isinstance(adaptation, dict) else None,
+    ), inside=inside)
 
 
 def separate(
@@ -162,23 +185,10 @@ def separate(
             help="Stem path template under --out; fields {model} {parent} (the song's folder) {track} {stem} {ext}.",
         ),
     ] = DEFAULT_TEMPLATE,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Output container: wav, flac or mp3 (320 kbps; --bits does not apply).", metavar="wav|flac|mp3")
-    ] = "wav",
-    mp3: Annotated[bool, typer.Option("--mp3", help="Same as --format mp3 (as demucs spells it).")] = False,
-    bits: Annotated[
-        Optional[int],
-        typer.Option("--bits", help="Sample format: 16, 24 (integer) or 32 (float, WAV only); default 16.", metavar="16|24|32"),
-    ] = None,
-    clip_mode: Annotated[
-        str,
-        typer.Option(
-            "--clip-mode",
-            metavar="rescale|clamp|none",
-            help="rescale: scale all stems of a track by one factor if any clips (they still sum to the mix); "
-            "clamp: clip samples; none: write as is.",
-        ),
-    ] = "rescale",
+    fmt: common.FormatOpt = "wav",
+    mp3: common.Mp3Opt = False,
+    bits: common.BitsOpt = None,
+    clip_mode: common.ClipModeOpt = "rescale",
     stems: Annotated[
         Optional[list[str]], typer.Option("--stems", help="Keep only these stems (comma-separated or repeated).", metavar="STEMS")
     ] = None,
@@ -225,6 +235,15 @@ def separate(
     mapping: guidance.MapOpt = None,
     ignore_unknown: guidance.IgnoreUnknown = False,
     margin: guidance.Margin = 0.0,
+    report_page: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write a report page beside each song's stems (report.html, or <track>.report.html where songs "
+            "share a folder): the waveform with the labels, each source's level before and after, the adaptation, "
+            "and players. One HTML file that works offline; its path is printed after the stems'.",
+        ),
+    ] = False,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -251,16 +270,10 @@ def separate(
     if tracks.count(STDIN) > 1:
         raise InputError("'-' (stdin) can be given only once")
     refuse_duplicates(tracks)
-    if mp3 and fmt not in ("wav", "mp3"):
-        raise InputError(f"--mp3 and --format {fmt} disagree; give one of them")
-    fmt = "mp3" if mp3 else fmt
-    if fmt == "mp3" and bits is not None:
-        raise InputError(f"--bits {bits} does not apply to MP3 (written at 320 kbps); leave --bits out, or use "
-                         "--format wav or flac")
     if stems is not None and two_stems is not None:
         raise InputError(f"--two-stems {two_stems} and --stems {','.join(stems)}: give one of them (--two-stems "
                          "writes STEM and no_STEM; --stems keeps the stems named)")
-    spec = OutputSpec(root=out, template=filename, fmt=fmt, bits=16 if bits is None else bits, clip_mode=clip_mode)  # type: ignore[arg-type]
+    spec = common.output_spec(out, filename, fmt=fmt, mp3=mp3, bits=bits, clip_mode=clip_mode)
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
@@ -282,7 +295,9 @@ def separate(
     written = selection.names(pipeline.sources)
     planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written,
                                   parent=parent_name(track))) for track in tracks]
-    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []), filename)
+    pages = report_pages(planned, {track: track_name(track) for track in tracks}) if report_page else {}
+    check_batch([(track, {**paths, REPORT_PAGE: pages[track]} if pages else paths) for track, paths in planned],
+                batch_inputs(tracks, from_list, model, labels, references or []), filename)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track, paths in planned:
@@ -292,7 +307,7 @@ def separate(
                 problem = incomplete_set(paths)
                 if problem is None:
                     common.info(f"skipping {track}: its {len(paths)} stems exist already")
-                    _report(json_out, {**record, "skipped": True}, paths)
+                    _print_result(json_out, {**record, "skipped": True}, paths)
                     continue
                 if any(path.is_file() for path in paths.values()):
                     common.info(f"separating {track} again: {problem}")
@@ -314,9 +329,16 @@ def separate(
                         report = {"adaptation": guidance.result_json(result, plan)}
                     protect = () if track == STDIN else (Path(track),)
                     task = reporter.add(f"separating {name}", None)
-                    blocks = pipeline.stem_blocks(audio, song_labels, reporter.callback(task), downmix=downmix)
+                    recorder = ReportRecorder(pipeline.sources, audio.samplerate, audio.frames) if pages else None
+                    blocks = pipeline.stem_blocks(audio, song_labels, reporter.callback(task), downmix=downmix,
+                                                  pretrained_tap=recorder.before.tap if recorder else None)
                     with StemWriter(paths, audio.samplerate, min(audio.channels, 2), spec, protect) as writer:
-                        write_separation(blocks, pipeline.sources, writer, selection)
+                        write_separation(recorder.after.tap(blocks) if recorder else blocks, pipeline.sources, writer,
+                                         selection)
+                    if recorder is not None:
+                        _write_page(pages[track], recorder, pipeline, audio, track, paths, song_labels, report,
+                                    downmix=downmix, inside=spec.resolved_root)
+                        report["report"] = str(pages[track])
             except UgosaError as exc:
                 if len(tracks) == 1:
                     raise
@@ -324,7 +346,7 @@ def separate(
                 common.error(_failure(track, exc))
                 continue
             audio_facts = {"samplerate": audio.samplerate, "channels": audio.channels, "duration": audio.duration}
-            _report(json_out, {**record, "skipped": False, **audio_facts, **report}, paths)
+            _print_result(json_out, {**record, "skipped": False, **audio_facts, **report}, paths)
     if failures:
         shown = ", ".join(failures[:5]) + (f" and {len(failures) - 5} more" if len(failures) > 5 else "")
         common.error(f"{len(failures)} of {len(tracks)} tracks failed: {shown}")
