@@ -248,10 +248,19 @@ def test_a_checkpoint_that_runs_code_is_refused_and_never_run(cli, tmp_path, lab
     assert not marker.exists()
 
 
+def _default_sigint() -> None:
+    """In the child, before ugosa starts: SIGINT raises KeyboardInterrupt however the suite was launched."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(args: list[object], cwd: Path, ready: str) -> subprocess.CompletedProcess:
-    """Run ugosa, send SIGINT once ``ready`` shows on stderr, and return the finished process."""
+    """Run ugosa, send SIGINT once ``ready`` shows on stderr, and return the finished process.
+
+    The child starts with SIGINT's default disposition: a suite started from a shell script's background job
+    ignores SIGINT (the shell does that to background jobs), and a child would inherit that and never stop.
+    """
     process = subprocess.Popen([str(UGOSA), *map(str, args)], cwd=cwd, env=SUBPROCESS_ENV, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
     stderr = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
