@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ugosa_cli.errors import InputError
+from ugosa_cli.errors import InputError, SettingError
 
 FILTER_LENGTH = 512
 MDX_DELTA = 1e-7
@@ -34,6 +34,9 @@ BSS_METRICS: tuple[str, ...] = ("SDR", "SIR", "ISR", "SAR")
 FRAME_RULES: tuple[str, ...] = ("museval", "per-source")
 METRICS: tuple[str, ...] = BSS_METRICS + ("MDX_SDR", "PES", "EPS")
 _BLOCK_FFT = 1 << 15
+# The shortest BSSEval frame and hop, in seconds: a frame not much longer than the 512-tap distortion filters (12 ms
+# at 44.1 kHz, 64 ms at 8 kHz) scores little else, and each second of song is then scored at most ten times.
+MIN_FRAME_SECONDS = 0.1
 
 
 def frame_slices(length: int, window: int, hop: int) -> list[slice]:
@@ -235,10 +238,17 @@ def _mean_db_over_frames(energy: np.ndarray, selected: np.ndarray) -> float | No
     return float(np.mean(per_channel)) if per_channel else None
 
 
+def check_frames(win: float, hop: float) -> None:
+    """Refuse a BSSEval frame length or hop (seconds) below :data:`MIN_FRAME_SECONDS` or not finite
+    (:class:`SettingError` naming ``win`` or ``hop``), before any work."""
+    for setting, seconds in (("win", win), ("hop", hop)):
+        if not (math.isfinite(seconds) and seconds >= MIN_FRAME_SECONDS):
+            raise SettingError(setting, seconds, f"use {MIN_FRAME_SECONDS:g} s or more (frames this short score little "
+                               "more than the distortion filters, and shorter hops multiply the frames to score)")
+
+
 def seconds_to_samples(seconds: float, samplerate: int) -> int:
     """A window or hop in samples, truncated as museval does; at least one sample."""
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise InputError(f"window and hop must be positive numbers of seconds, got {seconds}")
     return max(1, int(seconds * samplerate))
 
 
@@ -270,6 +280,7 @@ def evaluate_stems(
     shapes = {tuple(np.shape(references[n])) for n in names} | {tuple(np.shape(estimates[n])) for n in names}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise InputError(f"every stem must be one (channels, samples) shape; got {sorted(shapes)}")
+    check_frames(win, hop)
     window = seconds_to_samples(win, samplerate)
     step = seconds_to_samples(hop, samplerate)
     refs = np.stack([np.asarray(references[n], dtype=np.float64) for n in names])

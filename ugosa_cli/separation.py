@@ -30,15 +30,26 @@ from torch import Tensor
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models.bag import ModelBag
-from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.family import MAX_SEGMENT_SECONDS, SeparationModel
 
 ProgressCallback = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+# Each shift is one more pass over the whole song (the paper averaged 10).
+MAX_SHIFTS = 100
+# Segments overlapping by a fraction f run the network 1 / (1 - f) times over each sample: 10 times at this bound.
+MAX_OVERLAP = 0.9
+# Segments run together in one batch (memory grows with them; beyond a few, nothing gets faster).
+MAX_SEGMENTS_PER_BATCH = 64
+
+
 @dataclass(frozen=True)
 class SeparationOptions:
-    """How to cut and average; ``segment`` in seconds (None: the model's own segment length)."""
+    """How to cut and average; ``segment`` in seconds (None: the model's own segment length).
+
+    Every value that sizes the work is bounded here, before any work: a refusal names the setting and its range.
+    """
 
     segment: float | None = None
     overlap: float = 0.25
@@ -49,18 +60,19 @@ class SeparationOptions:
     def __post_init__(self) -> None:
         if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
             raise SettingError("segment", self.segment, "must be a finite, positive number of seconds")
-        if not 0 <= self.overlap < 1:
-            raise SettingError("overlap", self.overlap, "must be at least 0 and below 1")
-        if self.shifts < 0:
-            raise SettingError("shifts", self.shifts, "must be 0 or more")
-        if self.batch_size < 1:
-            raise SettingError("segments_per_batch", self.batch_size, "must be 1 or more")
+        if not 0 <= self.overlap <= MAX_OVERLAP:
+            raise SettingError("overlap", self.overlap, f"use 0 to {MAX_OVERLAP:g} (at {MAX_OVERLAP:g} the network "
+                               f"already runs {1 / (1 - MAX_OVERLAP):.0f} times over every sample)")
+        if not 0 <= self.shifts <= MAX_SHIFTS:
+            raise SettingError("shifts", self.shifts, f"use 0 to {MAX_SHIFTS} (each shift is one more pass over the "
+                               "song; the paper used 10)")
+        if not 1 <= self.batch_size <= MAX_SEGMENTS_PER_BATCH:
+            raise SettingError("segments_per_batch", self.batch_size, f"use 1 to {MAX_SEGMENTS_PER_BATCH}")
 
 
 # The --segment range: below 1 s the segments' edges dominate (much slower, and worse stems); above a minute a
-# segment needs gigabytes of memory for no gain (the cross-fades already hide the seams).
+# segment needs gigabytes of memory for no gain (:data:`~ugosa_cli.models.family.MAX_SEGMENT_SECONDS`).
 MIN_SEGMENT_SECONDS = 1.0
-MAX_SEGMENT_SECONDS = 60.0
 
 
 def segment_samples(model: SeparationModel, options: SeparationOptions) -> int:
