@@ -11,6 +11,7 @@ with one clear line (exit 2) before any work, and non-finite numbers never reach
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_metrics import museval_metrics  # noqa: F401  (a fixture)
 
 from ugosa_cli.audio import write_audio
 from ugosa_cli.checkpoint import save_checkpoint
@@ -231,3 +233,83 @@ def test_an_option_that_sizes_work_is_bounded_before_any_work(cli, tmp_path, wri
     assert_refused(cli(*full), named)
     assert time.monotonic() - began < 10
     assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- numbers worth a look: eval, constant offsets
+
+
+def _band_limited_stems() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """1 s of the demo generator's bass and vocals (stereo, 8 kHz), and estimates with every kind of error: the
+    references' delayed copies are nearly linearly dependent (the synthetic bass has nothing above a few kHz)."""
+    from test_metrics import separate_badly
+
+    from ugosa_cli.demo.synth import generate_song
+
+    song = generate_song(0, duration=2.0, samplerate=8000, channels=2, rests="quarters")
+    names = ["bass", "vocals"]
+    refs = np.stack([song.stems[name][:, :8000] for name in names]).astype(np.float64)
+    return names, refs, separate_badly(refs, seed=5)
+
+
+@pytest.mark.slow  # museval, three times
+def test_eval_leaves_out_the_metrics_of_an_ill_conditioned_projection(museval_metrics):
+    from test_metrics import museval_framewise
+
+    from ugosa_cli.metrics import BSS_METRICS, evaluate_stems
+
+    names, refs, ests = _band_limited_stems()
+    result = evaluate_stems(dict(zip(names, refs)), dict(zip(names, ests)), 8000)
+    theirs = {metric: np.nanmedian(values, axis=1)
+              for metric, values in museval_framewise(museval_metrics, refs, ests, 8000, 8000).items()}
+    rms = np.sqrt(np.mean(refs**2, axis=(1, 2), keepdims=True))
+    noisy = refs + 1e-5 * rms * np.random.default_rng(0).standard_normal(refs.shape)  # 100 dB below each reference
+    moved = {metric: np.abs(np.nanmedian(values, axis=1) - theirs[metric])
+             for metric, values in museval_framewise(museval_metrics, noisy, ests, 8000, 8000).items()}
+    left_out = {(entry["source"], metric) for entry in result["skipped"] for metric in entry["metrics"]}
+    assert ("bass", "SIR") in left_out and ("vocals", "SIR") in left_out
+    for entry in result["skipped"]:
+        assert entry["reason"].startswith("unreliable: the projection onto the references is ill-conditioned")
+    for j, name in enumerate(names):
+        for metric in BSS_METRICS:
+            if (name, metric) in left_out:
+                assert result["sources"][name][metric] is None
+            else:  # what is printed is museval's number, and museval's number does not depend on rounding
+                assert result["sources"][name][metric] == pytest.approx(theirs[metric][j], abs=0.05)
+                assert moved[metric][j] < 0.05
+    assert moved["SIR"][0] > 1  # museval's own SIR of the bass moves by decibels below 16-bit quantisation
+
+
+@pytest.mark.slow  # two projections of 2048 delayed channels
+def test_eval_says_which_metrics_are_unreliable_instead_of_printing_them(cli, tmp_path):
+    names, refs, ests = _band_limited_stems()
+    for folder, stems in (("refs", refs), ("ests", ests)):
+        (tmp_path / folder).mkdir()
+        for name, stem in zip(names, stems):
+            sf.write(tmp_path / folder / f"{name}.wav", stem.T, 8000, subtype="FLOAT")
+    result = cli("eval", "-r", tmp_path / "refs", "-e", tmp_path / "ests", "--json")
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["sources"]["bass"]["SIR"] is None and scores["sources"]["bass"]["SDR"] is not None
+    entry = next(e for e in scores["skipped"] if e["source"] == "bass")
+    assert "SIR" in entry["metrics"] and set(entry["values"]) == set(entry["metrics"])
+    assert "bass: " in result.stderr and "left out: unreliable: the projection onto the references" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["convtasnet", pytest.param("htdemucs", marks=pytest.mark.slow)])
+def test_a_constant_offset_is_shared_by_the_stems_so_they_add_up_to_the_song(cli, tmp_path, model):
+    from test_htdemucs import small_model
+
+    torch.manual_seed(0)
+    model_file = tmp_path / "model.th"
+    save_checkpoint(model_file, ConvTasNet(TINY_CONFIG) if model == "convtasnet" else small_model(1))
+    tone = tone_mix(0.5, 8000)
+    for name, samples in (("constant", np.full_like(tone, 0.25)), ("tone", tone), ("offset", tone + 0.25)):
+        sf.write(tmp_path / f"{name}.wav", samples, 8000, subtype="FLOAT")
+    stems = {}
+    for name in ("constant", "tone", "offset"):
+        result = cli("separate", tmp_path / f"{name}.wav", "--model", model_file, "-o", tmp_path / "out", "--bits",
+                     "32", "--clip-mode", "none")
+        assert result.exit_code == 0, result.stderr
+        stems[name] = np.stack([sf.read(path, always_2d=True)[0] for path in result.stdout.split()])
+    np.testing.assert_allclose(stems["constant"], 0.25 / 4, atol=1e-6)  # each stem a quarter: they sum to the song
+    np.testing.assert_allclose(stems["offset"] - stems["tone"], 0.25 / 4, atol=1e-5)  # an offset changes nothing else

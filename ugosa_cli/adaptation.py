@@ -26,7 +26,15 @@ from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
-from ugosa_cli.models.family import MAX_SEGMENT_SECONDS, PrefixState, SeparationModel, SplitModel, all_finite
+from ugosa_cli.models.family import (
+    MAX_SEGMENT_SECONDS,
+    PrefixState,
+    SeparationModel,
+    SplitModel,
+    all_finite,
+    stems_from_normalised,
+    stems_to_normalised,
+)
 from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for, trained_parameters
 
 OPTIMIZERS = ("ranger", "radam", "adam")
@@ -311,7 +319,8 @@ class Adapter:
         self.mix = ((wav - self.mean) / self.std).to(self.device)
         self.activations = torch.from_numpy(np.ascontiguousarray(activations, dtype=np.float32)).to(self.device)
         self.references = (
-            ((torch.from_numpy(np.ascontiguousarray(references, dtype=np.float32)) - self.mean) / self.std).to(self.device)
+            stems_to_normalised(torch.from_numpy(np.ascontiguousarray(references, dtype=np.float32)), self.mean,
+                                self.std).to(self.device)
             if references is not None
             else None
         )
@@ -496,7 +505,7 @@ class Adapter:
                 state, _, acts, _ = self._batch(starts)
                 with self._autocast():
                     estimates = self.split.suffix(state, self.window).float()
-                stems = estimates * self.std + self.mean
+                stems = stems_from_normalised(estimates, self.mean, self.std)
                 silent = 1 - acts  # (b, s, 1, t)
                 energy += (silent * stems.pow(2)).sum(dim=(0, 2, 3)).double() / stems.shape[2]
                 count += silent.sum(dim=(0, 2, 3)).double()

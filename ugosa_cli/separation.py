@@ -1,13 +1,15 @@
 """Running a separation model over a whole song.
 
 The model sees the mixture normalised by the mean and standard deviation of its mono downmix (as demucs
-did). Long songs are cut in segments that overlap; each segment's output is weighted by a triangle
-peaking at its centre and the weighted outputs are summed and divided by the summed weights. A segment
-shorter than the network needs is completed as the network's family says (:attr:`SeparationModel.
-centred_padding`). With ``shifts=K`` the whole song is also shifted by K random offsets of up to half a
-second and the results averaged (time-equivariance trick), as demucs 4's ``apply_model`` does: each shift
-``r`` starts a view ``0.5 s - r`` before the song that ends with it. With ``shifts=0`` the stems equal
-demucs 2.0.3's ``apply_model`` for ConvTasNet.
+did); its stems are scaled back, each with an equal share of the mean, so they add up to the mixture (demucs
+gives every stem all of the mean: a constant offset comes out once per stem). Long songs are cut in segments
+that overlap; each segment's output is weighted by a triangle peaking at its centre and the weighted outputs
+are summed and divided by the summed weights. A segment shorter than the network needs is completed as the
+network's family says (:attr:`SeparationModel.centred_padding`). With ``shifts=K`` the whole song is also
+shifted by K random offsets of up to half a second and the results averaged (time-equivariance trick), as
+demucs 4's ``apply_model`` does: each shift ``r`` starts a view ``0.5 s - r`` before the song that ends with
+it. With ``shifts=0`` the stems equal demucs 2.0.3's ``apply_model`` for ConvTasNet, but for that share of
+the mean (each stem differs from demucs' by ``mean * (1 - 1 / sources)``).
 
 Segments run in the order of their start, and each stretch of the song is handed on as soon as no later
 segment can change it: :func:`separate_blocks` reads a file and yields its stems block by block, so a
@@ -30,7 +32,7 @@ from torch import Tensor
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models.bag import ModelBag
-from ugosa_cli.models.family import MAX_SEGMENT_SECONDS, SeparationModel
+from ugosa_cli.models.family import MAX_SEGMENT_SECONDS, SeparationModel, stems_from_normalised
 
 ProgressCallback = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -250,7 +252,8 @@ class _Segmenter:
     ) -> Iterator[Tensor]:
         """Yield the song's stems (sources, channels, n) in consecutive final stretches, ``frames`` in all.
 
-        ``normalise`` = (mean, std): the model sees ``(mix - mean) / std`` and its output is scaled back.
+        ``normalise`` = (mean, std): the model sees ``(mix - mean) / std``; its output is scaled back and each stem
+        gets its share of the mean (:func:`~ugosa_cli.models.family.stems_from_normalised`).
         """
         device = next(self.model.parameters()).device
         if self.weight is None or self.weight.device != device:
@@ -279,7 +282,7 @@ class _Segmenter:
             final = frames if following == len(segments) else min(max(segments[following].start, 0), frames)
             if final > done:
                 ready, accumulator = accumulator[..., : final - done], accumulator[..., final - done :]
-                yield ready * std + mean if (mean, std) != (0.0, 1.0) else ready
+                yield stems_from_normalised(ready, mean, std) if (mean, std) != (0.0, 1.0) else ready
                 done = final
 
     def _chunk(self, mixture: _TensorMixture | _StreamedMixture, frames: int, s: _Segment, mean: float, std: float) -> Tensor:

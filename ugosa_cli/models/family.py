@@ -83,6 +83,19 @@ def all_finite(tensors: Iterable[Tensor]) -> bool:
     return bool(torch.stack(checks).all()) if checks else True
 
 
+def stems_from_normalised(stems: Tensor, mean: float, std: float) -> Tensor:
+    """Stems (..., sources, channels, time) a network made of a mixture normalised as ``(mix - mean) / std``, back
+    at the mixture's level: scaled by ``std``, each with an equal share of ``mean``, so that stems adding up to the
+    normalised mixture add up to the mixture. (demucs adds all of ``mean`` to every stem: a constant offset then
+    comes out once per stem, and the stems of a constant input add up to several times it.)"""
+    return stems * std + mean / stems.shape[-3]
+
+
+def stems_to_normalised(stems: Tensor, mean: float, std: float) -> Tensor:
+    """The inverse of :func:`stems_from_normalised`: true stems as a network should make them (training targets)."""
+    return (stems - mean / stems.shape[-3]) / std
+
+
 class SeparationModel(nn.Module):
     """A separation network: a normalised mixture (batch, audio_channels, time) to stems
     (batch, sources, audio_channels, time), with what the separation loop needs to know of it."""
