@@ -97,6 +97,20 @@ def test_a_model_file_with_non_finite_weights_is_refused(cli, tmp_path, write_wa
     assert snapshot(tmp_path) == before
 
 
+def test_a_bag_with_a_non_finite_share_is_refused(cli, tmp_path, write_wav):
+    from ugosa_cli.models.bag import ModelBag
+
+    torch.manual_seed(0)
+    path = tmp_path / "bag.th"
+    save_checkpoint(path, ModelBag([ConvTasNet(TINY_CONFIG), ConvTasNet(TINY_CONFIG)]))
+    payload = torch.load(path, weights_only=True)
+    payload["weights"][1][2] = float("nan")
+    torch.save(payload, path)
+    result = cli("separate", write_wav(seconds=0.5), "--model", path, "-o", tmp_path / "out")
+    assert_refused(result, "bag.th", "bag weights must be finite numbers")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_model_with_non_finite_weights_is_never_saved(tmp_path):
     model = ConvTasNet(TINY_CONFIG)
     with torch.no_grad():
