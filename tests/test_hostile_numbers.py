@@ -97,6 +97,21 @@ def test_a_model_file_with_non_finite_weights_is_refused(cli, tmp_path, write_wa
     assert snapshot(tmp_path) == before
 
 
+def test_finite_weights_whose_output_overflows_are_refused_not_written(cli, tmp_path, write_wav, labels_file):
+    model = ConvTasNet(TINY_CONFIG)
+    with torch.no_grad():
+        model.decoder.basis_signals.weight.fill_(3e38)  # finite, but every stem sample overflows
+    save_checkpoint(tmp_path / "extreme.th", model)
+    song = write_wav(seconds=0.5)
+    separate = cli("separate", song, "--model", tmp_path / "extreme.th", "-o", tmp_path / "out")
+    assert_refused(separate, "model's output is NaN or infinite at 0.0 s", "use another model file")
+    assert files_under(tmp_path / "out") == []
+    adapt = cli("adapt", song, "--model", tmp_path / "extreme.th", "--labels", labels_file, "-o", tmp_path / "a.th",
+                "--strategy", "P-L5:D", *FAST_ADAPT)
+    assert_refused(adapt, "NaN or infinite before any training", "use another model file")
+    assert not (tmp_path / "a.th").exists()
+
+
 def test_a_bag_with_a_non_finite_share_is_refused(cli, tmp_path, write_wav):
     from ugosa_cli.models.bag import ModelBag
 

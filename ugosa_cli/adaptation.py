@@ -555,6 +555,11 @@ class Adapter:
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = self._forward_loss(starts)
                 if not math.isfinite(loss.item()):
+                    if epoch == step == 0:  # before any update: the model itself, not the training
+                        raise InputError(
+                            "the model's output on this song is NaN or infinite before any training: its weights "
+                            "are damaged or far out of range; use another model file"
+                        )
                     self._diverged(trainable, initial, f"epoch {epoch + 1}, step {step + 1} of {steps}: the loss")
                 loss.backward()
                 optimizer.step()

@@ -266,6 +266,11 @@ class _Segmenter:
         for first, group in self._batches(segments):
             chunks = [self._chunk(mixture, frames, s, mean, std) for s in group]
             result = self._model_forward(torch.stack(chunks), group[0].length, group[0].member)
+            if not bool(result.isfinite().all()):  # finite weights can still overflow: never pass NaN on to a file
+                raise InputError(
+                    f"the model's output is NaN or infinite at {group[0].start / self.model.samplerate:.1f} s of the "
+                    "song: its weights are damaged or far out of range; use another model file"
+                )
             end = min(max(s.start + s.length for s in group), frames)
             if end - done > accumulator.shape[-1]:
                 grow = torch.zeros(*shape, end - done - accumulator.shape[-1], device=device)
