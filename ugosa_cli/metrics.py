@@ -123,27 +123,20 @@ def bss_eval_v4(
     reference or estimate is all zeros over the whole track gets NaN everywhere (museval refuses such input);
     its reference still counts as interference for the others when it is not silent itself.
     """
-    return bss_eval_v4_checked(references, estimates, window, hop, filter_length=filter_length,
-                               frame_rule=frame_rule, check=False)[0]
+    return _bss_eval(references, estimates, (window, hop), filter_length, frame_rule, check=False)[0]
 
 
-def bss_eval_v4_checked(
-    references: np.ndarray,
-    estimates: np.ndarray,
-    window: int,
-    hop: int,
-    *,
-    filter_length: int = FILTER_LENGTH,
-    frame_rule: str = "museval",
+def _bss_eval(
+    references: np.ndarray, estimates: np.ndarray, frame: tuple[int, int], filter_length: int, frame_rule: str,
     check: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-    """:func:`bss_eval_v4`, and the same scores once more with the projection regularised (or ``None``).
+    """:func:`bss_eval_v4` (``frame``: its window and hop), and with ``check`` the same scores once more with the
+    projection regularised, where that is worth checking (else ``None``).
 
     SIR, SAR and ISR project each estimate onto the delayed copies of the references. Where those copies are
-    nearly linearly dependent (a band-limited stem, such as a synthetic bass with nothing above a few kHz, or
-    two stems that are filtered copies of each other), the projection's filters grow huge and cancel, and the
-    scores depend on rounding: museval's own numbers then move by several dB with a change of 1e-10 in the
-    references. With ``check``, when some filter lives that far from the references' typical directions
+    nearly linearly dependent (a band-limited stem, such as a synthetic bass with nothing above a few kHz), the
+    projection's filters grow huge and cancel, and the scores depend on rounding: museval's own numbers then
+    move by several dB when white noise 100 dB below the references is added to them. With ``check``, when some filter lives that far from the references' typical directions
     (:data:`CONDITIONING_SCREEN`), the scores are computed again with the Gram matrix of the references
     regularised as by white noise :data:`REGULARISATION_DB` below their level; a score that moves by more than
     :data:`UNRELIABLE_DB` then is unreliable (:func:`evaluate_stems` reports it so instead of printing it).
@@ -155,7 +148,7 @@ def bss_eval_v4_checked(
     refs = np.asarray(references, dtype=np.float64)
     ests = np.asarray(estimates, dtype=np.float64)
     n_src, _, length = refs.shape
-    frames = frame_slices(length, window, hop)
+    frames = frame_slices(length, *frame)
 
     basis = np.flatnonzero(~_silent(refs))  # references that span the projection space
     scored = [int(j) for j in basis if ests[j].any()]
@@ -170,7 +163,7 @@ def bss_eval_v4_checked(
     return scores, _frame_scores(refs, ests, frames, basis, scored, *regularised, frame_rule)
 
 
-# How the reliability of SIR, SAR and ISR is checked (:func:`bss_eval_v4_checked`). The screen: the ratio of a
+# How the reliability of SIR, SAR and ISR is checked (:func:`_bss_eval`). The screen: the ratio of a
 # filter's energy times the references' mean energy per delayed channel to the energy of its projection; 1 for
 # white references, about 1.5 for music-like test signals, 1e12 and more where the scores depend on rounding
 # (the demo's synthetic stems). The check: the Gram matrix regularised as by white noise 100 dB below the
@@ -358,7 +351,7 @@ def evaluate_stems(
     step = seconds_to_samples(hop, samplerate)
     refs = np.stack([np.asarray(references[n], dtype=np.float64) for n in names])
     ests = np.stack([np.asarray(estimates[n], dtype=np.float64) for n in names])
-    framewise, regularised = bss_eval_v4_checked(refs, ests, window, step, frame_rule=frame_rule)
+    framewise, regularised = _bss_eval(refs, ests, (window, step), FILTER_LENGTH, frame_rule)
 
     sources: dict[str, dict[str, float | None]] = {}
     skipped: list[dict] = []
@@ -398,8 +391,7 @@ def _median_scores(
     regularised: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     """Median over the frames that were not skipped; record why a median is missing, infinite or unreliable
-    (it moves by more than :data:`UNRELIABLE_DB` with the projection ``regularised``, see
-    :func:`bss_eval_v4_checked`)."""
+    (it moves by more than :data:`UNRELIABLE_DB` with the projection ``regularised``, see :func:`_bss_eval`)."""
     kept = ~np.isnan(framewise["SDR"])
     if not kept.any():
         row.update(dict.fromkeys(BSS_METRICS))
@@ -422,7 +414,7 @@ def _median_scores(
         row.update(dict.fromkeys(moved))
         reason = (
             "unreliable: the projection onto the references is ill-conditioned (their delayed copies are nearly "
-            "linearly dependent: a band-limited stem, or stems that are filtered copies of each other), and these "
+            "linearly dependent: a band-limited stem, such as a synthetic one), and these "
             f"values move by up to {max(moved.values()):.1f} dB when the references change {-REGULARISATION_DB:.0f} dB "
             "below their level; SDR and MDX SDR do not depend on it"
         )
