@@ -83,8 +83,8 @@ def _with_weight(path: Path, value: float, *, bare: bool = False) -> Path:
     return path
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-@pytest.mark.parametrize("bare", [False, True], ids=["checkpoint", "state dict"])
+@pytest.mark.parametrize(("value", "bare"), [(float("nan"), False), (float("inf"), True)],
+                         ids=["NaN in a checkpoint", "infinity in a state dict"])
 def test_a_model_file_with_non_finite_weights_is_refused(cli, tmp_path, write_wav, labels_file, value, bare):
     model = _with_weight(tmp_path / "broken.th", value, bare=bare)
     song = write_wav(seconds=0.5)
@@ -193,27 +193,29 @@ def _checkpoint_with(path: Path, family: str, key: str, value: object) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("family", "key", "value", "named"),
+    ("family", "key", "value", "command", "named"),
     [
-        ("convtasnet", "samplerate", 10**9, "samplerate 1000000000 is outside"),
-        ("convtasnet", "segment", 10**12, "a segment of 1000000000000 samples"),
-        ("convtasnet", "X", 10**6, "X 1000000: the last block's dilation"),
-        ("convtasnet", "R", 10**9, "R 1000000000 is more than 16 times"),
-        ("htdemucs", "samplerate", 10**9, "samplerate 1000000000 is outside"),
-        ("htdemucs", "segment", [10**12, 1], "a segment of 8000000000000000 samples"),
-        ("htdemucs", "depth", 10**9, "depth 1000000000 is more than 16 times"),
-        ("htdemucs", "t_hidden_scale", float("inf"), "t_hidden_scale must be a positive number"),
+        ("convtasnet", "samplerate", 10**9, "adapt", "samplerate 1000000000 is outside"),
+        ("convtasnet", "segment", 10**12, "separate", "a segment of 1000000000000 samples"),
+        ("convtasnet", "X", 10**6, "separate", "X 1000000: the last block's dilation"),
+        ("convtasnet", "R", 10**9, "adapt", "R 1000000000 is more than 16 times"),
+        ("htdemucs", "samplerate", 10**9, "separate", "samplerate 1000000000 is outside"),
+        ("htdemucs", "segment", [10**12, 1], "adapt", "a segment of 8000000000000000 samples"),
+        ("htdemucs", "depth", 10**9, "separate", "depth 1000000000 is more than 16 times"),
+        ("htdemucs", "t_hidden_scale", float("inf"), "separate", "t_hidden_scale must be a positive number"),
     ],
 )
 def test_a_configuration_value_beyond_what_the_family_can_mean_is_refused(cli, tmp_path, write_wav, labels_file,
-                                                                          family, key, value, named):
+                                                                          family, key, value, command, named):
     model = _checkpoint_with(tmp_path / "hostile.th", family, key, value)
     song = write_wav(seconds=0.5)
     before = snapshot(tmp_path)
     began = time.monotonic()
-    for args in (("separate", song, "-o", tmp_path / "out"),
-                 ("adapt", song, "--labels", labels_file, "-o", tmp_path / "a.th", "--dry-run")):
-        assert_refused(cli(*args, "--model", model), "hostile.th", named)
+    if command == "separate":
+        result = cli("separate", song, "--model", model, "-o", tmp_path / "out")
+    else:  # the plan alone used to allocate the song at the model's rate
+        result = cli("adapt", song, "--model", model, "--labels", labels_file, "-o", tmp_path / "a.th", "--dry-run")
+    assert_refused(result, "hostile.th", named)
     assert time.monotonic() - began < 10  # refused at once, not after allocating or looping
     assert snapshot(tmp_path) == before
 
