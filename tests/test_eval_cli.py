@@ -171,7 +171,7 @@ def _corrupt(path: Path) -> None:
         ("unreadable audio", "cannot read audio"),
         ("duplicate stem", "two files for the stem 'bass'"),
         ("both formats", "--json and --csv"),
-        ("zero window", "--win 0: must be a positive number"),
+        ("zero window", "--win 0: use 0.1 s or more"),
         ("channel layouts", "3 channels, but the references have 1"),
         ("reference rates", "different sample rates"),
     ],

@@ -91,6 +91,9 @@ def test_full_size_model_has_the_published_size():
         ({"dconv_mode": 1}, "dconv_mode=1"),
         ({"depth": 6}, "depth=6"),
         ({"segment": 10}, "segment=10"),
+        ({"segment": 10**12}, "segment=1000000000000"),  # what sizes work is held to the released values
+        ({"samplerate": 10**9}, "samplerate=1000000000"),
+        ({"nfft": 2**40}, "nfft=1099511627776"),
         ({"bottom_channels": 0}, "bottom_channels=0"),
         ({"sources": ["vocals", "drums", "bass", "other"]}, "sources=['vocals'"),
         ({"t_dropout": "0.1"}, "t_dropout='0.1'"),

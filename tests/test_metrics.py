@@ -220,5 +220,5 @@ def test_evaluate_stems_rejects_unmatched_sources_and_shapes() -> None:
         evaluate_stems({"a": one, "b": one}, {"a": one}, RATE)
     with pytest.raises(InputError, match="shape"):
         evaluate_stems({"a": one}, {"a": np.ones((1, 99))}, RATE)
-    with pytest.raises(InputError, match="positive"):
+    with pytest.raises(InputError, match=r"win 0: use 0\.1 s or more"):
         evaluate_stems({"a": one}, {"a": one}, RATE, win=0.0)

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -26,7 +26,15 @@ from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
-from ugosa_cli.models.family import PrefixState, SeparationModel, SplitModel
+from ugosa_cli.models.family import (
+    MAX_SEGMENT_SECONDS,
+    PrefixState,
+    SeparationModel,
+    SplitModel,
+    all_finite,
+    stems_from_normalised,
+    stems_to_normalised,
+)
 from ugosa_cli.strategy import DEFAULT_STRATEGY, Loss, Strategy, count_trainable, freeze_for, trained_parameters
 
 OPTIMIZERS = ("ranger", "radam", "adam")
@@ -45,6 +53,14 @@ DEFAULT_ANCHOR = 0.3
 # The anchor's target costs a forward pass of the trained part per step: about a third of a step (measured
 # +13 to +39 % for cuts L1 to L4 of both families, +45 to +76 % for L5; BENCHMARKS.md, "What the anchor costs").
 ANCHOR_STEP_SHARE = 1 / 3
+# Bounds of the settings that size the training's work and memory, checked before any work. Windows: long enough
+# to hold some music, short enough for one window's activations to fit in memory (as separation's segments);
+# a hop of at least a hundredth of the window (each sample in at most 100 windows per epoch); epochs and windows
+# per step a hundred times and 64 times the paper's 10 and 1.
+WINDOW_SECONDS = (0.1, MAX_SEGMENT_SECONDS)
+MAX_WINDOWS_PER_SAMPLE = 100
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 64
 
 
 # --- losses ---------------------------------------------------------------------------------------------
@@ -102,21 +118,7 @@ class AdaptationSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
             object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
-        checks = [
-            ("epochs", self.epochs >= 1, "must be 1 or more"),
-            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a positive number"),
-            ("window", self.window > 0 and math.isfinite(self.window), "must be a positive number of seconds"),
-            ("hop", self.hop > 0 and math.isfinite(self.hop), "must be a positive number of seconds"),
-            ("gamma", self.gamma >= 0 and math.isfinite(self.gamma), "must be 0 or more"),
-            ("guard", self.guard >= 0 and math.isfinite(self.guard), "must be 0 or more seconds"),
-            ("anchor", self.anchor >= 0 and math.isfinite(self.anchor), "must be 0 or more"),
-            ("batch_size", self.batch_size >= 1, "must be 1 or more"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"use one of {', '.join(OPTIMIZERS)}"),
-            ("max_windows", self.max_windows is None or self.max_windows >= 1, "must be 1 or more"),
-        ]
-        for setting, ok, problem in checks:
-            if not ok:
-                raise SettingError(setting, getattr(self, setting), problem)
+        check_settings({setting.name: getattr(self, setting.name) for setting in fields(self)})
 
     def to_dict(self) -> dict[str, object]:
         """Plain values (the strategy by name), as JSON and checkpoints record them."""
@@ -127,6 +129,50 @@ class AdaptationSettings:
         """Settings from plain values (unknown keys ignored), as :meth:`to_dict` writes them."""
         known = {setting.name for setting in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def _finite_at_least(low: float) -> Callable[[Any], bool]:
+    return lambda value: math.isfinite(value) and value >= low
+
+
+_WINDOW_LOW, _WINDOW_HIGH = WINDOW_SECONDS
+# Each setting's test and what the error says when it fails.
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda value: 1 <= value <= MAX_EPOCHS, f"use 1 to {MAX_EPOCHS} (the paper used 10)"),
+    "lr": (lambda value: math.isfinite(value) and value > 0, "must be a positive number"),
+    "window": (lambda value: _WINDOW_LOW <= value <= _WINDOW_HIGH,
+               f"use {_WINDOW_LOW:g} to {_WINDOW_HIGH:g} seconds (the paper used 10)"),
+    "hop": (lambda value: math.isfinite(value) and value > 0, "must be a positive number of seconds"),
+    "gamma": (_finite_at_least(0), "must be 0 or more"),
+    "guard": (_finite_at_least(0), "must be 0 or more seconds"),
+    "anchor": (_finite_at_least(0), "must be 0 or more"),
+    "batch_size": (lambda value: 1 <= value <= MAX_BATCH_SIZE, f"use 1 to {MAX_BATCH_SIZE}"),
+    "optimizer": (lambda value: value in OPTIMIZERS, f"use one of {', '.join(OPTIMIZERS)}"),
+    "max_windows": (lambda value: value is None or value >= 1, "must be 1 or more"),
+}
+
+
+def _passes(test: Callable[[Any], bool], value: Any) -> bool:
+    """Whether ``value`` passes ``test``; a value of the wrong kind (text for a number, from a model file) fails."""
+    try:
+        return bool(test(value))
+    except TypeError:
+        return False
+
+
+def check_settings(values: Mapping[str, Any]) -> None:
+    """Refuse the first of ``values`` (settings by name: all of them, or only those a user gave) outside its
+    bounds, with a :class:`SettingError` naming it; the hop is checked against the window when both are given."""
+    for name, value in values.items():
+        if name in _RULES and not _passes(_RULES[name][0], value):
+            raise SettingError(name, value, _RULES[name][1])
+    window, hop = values.get("window"), values.get("hop")
+    if window is not None and hop is not None and hop * MAX_WINDOWS_PER_SAMPLE < window:
+        raise SettingError(
+            "hop", hop, f"use at least the window / {MAX_WINDOWS_PER_SAMPLE} ({window / MAX_WINDOWS_PER_SAMPLE:g} s for "
+            f"{window:g} s windows): a shorter hop trains on every sample more than {MAX_WINDOWS_PER_SAMPLE} times per "
+            "epoch (the paper's 1 s hop with 10 s windows: 10 times)"
+        )
 
 
 def window_starts(frames: int, window: int, hop: int) -> list[int]:
@@ -284,7 +330,8 @@ class Adapter:
         self.mix = ((wav - self.mean) / self.std).to(self.device)
         self.activations = torch.from_numpy(np.ascontiguousarray(activations, dtype=np.float32)).to(self.device)
         self.references = (
-            ((torch.from_numpy(np.ascontiguousarray(references, dtype=np.float32)) - self.mean) / self.std).to(self.device)
+            stems_to_normalised(torch.from_numpy(np.ascontiguousarray(references, dtype=np.float32)), self.mean,
+                                self.std).to(self.device)
             if references is not None
             else None
         )
@@ -469,7 +516,7 @@ class Adapter:
                 state, _, acts, _ = self._batch(starts)
                 with self._autocast():
                     estimates = self.split.suffix(state, self.window).float()
-                stems = estimates * self.std + self.mean
+                stems = stems_from_normalised(estimates, self.mean, self.std)
                 silent = 1 - acts  # (b, s, 1, t)
                 energy += (silent * stems.pow(2)).sum(dim=(0, 2, 3)).double() / stems.shape[2]
                 count += silent.sum(dim=(0, 2, 3)).double()
@@ -480,6 +527,18 @@ class Adapter:
                 power = float(energy[index] / count[index])
                 rows.append((name, float(count[index]) / rate, 10 * math.log10(power + 1e-12)))
         return rows
+
+    def _diverged(self, trainable: list[nn.Parameter], initial: list[Tensor], where: str) -> NoReturn:
+        """Put the trained weights back as they were before training, and stop: training diverged."""
+        with torch.no_grad():
+            for parameter, value in zip(trainable, initial):
+                parameter.copy_(value)
+                parameter.requires_grad_(False)
+        self.model.eval()
+        raise SettingError(
+            "lr", self.settings.lr, f"training diverged at {where} became NaN or infinite, so nothing was saved; use a "
+            f"smaller learning rate (the paper's is {AdaptationSettings.lr:g})"
+        )
 
     def _chunks(self, starts: Sequence[int]) -> Iterator[list[int]]:
         size = self.settings.batch_size
@@ -498,6 +557,7 @@ class Adapter:
         rng = random.Random(settings.seed)
         history: list[dict[str, float]] = []
         steps = self.steps_per_epoch
+        initial = [parameter.detach().clone() for parameter in trainable]
         for epoch in range(settings.epochs):
             order = list(self.starts)
             rng.shuffle(order)
@@ -505,8 +565,17 @@ class Adapter:
             for step, starts in enumerate(self._chunks(order)):
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = self._forward_loss(starts)
+                if not math.isfinite(loss.item()):
+                    if epoch == step == 0:  # before any update: the model itself, not the training
+                        raise InputError(
+                            "the model's output on this song is NaN or infinite before any training: its weights "
+                            "are damaged or far out of range; use another model file"
+                        )
+                    self._diverged(trainable, initial, f"epoch {epoch + 1}, step {step + 1} of {steps}: the loss")
                 loss.backward()
                 optimizer.step()
+                if not all_finite(trainable):
+                    self._diverged(trainable, initial, f"epoch {epoch + 1}, step {step + 1} of {steps}: the weights")
                 terms = {"loss": loss.item(), **terms}
                 for key, value in terms.items():
                     totals[key] = totals.get(key, 0.0) + value

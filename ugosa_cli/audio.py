@@ -171,10 +171,31 @@ def read_audio(path: str | Path, stdin: BinaryIO | None = None) -> Audio:
     return AudioFile(path, stdin).read()
 
 
+# The largest sample magnitude read: what a 24-bit integer file holds when its integers are stored as floats
+# unscaled, far beyond full scale (1.0). Every later stage squares and sums samples over whole songs in float32 (and
+# scales stems back to the input's level); this bound keeps all of them finite.
+MAX_SAMPLE = float(1 << 24)
+
+
 def _checked(samples: np.ndarray, label: str) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise InputError(f"{label}: the audio contains NaN or infinite samples; fix or re-export the file")
+    peak = float(np.abs(samples).max(initial=0.0))
+    if peak > MAX_SAMPLE:
+        raise InputError(
+            f"{label}: samples reach {peak:.3g}, {20 * np.log10(peak):.0f} dB above full scale (1.0); ugosa reads "
+            f"audio up to {MAX_SAMPLE:.0f}: normalise the file (or re-export it) and try again"
+        )
     return samples
+
+
+def check_finite_output(samples: np.ndarray, path: Path) -> None:
+    """Refuse to write audio holding NaN or infinite samples: non-finite numbers never reach a file."""
+    if not np.isfinite(samples).all():
+        raise RunError(
+            f"{path}: not written: the audio came out with NaN or infinite samples; this is a fault in ugosa, "
+            "please report it with the command you ran"
+        )
 
 
 _DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -355,6 +376,7 @@ def write_audio(path: Path, samples: np.ndarray, samplerate: int, *, fmt: str = 
     """Write (channels, frames) atomically in the given container and bit depth (32 = float); ``inside``: the
     resolved folder it must land in (:func:`~ugosa_cli.fsutil.atomic_path`)."""
     check_format(fmt, samplerate)
+    check_finite_output(samples, Path(path))
     with atomic_path(Path(path), inside) as tmp:
         try:
             with open_for_writing(tmp, fmt, bits, samplerate, samples.shape[0]) as out:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,7 +51,7 @@ from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 from ugosa_cli.fsutil import resolved, write_atomic
 from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labels
-from ugosa_cli.metrics import FRAME_RULES, evaluate_stems
+from ugosa_cli.metrics import FRAME_RULES, check_frames, evaluate_stems
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.pipeline import GuidedSeparator, with_strategy
 from ugosa_cli.planning import AdaptationRequest, longest_window, recommendation, resolve_settings, uses_cpu_budget
@@ -94,11 +93,8 @@ class BenchSettings:
             raise InputError(f"variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
         if self.frame_rule not in FRAME_RULES:
             raise InputError(f"--frame-rule {self.frame_rule}: use one of {', '.join(FRAME_RULES)}")
-        if self.shifts < 0:
-            raise InputError(f"--shifts {self.shifts}: must be 0 or more")
-        for option, seconds in (("--win", self.win), ("--hop", self.hop)):
-            if not (seconds > 0 and math.isfinite(seconds)):
-                raise InputError(f"{option} {seconds:g}: must be a positive number of seconds")
+        SeparationOptions(shifts=self.shifts)  # the separation's bounds
+        check_frames(self.win, self.hop)
 
     @property
     def variant_key(self) -> str:

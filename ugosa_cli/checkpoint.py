@@ -27,11 +27,11 @@ import torch
 from torch import Tensor
 
 from ugosa_cli.demucs_v4 import is_demucs_package, read_demucs_package
-from ugosa_cli.errors import InputError
+from ugosa_cli.errors import InputError, RunError
 from ugosa_cli.fsutil import sha256_file, write_atomic
 from ugosa_cli.models.bag import ModelBag
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
-from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.family import SeparationModel, all_finite
 from ugosa_cli.models.htdemucs import HTDemucs, build_from_config, htdemucs_config_dict, htdemucs_config_from_dict
 from ugosa_cli.sources import check_source_names
 
@@ -82,6 +82,9 @@ def save_checkpoint(
         }
     else:
         body = _network_payload(model)
+    bad = nonfinite_weights(model)
+    if bad:  # a last line of defence: training that diverges stops before it would come to this
+        raise RunError(f"{path}: not saved: {bad} hold NaN or infinite values")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -180,8 +183,25 @@ def read_model(path: Path) -> tuple[SeparationModel, dict[str, Any]]:
     if is_demucs_package(path):
         package = read_demucs_package(path)
         provenance: dict[str, Any] = {"demucs_package": {"class": package.class_name}}
-        return package.build_model(), provenance
-    return model_from_content(read_checkpoint(path), str(path))
+        model: SeparationModel = package.build_model()
+    else:
+        model, provenance = model_from_content(read_checkpoint(path), str(path))
+    bad = nonfinite_weights(model)
+    if bad:  # such a model writes stems of NaN, or full-scale noise once they are converted to integers
+        raise InputError(
+            f"{path}: refused: {bad} hold NaN or infinite values; the file is damaged or was saved from a training "
+            "that diverged: use another model file"
+        )
+    return model, provenance
+
+
+def nonfinite_weights(model: SeparationModel) -> str | None:
+    """Which weight tensors of ``model`` hold NaN or infinite values, in words (``None`` if none do)."""
+    state = model.state_dict()
+    if all_finite(state.values()):
+        return None
+    bad = [key for key, tensor in state.items() if not all_finite([tensor])]
+    return f"{len(bad)} of the model's {len(state)} weight tensors ({bad[0]}{', ...' if len(bad) > 1 else ''})"
 
 
 def load_model_file(path: Path, name: str | None = None) -> LoadedModel:

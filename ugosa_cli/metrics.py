@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ugosa_cli.errors import InputError
+from ugosa_cli.errors import InputError, SettingError
 
 FILTER_LENGTH = 512
 MDX_DELTA = 1e-7
@@ -34,6 +34,9 @@ BSS_METRICS: tuple[str, ...] = ("SDR", "SIR", "ISR", "SAR")
 FRAME_RULES: tuple[str, ...] = ("museval", "per-source")
 METRICS: tuple[str, ...] = BSS_METRICS + ("MDX_SDR", "PES", "EPS")
 _BLOCK_FFT = 1 << 15
+# The shortest BSSEval frame and hop, in seconds: a frame not much longer than the 512-tap distortion filters (12 ms
+# at 44.1 kHz, 64 ms at 8 kHz) scores little else, and each second of song is then scored at most ten times.
+MIN_FRAME_SECONDS = 0.1
 
 
 def frame_slices(length: int, window: int, hop: int) -> list[slice]:
@@ -84,10 +87,12 @@ def _gram_matrix(auto: np.ndarray, filter_length: int) -> np.ndarray:
     return blocks.transpose(0, 2, 1, 3).reshape(count * filter_length, count * filter_length)
 
 
-def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Least-squares filters: solve ``gram @ c = rhs`` with museval's tiny ridge, lstsq if singular."""
+def _solve(gram: np.ndarray, rhs: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+    """Least-squares filters: solve ``gram @ c = rhs`` with museval's tiny ridge (plus ``ridge`` times the mean of
+    the diagonal), lstsq if singular."""
+    diagonal = np.finfo(float).eps + ridge * float(np.trace(gram)) / gram.shape[0]
     try:
-        return np.linalg.solve(gram + np.finfo(float).eps * np.eye(gram.shape[0]), rhs)
+        return np.linalg.solve(gram + diagonal * np.eye(gram.shape[0]), rhs)
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(gram, rhs, rcond=None)[0]
 
@@ -118,6 +123,24 @@ def bss_eval_v4(
     reference or estimate is all zeros over the whole track gets NaN everywhere (museval refuses such input);
     its reference still counts as interference for the others when it is not silent itself.
     """
+    return _bss_eval(references, estimates, (window, hop), filter_length, frame_rule, check=False)[0]
+
+
+def _bss_eval(
+    references: np.ndarray, estimates: np.ndarray, frame: tuple[int, int], filter_length: int, frame_rule: str,
+    check: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """:func:`bss_eval_v4` (``frame``: its window and hop), and with ``check`` the same scores once more with the
+    projection regularised, where that is worth checking (else ``None``).
+
+    SIR, SAR and ISR project each estimate onto the delayed copies of the references. Where those copies are
+    nearly linearly dependent (a band-limited stem, such as a synthetic bass with nothing above a few kHz), the
+    projection's filters grow huge and cancel, and the scores depend on rounding: museval's own numbers then
+    move by several dB when white noise 100 dB below the references is added to them. With ``check``, when some filter lives that far from the references' typical directions
+    (:data:`CONDITIONING_SCREEN`), the scores are computed again with the Gram matrix of the references
+    regularised as by white noise :data:`REGULARISATION_DB` below their level; a score that moves by more than
+    :data:`UNRELIABLE_DB` then is unreliable (:func:`evaluate_stems` reports it so instead of printing it).
+    """
     if references.shape != estimates.shape or references.ndim != 3:
         raise ValueError(f"expected two (sources, channels, samples) arrays, got {references.shape} and {estimates.shape}")
     if frame_rule not in FRAME_RULES:
@@ -125,15 +148,38 @@ def bss_eval_v4(
     refs = np.asarray(references, dtype=np.float64)
     ests = np.asarray(estimates, dtype=np.float64)
     n_src, _, length = refs.shape
-    frames = frame_slices(length, window, hop)
-    scores = {name: np.full((n_src, len(frames)), np.nan) for name in BSS_METRICS}
+    frames = frame_slices(length, *frame)
 
     basis = np.flatnonzero(~_silent(refs))  # references that span the projection space
     scored = [int(j) for j in basis if ests[j].any()]
     if not scored:
-        return scores
-    own_filters, all_filters = _distortion_filters(refs, ests, basis, scored, filter_length)
+        return {name: np.full((n_src, len(frames)), np.nan) for name in BSS_METRICS}, None
+    system = _ProjectionSystem(refs, ests, basis, scored, filter_length)
+    own_filters, all_filters = system.filters()
+    scores = _frame_scores(refs, ests, frames, basis, scored, own_filters, all_filters, frame_rule)
+    if not check or system.conditioning(own_filters, all_filters) <= CONDITIONING_SCREEN:
+        return scores, None
+    regularised = system.filters(ridge=10 ** (REGULARISATION_DB / 10))
+    return scores, _frame_scores(refs, ests, frames, basis, scored, *regularised, frame_rule)
 
+
+# How the reliability of SIR, SAR and ISR is checked (:func:`_bss_eval`). The screen: the ratio of a
+# filter's energy times the references' mean energy per delayed channel to the energy of its projection; 1 for
+# white references, about 1.5 for music-like test signals, 1e12 and more where the scores depend on rounding
+# (the demo's synthetic stems). The check: the Gram matrix regularised as by white noise 100 dB below the
+# references (below 16-bit quantisation), and a median that moves by more than 0.1 dB is unreliable.
+CONDITIONING_SCREEN = 100.0
+REGULARISATION_DB = -100.0
+UNRELIABLE_DB = 0.1
+
+
+def _frame_scores(
+    refs: np.ndarray, ests: np.ndarray, frames: list[slice], basis: np.ndarray, scored: list[int],
+    own_filters: np.ndarray, all_filters: np.ndarray, frame_rule: str,
+) -> dict[str, np.ndarray]:
+    """The framewise scores (sources, frames) of the ``scored`` estimates with given distortion filters."""
+    filter_length = own_filters.shape[2]
+    scores = {name: np.full((refs.shape[0], len(frames)), np.nan) for name in BSS_METRICS}
     n_fft = 1 << math.ceil(math.log2(frames[0].stop - frames[0].start + filter_length - 1))
     own_spec = np.fft.rfft(own_filters, n=n_fft, axis=2)  # (scored, chan, freq, chan)
     all_spec = np.fft.rfft(all_filters, n=n_fft, axis=2)  # (scored, basis*chan, freq, chan)
@@ -172,38 +218,61 @@ def _pad_to(stems: np.ndarray, length: int) -> np.ndarray:
     return np.pad(stems, [(0, 0)] * (stems.ndim - 1) + [(0, length - stems.shape[-1])])
 
 
-def _distortion_filters(
-    refs: np.ndarray, ests: np.ndarray, basis: np.ndarray, scored: list[int], filter_length: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-track least-squares filters (taps last but one, output channel last).
+class _ProjectionSystem:
+    """The whole-track least-squares problems of the distortion filters: the Gram matrix of the basis references'
+    delayed channels and, per scored estimate channel, its correlations with them.
 
     ``refs`` and ``ests`` hold every source; ``basis`` picks the references, ``scored`` the estimates.
-    Returns ``own`` (scored, chan, L, chan): each estimate projected onto its own reference's delayed
-    channels, and ``full`` (scored, basis*chan, L, chan): projected onto all basis references' delayed channels.
     """
-    n_src, n_chan, length = refs.shape
-    n_basis = len(basis)
-    ref_rows = np.arange(n_src * n_chan).reshape(n_src, n_chan)
-    ref_flat = refs.reshape(n_src * n_chan, length)
-    corr = _lagged_correlations(ref_flat, [ref_flat, ests.reshape(n_src * n_chan, length)], filter_length - 1)
-    basis_rows = ref_rows[basis].ravel()
-    auto = corr[basis_rows][:, basis_rows]
-    cross = corr[basis_rows][:, n_src * n_chan + ref_rows[scored].ravel()]
-    gram = _gram_matrix(auto, filter_length)
-    # cross[k, (j, c), t] = sum_n ref_k[n - t] est_j,c[n]: one right-hand side per estimate channel
-    rhs = cross.reshape(n_basis * n_chan, len(scored), n_chan, filter_length).transpose(0, 3, 1, 2)
-    rhs = rhs.reshape(n_basis * n_chan * filter_length, len(scored) * n_chan)
-    full = _solve(gram, rhs).reshape(n_basis * n_chan, filter_length, len(scored), n_chan).transpose(2, 0, 1, 3)
 
-    size = n_chan * filter_length
-    own = np.empty((len(scored), n_chan, filter_length, n_chan))
-    for i, j in enumerate(scored):
-        b = int(np.searchsorted(basis, j))
-        rows = slice(b * size, (b + 1) * size)
-        own[i] = _solve(gram[rows, rows], rhs[rows, i * n_chan : (i + 1) * n_chan]).reshape(
-            n_chan, filter_length, n_chan
-        )
-    return own, full
+    def __init__(self, refs: np.ndarray, ests: np.ndarray, basis: np.ndarray, scored: list[int],
+                 filter_length: int) -> None:
+        n_src, n_chan, length = refs.shape
+        self.basis, self.scored, self.channels, self.taps = basis, scored, n_chan, filter_length
+        ref_rows = np.arange(n_src * n_chan).reshape(n_src, n_chan)
+        ref_flat = refs.reshape(n_src * n_chan, length)
+        corr = _lagged_correlations(ref_flat, [ref_flat, ests.reshape(n_src * n_chan, length)], filter_length - 1)
+        basis_rows = ref_rows[basis].ravel()
+        auto = corr[basis_rows][:, basis_rows]
+        cross = corr[basis_rows][:, n_src * n_chan + ref_rows[scored].ravel()]
+        self.gram = _gram_matrix(auto, filter_length)
+        # cross[k, (j, c), t] = sum_n ref_k[n - t] est_j,c[n]: one right-hand side per estimate channel
+        rhs = cross.reshape(len(basis) * n_chan, len(scored), n_chan, filter_length).transpose(0, 3, 1, 2)
+        self.rhs = rhs.reshape(len(basis) * n_chan * filter_length, len(scored) * n_chan)
+
+    def _own_rows(self, index: int) -> slice:
+        """The Gram matrix's rows of scored estimate ``index``'s own reference."""
+        size = self.channels * self.taps
+        b = int(np.searchsorted(self.basis, self.scored[index]))
+        return slice(b * size, (b + 1) * size)
+
+    def filters(self, ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Filters (taps last but one, output channel last): ``own`` (scored, chan, L, chan), each estimate
+        projected onto its own reference's delayed channels, and ``full`` (scored, basis*chan, L, chan), projected
+        onto all basis references' delayed channels; ``ridge``: see :func:`_solve`."""
+        n_chan, taps, count = self.channels, self.taps, len(self.scored)
+        full = _solve(self.gram, self.rhs, ridge).reshape(len(self.basis) * n_chan, taps, count, n_chan)
+        own = np.empty((count, n_chan, taps, n_chan))
+        for i in range(count):
+            rows = self._own_rows(i)
+            own[i] = _solve(self.gram[rows, rows], self.rhs[rows, i * n_chan : (i + 1) * n_chan], ridge).reshape(
+                n_chan, taps, n_chan
+            )
+        return own, full.transpose(2, 0, 1, 3)
+
+    def conditioning(self, own: np.ndarray, full: np.ndarray) -> float:
+        """How far from the references' typical directions the filters live: the largest, over the filters, of
+        ``|c|^2 * mean(diag G) / (c' G c)`` (1 for white references; huge where the filters cancel)."""
+        worst = 1.0
+        for i in range(len(self.scored)):
+            rows = self._own_rows(i)
+            for gram, filters in ((self.gram, full[i]), (self.gram[rows, rows], own[i])):
+                columns = filters.reshape(-1, self.channels)
+                energy = float(np.sum(columns * (gram @ columns)))
+                mean_diagonal = float(np.trace(gram)) / gram.shape[0]
+                if energy > 0:
+                    worst = max(worst, float(np.sum(columns**2)) * mean_diagonal / energy)
+        return worst
 
 
 def mdx_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -235,10 +304,17 @@ def _mean_db_over_frames(energy: np.ndarray, selected: np.ndarray) -> float | No
     return float(np.mean(per_channel)) if per_channel else None
 
 
+def check_frames(win: float, hop: float) -> None:
+    """Refuse a BSSEval frame length or hop (seconds) below :data:`MIN_FRAME_SECONDS` or not finite
+    (:class:`SettingError` naming ``win`` or ``hop``), before any work."""
+    for setting, seconds in (("win", win), ("hop", hop)):
+        if not (math.isfinite(seconds) and seconds >= MIN_FRAME_SECONDS):
+            raise SettingError(setting, seconds, f"use {MIN_FRAME_SECONDS:g} s or more (frames this short score little "
+                               "more than the distortion filters, and shorter hops multiply the frames to score)")
+
+
 def seconds_to_samples(seconds: float, samplerate: int) -> int:
     """A window or hop in samples, truncated as museval does; at least one sample."""
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise InputError(f"window and hop must be positive numbers of seconds, got {seconds}")
     return max(1, int(seconds * samplerate))
 
 
@@ -270,11 +346,12 @@ def evaluate_stems(
     shapes = {tuple(np.shape(references[n])) for n in names} | {tuple(np.shape(estimates[n])) for n in names}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise InputError(f"every stem must be one (channels, samples) shape; got {sorted(shapes)}")
+    check_frames(win, hop)
     window = seconds_to_samples(win, samplerate)
     step = seconds_to_samples(hop, samplerate)
     refs = np.stack([np.asarray(references[n], dtype=np.float64) for n in names])
     ests = np.stack([np.asarray(estimates[n], dtype=np.float64) for n in names])
-    framewise = bss_eval_v4(refs, ests, window, step, frame_rule=frame_rule)
+    framewise, regularised = _bss_eval(refs, ests, (window, step), FILTER_LENGTH, frame_rule)
 
     sources: dict[str, dict[str, float | None]] = {}
     skipped: list[dict] = []
@@ -289,7 +366,8 @@ def evaluate_stems(
             which = "reference" if ref_silent[j] else "estimate"
             skipped.append({"source": name, "metrics": left_out, "reason": f"the {which} is silent throughout"})
         else:
-            _median_scores(name, {m: framewise[m][j] for m in BSS_METRICS}, row, skipped)
+            _median_scores(name, {m: framewise[m][j] for m in BSS_METRICS}, row, skipped,
+                           None if regularised is None else {m: regularised[m][j] for m in BSS_METRICS})
         row["PES"], row["EPS"] = silent_frame_metrics(refs[j], ests[j], window, step)
         sources[name] = {metric: row[metric] for metric in METRICS}
     mean = {}
@@ -308,17 +386,36 @@ def evaluate_stems(
     return {"sources": sources, "mean": mean, "skipped": skipped, "settings": settings}
 
 
-def _median_scores(name: str, framewise: Mapping[str, np.ndarray], row: dict, skipped: list[dict]) -> None:
-    """Median over the frames that were not skipped; record why a median is missing or infinite."""
+def _median_scores(
+    name: str, framewise: Mapping[str, np.ndarray], row: dict, skipped: list[dict],
+    regularised: Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """Median over the frames that were not skipped; record why a median is missing, infinite or unreliable
+    (it moves by more than :data:`UNRELIABLE_DB` with the projection ``regularised``, see :func:`_bss_eval`)."""
     kept = ~np.isnan(framewise["SDR"])
     if not kept.any():
         row.update(dict.fromkeys(BSS_METRICS))
         reason = "no frame where every reference and every estimate has sound (frames with a silent stem are skipped)"
         skipped.append({"source": name, "metrics": list(BSS_METRICS), "reason": reason})
         return
+    moved: dict[str, float] = {}
     for metric, values in framewise.items():
         median = float(np.median(values[kept]))
         row[metric] = median if math.isfinite(median) else None
         if not math.isfinite(median):
             reason = f"median is {median:+} dB ({'no error of this kind' if median > 0 else 'nothing left of the reference'})"
             skipped.append({"source": name, "metrics": [metric], "reason": reason})
+        elif regularised is not None:
+            shift = abs(float(np.median(regularised[metric][kept])) - median)
+            if not shift <= UNRELIABLE_DB:  # NaN too: the regularised value is no number
+                moved[metric] = shift
+    if moved:
+        unreliable = {metric: row[metric] for metric in moved}
+        row.update(dict.fromkeys(moved))
+        reason = (
+            "unreliable: the projection onto the references is ill-conditioned (their delayed copies are nearly "
+            "linearly dependent: a band-limited stem, such as a synthetic one), and these "
+            f"values move by up to {max(moved.values()):.1f} dB when the references change {-REGULARISATION_DB:.0f} dB "
+            "below their level; SDR and MDX SDR do not depend on it"
+        )
+        skipped.append({"source": name, "metrics": list(moved), "reason": reason, "values": unreliable})

@@ -21,6 +21,7 @@ from ugosa_cli.audio import (
     CLIP_MODES,
     FORMATS,
     ClipMode,
+    check_finite_output,
     check_format,
     open_for_writing,
     os_name,
@@ -271,6 +272,7 @@ class StemWriter:
     def write(self, stems: dict[str, np.ndarray]) -> None:
         """Append a block: stem name -> (channels, frames)."""
         for name, block in stems.items():
+            check_finite_output(block, self.paths[name])
             try:
                 if name in self._raw:
                     self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))

@@ -35,7 +35,15 @@ from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import SettingError
 from ugosa_cli.labels import Labels, activation_matrix
 from ugosa_cli.models.family import SeparationModel
-from ugosa_cli.planning import AdaptationPlan, AdaptationRequest, plan_adaptation, recommendation, resolve_strategy
+from ugosa_cli.planning import (
+    AdaptationPlan,
+    AdaptationRequest,
+    longest_window,
+    plan_adaptation,
+    recommendation,
+    resolve_settings,
+    resolve_strategy,
+)
 from ugosa_cli.postfilters import POST_FILTERS, RESPLIT_MODES, StemFilter, label_filter
 from ugosa_cli.separation import (
     AudioBlocks,
@@ -113,9 +121,13 @@ class GuidedSeparator:
         self.filter_guard = filter_guard  # seconds at each labelled border where the post-filter lets a source play
         self.filter_few = filter_few
         self.song_filter: str | None = None  # the post-filter of this song's plan (resplit when it filters instead)
-        self.strategy: Strategy = (
-            B0 if adaptation is None else resolve_strategy(adaptation, recommendation(loaded, adaptation.protocol))
-        )
+        self.strategy: Strategy = B0
+        if adaptation is not None:
+            recommended = recommendation(loaded, adaptation.protocol)
+            self.strategy = resolve_strategy(adaptation, recommended)
+            # Every setting checked (the hop against the window the plan will use) before any song is read.
+            resolve_settings(adaptation, recommended, cuda=self.device.type == "cuda",
+                             longest_window=longest_window(self.model))
         self._pretrained_state = (
             {key: value.detach().clone() for key, value in self.model.state_dict().items()}
             if adaptation is not None

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ugosa_cli.adaptation import ANCHOR_STEP_SHARE, AdaptationSettings, Adapter, rests_somewhere
+from ugosa_cli.adaptation import ANCHOR_STEP_SHARE, AdaptationSettings, Adapter, check_settings, rests_somewhere
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
@@ -69,6 +69,7 @@ class AdaptationRequest:
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise SettingError("protocol", self.protocol, f"use one of {', '.join(PROTOCOLS)}")
+        check_settings(self.explicit())  # before any work; the hop against the window used once the plan is known
 
     def explicit(self) -> dict[str, Any]:
         """The settings given explicitly, by name."""

@@ -170,7 +170,8 @@ class Resplit:
 
         own = spectra(stems)
         guided = own if guide is None else spectra(guide)
-        power = np.mean(np.abs(guided) ** 2, axis=1, dtype=np.float64)  # (sources, count, bins)
+        # Powers in float64: squares of float32 spectra overflow for loud signals (a float file far above full scale).
+        power = np.mean(np.square(np.abs(guided), dtype=np.float64), axis=1)  # (sources, count, bins)
         centres = np.clip(start + self.size // 2 + self.hop * np.arange(count), 0, self.frames - 1)
         rows = activation_rows(self.labels, self.samplerate, int(centres[0]), int(centres[-1]) + 1, self.frames)
         active = rows[:, centres - centres[0]] > 0.5

@@ -1,13 +1,15 @@
 """Running a separation model over a whole song.
 
 The model sees the mixture normalised by the mean and standard deviation of its mono downmix (as demucs
-did). Long songs are cut in segments that overlap; each segment's output is weighted by a triangle
-peaking at its centre and the weighted outputs are summed and divided by the summed weights. A segment
-shorter than the network needs is completed as the network's family says (:attr:`SeparationModel.
-centred_padding`). With ``shifts=K`` the whole song is also shifted by K random offsets of up to half a
-second and the results averaged (time-equivariance trick), as demucs 4's ``apply_model`` does: each shift
-``r`` starts a view ``0.5 s - r`` before the song that ends with it. With ``shifts=0`` the stems equal
-demucs 2.0.3's ``apply_model`` for ConvTasNet.
+did); its stems are scaled back, each with an equal share of the mean, so they add up to the mixture (demucs
+gives every stem all of the mean: a constant offset comes out once per stem). Long songs are cut in segments
+that overlap; each segment's output is weighted by a triangle peaking at its centre and the weighted outputs
+are summed and divided by the summed weights. A segment shorter than the network needs is completed as the
+network's family says (:attr:`SeparationModel.centred_padding`). With ``shifts=K`` the whole song is also
+shifted by K random offsets of up to half a second and the results averaged (time-equivariance trick), as
+demucs 4's ``apply_model`` does: each shift ``r`` starts a view ``0.5 s - r`` before the song that ends with
+it. With ``shifts=0`` the stems equal demucs 2.0.3's ``apply_model`` for ConvTasNet, but for that share of
+the mean (each stem differs from demucs' by ``mean * (1 - 1 / sources)``).
 
 Segments run in the order of their start, and each stretch of the song is handed on as soon as no later
 segment can change it: :func:`separate_blocks` reads a file and yields its stems block by block, so a
@@ -30,15 +32,26 @@ from torch import Tensor
 from ugosa_cli.audio import Audio, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models.bag import ModelBag
-from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.models.family import MAX_SEGMENT_SECONDS, SeparationModel, stems_from_normalised
 
 ProgressCallback = Callable[[int, int], None]
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+# Each shift is one more pass over the whole song (the paper averaged 10).
+MAX_SHIFTS = 100
+# Segments overlapping by a fraction f run the network 1 / (1 - f) times over each sample: 10 times at this bound.
+MAX_OVERLAP = 0.9
+# Segments run together in one batch (memory grows with them; beyond a few, nothing gets faster).
+MAX_SEGMENTS_PER_BATCH = 64
+
+
 @dataclass(frozen=True)
 class SeparationOptions:
-    """How to cut and average; ``segment`` in seconds (None: the model's own segment length)."""
+    """How to cut and average; ``segment`` in seconds (None: the model's own segment length).
+
+    Every value that sizes the work is bounded here, before any work: a refusal names the setting and its range.
+    """
 
     segment: float | None = None
     overlap: float = 0.25
@@ -49,18 +62,19 @@ class SeparationOptions:
     def __post_init__(self) -> None:
         if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
             raise SettingError("segment", self.segment, "must be a finite, positive number of seconds")
-        if not 0 <= self.overlap < 1:
-            raise SettingError("overlap", self.overlap, "must be at least 0 and below 1")
-        if self.shifts < 0:
-            raise SettingError("shifts", self.shifts, "must be 0 or more")
-        if self.batch_size < 1:
-            raise SettingError("segments_per_batch", self.batch_size, "must be 1 or more")
+        if not 0 <= self.overlap <= MAX_OVERLAP:
+            raise SettingError("overlap", self.overlap, f"use 0 to {MAX_OVERLAP:g} (at {MAX_OVERLAP:g} the network "
+                               f"already runs {1 / (1 - MAX_OVERLAP):.0f} times over every sample)")
+        if not 0 <= self.shifts <= MAX_SHIFTS:
+            raise SettingError("shifts", self.shifts, f"use 0 to {MAX_SHIFTS} (each shift is one more pass over the "
+                               "song; the paper used 10)")
+        if not 1 <= self.batch_size <= MAX_SEGMENTS_PER_BATCH:
+            raise SettingError("segments_per_batch", self.batch_size, f"use 1 to {MAX_SEGMENTS_PER_BATCH}")
 
 
 # The --segment range: below 1 s the segments' edges dominate (much slower, and worse stems); above a minute a
-# segment needs gigabytes of memory for no gain (the cross-fades already hide the seams).
+# segment needs gigabytes of memory for no gain (:data:`~ugosa_cli.models.family.MAX_SEGMENT_SECONDS`).
 MIN_SEGMENT_SECONDS = 1.0
-MAX_SEGMENT_SECONDS = 60.0
 
 
 def segment_samples(model: SeparationModel, options: SeparationOptions) -> int:
@@ -238,7 +252,8 @@ class _Segmenter:
     ) -> Iterator[Tensor]:
         """Yield the song's stems (sources, channels, n) in consecutive final stretches, ``frames`` in all.
 
-        ``normalise`` = (mean, std): the model sees ``(mix - mean) / std`` and its output is scaled back.
+        ``normalise`` = (mean, std): the model sees ``(mix - mean) / std``; its output is scaled back and each stem
+        gets its share of the mean (:func:`~ugosa_cli.models.family.stems_from_normalised`).
         """
         device = next(self.model.parameters()).device
         if self.weight is None or self.weight.device != device:
@@ -251,6 +266,11 @@ class _Segmenter:
         for first, group in self._batches(segments):
             chunks = [self._chunk(mixture, frames, s, mean, std) for s in group]
             result = self._model_forward(torch.stack(chunks), group[0].length, group[0].member)
+            if not bool(result.isfinite().all()):  # finite weights can still overflow: never pass NaN on to a file
+                raise InputError(
+                    f"the model's output is NaN or infinite at {group[0].start / self.model.samplerate:.1f} s of the "
+                    "song: its weights are damaged or far out of range; use another model file"
+                )
             end = min(max(s.start + s.length for s in group), frames)
             if end - done > accumulator.shape[-1]:
                 grow = torch.zeros(*shape, end - done - accumulator.shape[-1], device=device)
@@ -267,7 +287,7 @@ class _Segmenter:
             final = frames if following == len(segments) else min(max(segments[following].start, 0), frames)
             if final > done:
                 ready, accumulator = accumulator[..., : final - done], accumulator[..., final - done :]
-                yield ready * std + mean if (mean, std) != (0.0, 1.0) else ready
+                yield stems_from_normalised(ready, mean, std) if (mean, std) != (0.0, 1.0) else ready
                 done = final
 
     def _chunk(self, mixture: _TensorMixture | _StreamedMixture, frames: int, s: _Segment, mean: float, std: float) -> Tensor:

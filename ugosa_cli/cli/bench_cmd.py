@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from ugosa_cli import bench as bench_lib
 from ugosa_cli import hub
 from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import InputError, UgosaError
-from ugosa_cli.metrics import FRAME_RULES
+from ugosa_cli.metrics import FRAME_RULES, check_frames
 from ugosa_cli.planning import CHOSEN
 from ugosa_cli.separation import pick_device
 
@@ -172,12 +171,12 @@ def bench(
     seed: guidance.Seed = 0,
     protocol: guidance.Protocol = "auto",
     amp: guidance.Amp = False,
-    shifts: Annotated[int, typer.Option("--shifts", metavar="N", help="Random time shifts averaged when separating (paper: 10).")] = 0,
+    shifts: Annotated[int, typer.Option("--shifts", metavar="N", help="Random time shifts averaged when separating, 0 to 100 (paper: 10).")] = 0,
     eval_win: Annotated[
-        float, typer.Option("--eval-win", metavar="SECONDS", help="BSSEval frame length in seconds (paper: 2).")
+        float, typer.Option("--eval-win", metavar="SECONDS", help="BSSEval frame length in seconds, 0.1 or more (paper: 2).")
     ] = 2.0,
     eval_hop: Annotated[
-        float, typer.Option("--eval-hop", metavar="SECONDS", help="BSSEval frame hop in seconds (paper: 1.5).")
+        float, typer.Option("--eval-hop", metavar="SECONDS", help="BSSEval frame hop in seconds, 0.1 or more (paper: 1.5).")
     ] = 1.5,
     frame_rule: Annotated[
         str,
@@ -215,9 +214,8 @@ def bench(
         raise InputError("--json, --csv and --markdown: choose one output format")
     if frame_rule not in FRAME_RULES:
         raise InputError(f"--frame-rule {frame_rule}: use one of {', '.join(FRAME_RULES)}")
-    for flag, seconds in (("--eval-win", eval_win), ("--eval-hop", eval_hop)):  # BenchSettings says win, hop
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise InputError(f"{flag} {seconds:g}: must be a positive number of seconds")
+    with guidance.flags_named({"win": "--eval-win", "hop": "--eval-hop"}):  # before the adaptation's own --hop
+        check_frames(eval_win, eval_hop)
     with guidance.flags_named():
         request = guidance.adaptation_request(
             strategy=None, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,

@@ -21,9 +21,9 @@ from ugosa_cli.audio import (
     match_channels,
     resample,
 )
-from ugosa_cli.cli import common
+from ugosa_cli.cli import common, guidance
 from ugosa_cli.errors import InputError
-from ugosa_cli.metrics import METRICS, evaluate_stems
+from ugosa_cli.metrics import METRICS, check_frames, evaluate_stems
 from ugosa_cli.sources import DEFAULT_SOURCES
 
 _HEADINGS = {"MDX_SDR": "MDX SDR"}
@@ -136,8 +136,8 @@ def evaluate(
             "as artefacts, not interference.",
         ),
     ] = None,
-    win: Annotated[float, typer.Option("--win", metavar="SECONDS", help="BSSEval frame length in seconds (the paper used 2).")] = 1.0,
-    hop: Annotated[float, typer.Option("--hop", metavar="SECONDS", help="BSSEval frame hop in seconds (the paper used 1.5).")] = 1.0,
+    win: Annotated[float, typer.Option("--win", metavar="SECONDS", help="BSSEval frame length in seconds, 0.1 or more (the paper used 2).")] = 1.0,
+    hop: Annotated[float, typer.Option("--hop", metavar="SECONDS", help="BSSEval frame hop in seconds, 0.1 or more (the paper used 1.5).")] = 1.0,
     json_out: common.JsonOut = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Print the scores as CSV on stdout.")] = False,
     quiet: common.Quiet = False,
@@ -151,9 +151,8 @@ def evaluate(
     common.configure(quiet=quiet, debug=debug)
     if json_out and csv_out:
         raise InputError("--json and --csv: choose one output format")
-    for option, seconds in (("--win", win), ("--hop", hop)):
-        if not seconds > 0:
-            raise InputError(f"{option} {seconds:g}: must be a positive number of seconds")
+    with guidance.flags_named({"win": "--win", "hop": "--hop"}):
+        check_frames(win, hop)
     reference_files = collect_stems(references, "--references")
     estimate_files = collect_stems(estimates, "--estimates")
     wanted = [name.strip() for name in (sources or "").split(",") if name.strip()]

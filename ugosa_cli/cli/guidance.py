@@ -83,7 +83,7 @@ StrategyOpt = Annotated[
     ),
 ]
 Epochs = Annotated[
-    Optional[int], typer.Option("--epochs", metavar="N", help="Passes over the song's windows (default: the model's recommendation, else the paper's 10).")
+    Optional[int], typer.Option("--epochs", metavar="N", help="Passes over the song's windows, 1 to 1000 (default: the model's recommendation, else the paper's 10).")
 ]
 Lr = Annotated[
     Optional[float],
@@ -92,11 +92,11 @@ Lr = Annotated[
 Window = Annotated[
     Optional[float],
     typer.Option(
-        "--window", metavar="SEC", help="Training window in seconds (default: the model's recommendation, else 10)."
+        "--window", metavar="SEC", help="Training window in seconds, 0.1 to 60 (default: the model's recommendation, else 10)."
     ),
 ]
 Hop = Annotated[
-    Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds (default: the model's recommendation, else the paper's 1).")
+    Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds, at least the window / 100 (default: the model's recommendation, else the paper's 1).")
 ]
 Gamma = Annotated[
     Optional[float],
@@ -123,7 +123,7 @@ Anchor = Annotated[
     ),
 ]
 BatchSize = Annotated[
-    Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step (default: the model's recommendation, else 1; 4 on CUDA).")
+    Optional[int], typer.Option("--batch-size", metavar="N", help="Windows per step, 1 to 64 (default: the model's recommendation, else 1; 4 on CUDA).")
 ]
 OptimizerOpt = Annotated[
     Optional[str],

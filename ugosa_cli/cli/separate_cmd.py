@@ -198,9 +198,9 @@ def separate(
     segment: Annotated[
         Optional[float], typer.Option("--segment", help="Segment length in seconds, 1 to 60 (default: the model's, 8 s).", metavar="SEC")
     ] = None,
-    overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, in [0, 1).", metavar="FRACTION")] = 0.25,
+    overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, 0 to 0.9.", metavar="FRACTION")] = 0.25,
     shifts: Annotated[
-        int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).", metavar="N")
+        int, typer.Option("--shifts", help="Average over this many random time shifts, 0 to 100 (slower, slightly better).", metavar="N")
     ] = 0,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the random shifts and the adaptation (window order); the same seed repeats a CPU run exactly.", metavar="N")] = 0,
     device: guidance.DeviceOpt = "auto",

@@ -36,7 +36,12 @@ class ModelBag(SeparationModel):
         table = [[1.0] * len(first.sources) for _ in members] if weights is None else [list(w) for w in weights]
         if len(table) != len(members) or any(len(row) != len(first.sources) for row in table):
             raise InputError(f"a bag of {len(members)} models needs one weight per model and source")
-        matrix = torch.tensor(table, dtype=torch.float32)
+        try:
+            matrix = torch.tensor(table, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError("bag weights must be numbers") from None
+        if not (matrix.isfinite().all() and matrix.sum(dim=0).isfinite().all()):
+            raise InputError("bag weights must be finite numbers (no NaN, no infinity)")
         if (matrix < 0).any() or (matrix.sum(dim=0) <= 0).any():
             raise InputError("bag weights must be 0 or more, with some weight for every source")
         self.members = nn.ModuleList(members)

@@ -17,10 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel, state_mismatch
+from ugosa_cli.models.family import SeparationModel, oversized, rate_and_segment_problem, state_mismatch
 from ugosa_cli.sources import DEFAULT_SOURCES, check_source_names
 
 EPS = 1e-8
+# The sizes of demucs v2's released ``tasnet`` (X is bounded by the segment instead): a configuration may ask for up
+# to :data:`~ugosa_cli.models.family.MAX_SIZE_FACTOR` times each.
+RELEASED_SIZES = {"N": 256, "L": 20, "B": 256, "H": 512, "P": 3, "R": 4}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Hyper-parameters of a ConvTasNet (names as in Luo & Mesgarani and demucs v2)."""
@@ -48,6 +53,15 @@ class ModelConfig:
                 raise InputError(f"model config: {name} must be a positive integer, got {value!r}")
         if self.L % 2:
             raise InputError(f"model config: L must be even, got {self.L}")
+        problem = oversized(dataclasses.asdict(self), RELEASED_SIZES) or rate_and_segment_problem(
+            self.samplerate, self.audio_channels, self.segment, self.L
+        )
+        frames = self.segment // (self.L // 2)  # encoder frames of one segment
+        if problem is None and frames.bit_length() <= self.X - 1:  # 2 ** (X - 1) > frames, without computing it
+            problem = (f"X {self.X}: the last block's dilation, 2**(X-1), is longer than a segment ({frames} frames), "
+                       "so it would see only padding")
+        if problem is not None:
+            raise InputError(f"model config: {problem}; the file is damaged or not a ConvTasNet ugosa can run: use another model file")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, ints, strs), safe for ``torch.load(weights_only=True)``."""

@@ -8,13 +8,53 @@ trainable suffix. Adding a family means one model module plus one :class:`ModelF
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 PrefixState = tuple[Tensor, ...]  # every tensor with the batch first, so windows concatenate along dim 0
+
+# What a separation network of any family can be run at and on. A model file's configuration states its sample
+# rate and its segment (the length it separates at once), and nothing in its weights bounds them, though they size
+# every separation's work and memory: each family's configuration checks them against these when a file is read.
+MODEL_RATES = (8000, 192000)  # Hz: telephone band to high-resolution audio
+MAX_AUDIO_CHANNELS = 2  # ugosa separates mono or stereo audio
+# The longest segment: above a minute a segment needs gigabytes of memory for no gain (the cross-fades between
+# segments already hide the seams). ``separate --segment`` has the same limit.
+MAX_SEGMENT_SECONDS = 60.0
+
+
+# A size in a model file's configuration (channels, layers, filter lengths) is refused above this many times the
+# released model's: every network is first built from its configuration (on PyTorch's meta device, allocating
+# nothing) to check the file's weights against it, and absurd sizes would make even that take hours.
+MAX_SIZE_FACTOR = 16
+
+
+def oversized(values: Mapping[str, float], released: Mapping[str, float]) -> str | None:
+    """The first of ``values`` above :data:`MAX_SIZE_FACTOR` times the ``released`` model's, in words, or ``None``."""
+    for name, size in released.items():
+        if values[name] > MAX_SIZE_FACTOR * size:
+            return f"{name} {values[name]!r} is more than {MAX_SIZE_FACTOR} times the released model's {size!r}"
+    return None
+
+
+def rate_and_segment_problem(samplerate: int, audio_channels: int, segment_samples: int, shortest: int) -> str | None:
+    """What is wrong with a configuration's sample rate, channel count and segment (samples), or ``None``.
+
+    ``shortest``: the fewest samples a segment of the family can hold (one filter, one STFT window).
+    """
+    low, high = MODEL_RATES
+    if not low <= samplerate <= high:
+        return f"samplerate {samplerate} is outside the rates separation models run at ({low} to {high} Hz)"
+    if audio_channels > MAX_AUDIO_CHANNELS:
+        return f"audio_channels {audio_channels}: ugosa separates mono or stereo audio (1 or 2 channels)"
+    longest = int(MAX_SEGMENT_SECONDS * samplerate)
+    if not shortest <= segment_samples <= longest:
+        return (f"a segment of {segment_samples} samples is outside what the model can separate at once "
+                f"({shortest} to {longest} samples, the most being {MAX_SEGMENT_SECONDS:g} s)")
+    return None
 
 
 def state_mismatch(build: Callable[[], nn.Module], state: Mapping[str, Tensor]) -> str | None:
@@ -35,6 +75,25 @@ def state_mismatch(build: Callable[[], nn.Module], state: Mapping[str, Tensor]) 
         if tuple(tensor.shape) != expected[key]:
             return f"{key} has shape {tuple(tensor.shape)}, expected {expected[key]}"
     return None
+
+
+def all_finite(tensors: Iterable[Tensor]) -> bool:
+    """Whether every value of every tensor is finite (no NaN, no infinity), with one device sync."""
+    checks = [tensor.isfinite().all() for tensor in tensors]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
+def stems_from_normalised(stems: Tensor, mean: float, std: float) -> Tensor:
+    """Stems (..., sources, channels, time) a network made of a mixture normalised as ``(mix - mean) / std``, back
+    at the mixture's level: scaled by ``std``, each with an equal share of ``mean``, so that stems adding up to the
+    normalised mixture add up to the mixture. (demucs adds all of ``mean`` to every stem: a constant offset then
+    comes out once per stem, and the stems of a constant input add up to several times it.)"""
+    return stems * std + mean / stems.shape[-3]
+
+
+def stems_to_normalised(stems: Tensor, mean: float, std: float) -> Tensor:
+    """The inverse of :func:`stems_from_normalised`: true stems as a network should make them (training targets)."""
+    return (stems - mean / stems.shape[-3]) / std
 
 
 class SeparationModel(nn.Module):

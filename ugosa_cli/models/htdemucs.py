@@ -44,7 +44,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel, state_mismatch
+from ugosa_cli.models.family import SeparationModel, oversized, rate_and_segment_problem, state_mismatch
 from ugosa_cli.sources import check_source_names
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
@@ -64,6 +64,9 @@ T_LAYER_SCALE_INIT = 1e-4
 T_MAX_PERIOD = 10000.0
 NORM_EPS = 1e-5
 SPEC_EPS = 1e-5  # added to the standard deviations of the branch inputs
+# The sizes of the released ``htdemucs``: a configuration may ask for up to
+# :data:`~ugosa_cli.models.family.MAX_SIZE_FACTOR` times each (its sample rate and segment are bounded on their own).
+RELEASED_SIZES = {"channels": 48, "nfft": 4096, "depth": 4, "bottom_channels": 512, "t_layers": 5, "t_hidden_scale": 4.0}
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,12 @@ class HTDemucsConfig:
             raise InputError(f"HT-Demucs config: bottom_channels must be 0 or positive, got {self.bottom_channels!r}")
         if not 0 <= self.t_dropout < 1:
             raise InputError(f"HT-Demucs config: t_dropout must be in [0, 1), got {self.t_dropout!r}")
+        scale = self.t_hidden_scale
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not (math.isfinite(scale) and scale > 0):
+            raise InputError(f"HT-Demucs config: t_hidden_scale must be a positive number, got {scale!r}")
+        too_large = oversized({name: getattr(self, name) for name in RELEASED_SIZES}, RELEASED_SIZES)
+        if too_large is not None:
+            raise InputError(f"HT-Demucs config: {too_large}; the file is damaged or not an HT-Demucs ugosa can run: use another model file")
         if self.channels < DCONV_COMPRESS:
             raise InputError(f"HT-Demucs config: channels must be at least {DCONV_COMPRESS}, got {self.channels}")
         freqs = self.nfft // 2
@@ -114,6 +123,9 @@ class HTDemucsConfig:
             raise InputError(
                 f"HT-Demucs config: transformer width {width} must be a multiple of 4 and of t_heads={self.t_heads}"
             )
+        problem = rate_and_segment_problem(self.samplerate, self.audio_channels, self.segment_samples, self.nfft)
+        if problem is not None:
+            raise InputError(f"HT-Demucs config: {problem}; the file is damaged or not an HT-Demucs ugosa can run: use another model file")
 
     @property
     def segment_samples(self) -> int:
@@ -1037,6 +1049,8 @@ def htdemucs_config_from_dict(values: Mapping[str, Any]) -> HTDemucsConfig:
     if unknown:
         raise InputError(f"HT-Demucs config: unknown keys {unknown}")
     numerator, denominator = values["segment"]
+    if not int(denominator) > 0:
+        raise InputError(f"HT-Demucs config: segment {numerator}/{denominator} is not a number of seconds")
     return HTDemucsConfig(**{**{k: v for k, v in values.items() if k != "segment"},
                              "sources": tuple(values["sources"]), "segment": Fraction(int(numerator), int(denominator))})
 
