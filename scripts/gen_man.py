@@ -99,6 +99,8 @@ EXAMPLES = [
      "ugosa adapt song.wav --labels song.txt -o song.th\nugosa separate song.wav --model song.th"),
     ("Adapt and separate in one step, one labels file per song found by a template:",
      "ugosa separate music/*.wav --labels '{dir}/{track}.txt'"),
+    ("Apply the labels to the stems another separator made (a folder of vocals.wav, drums.wav, ...):",
+     "ugosa filter song.wav --stems uvr_out/ --labels song.txt"),
     ("Show how long the adaptation would take, without training:", "ugosa adapt song.wav --labels song.txt --dry-run"),
     ("Score the stems against reference stems:", "ugosa eval --references musdb/track --estimates separated/tasnet/track"),
     ("Use ugosa without network: fetch the model file elsewhere, then import it:",
@@ -109,11 +111,14 @@ EXAMPLES = [
 DOCUMENTATION_INTRO = ("The full documentation is in the source distribution of ugosa (and its source tree), as "
                        "Markdown files; every command also has --help.")
 DOCUMENTATION = [
-    ("README.md", "What ugosa does, a quick start, the five commands a user needs, the models, and links to the "
+    ("README.md", "What ugosa does, a quick start, the six commands a user needs, the models, and links to the "
                   "pages below."),
-    ("docs/separating.md", "Inputs, output formats, the --filename template, segments, devices, file safety."),
+    ("docs/separating.md", "Inputs, output formats, the --filename template, segments, devices, file safety, the "
+                           "report page."),
     ("docs/labels.md", "Label files (Audacity, CSV, TSV, frames, JSON), the vocabulary and --map, the draft, how to "
-                       "make labels that pay."),
+                       "make labels that pay, labels as a picture."),
+    ("docs/filtering.md", "ugosa filter: the labels applied to stems from any separator, how stems are named, the "
+                          "two modes, stems that do not match."),
     ("docs/adapting.md", "Strategies, settings, the CPU plan, --resplit and --gate, what adapting gains."),
     ("docs/models.md", "Model names, files, URLs and hashes, the cache, environment variables, offline machines."),
     ("docs/scripting.md", "stdout, --json and stdin, exit codes, batches, --skip-existing, GNU parallel and Slurm."),
