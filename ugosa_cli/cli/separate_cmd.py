@@ -171,7 +171,10 @@ def separate(
     segment: Annotated[
         Optional[float], typer.Option("--segment", help="Segment length in seconds, 1 to 60 (default: the model's, 8 s).", metavar="SEC")
     ] = None,
-    overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, in [0, 1).", metavar="FRACTION")] = 0.25,
+    overlap: Annotated[
+        Optional[float],
+        typer.Option("--overlap", help="Overlap between segments, in [0, 1) (default: 0.25; MSST models: their configuration's inference.num_overlap).", metavar="FRACTION"),
+    ] = None,
     shifts: Annotated[
         int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).", metavar="N")
     ] = 0,
