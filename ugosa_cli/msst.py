@@ -301,14 +301,16 @@ def model_type_of(content: Mapping[str, Any], given: str | None, origin: str) ->
                      f"{'|'.join(MODEL_TYPES)}")
 
 
-def _model_values(model_type: str, section: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    """The ``model:`` section checked key by key (unknown keys refused), training-only keys dropped."""
+def _model_values(model_type: str, section: Mapping[str, Any], origin: str, given: bool) -> dict[str, Any]:
+    """The ``model:`` section checked key by key (unknown keys refused), training-only keys dropped; ``given``:
+    the model type was given by the user rather than by the configuration or its keys."""
     specs = MODEL_KEYS[model_type]
     unknown = sorted(str(key) for key in section if key not in specs)
     if unknown:
-        shown = ", ".join(repr(key[:40]) for key in unknown[:5])
-        raise InputError(f"{origin}: unknown key{'s' if len(unknown) > 1 else ''} in model: {shown} (not an "
-                         f"argument of msst's {model_type} model)")
+        shown = ", ".join(repr(key[:40]) for key in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        hint = "; is --model-type right?" if given else ""
+        raise InputError(f"{origin}: unknown key{'s' if len(unknown) > 1 else ''} in model: {shown} (not "
+                         f"{'arguments' if len(unknown) > 1 else 'an argument'} of msst's {model_type} model{hint})")
     values = {key: checked(value, specs[key], f"{origin}: model.{key}") for key, value in section.items()
               if value is not None}
     return {key: value for key, value in values.items() if key not in _TRAINING_ONLY}
@@ -394,7 +396,8 @@ def _source_names(names: tuple[str, ...], where: str) -> tuple[str, ...]:
 def parse_config(content: Mapping[str, Any], origin: str, model_type: str | None = None) -> MSSTConfig:
     """A checked :class:`MSSTConfig` from a loaded configuration (see the module docstring)."""
     kind = model_type_of(content, model_type, origin)
-    values = _model_values(kind, _section(content, "model", origin), origin)
+    given = model_type is not None and "model_type" not in (content.get("training") or {})
+    values = _model_values(kind, _section(content, "model", origin), origin, given)
     network: RoformerConfig | SCNetConfig
     try:
         network = _scnet_config(values, origin) if kind == SCNET else _roformer_config(kind, values, origin)

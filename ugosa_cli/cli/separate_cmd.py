@@ -82,7 +82,8 @@ def refuse_duplicates(tracks: list[str]) -> None:
 
 
 def batch_inputs(
-    tracks: list[str], from_list: str | None, model: str, labels: str | None, references: list[str]
+    tracks: list[str], from_list: str | None, model: str, labels: str | None, references: list[str],
+    config: str | None = None,
 ) -> list[tuple[Path, str]]:
     """Every file a batch reads, with what it is: the songs, the track list, a model file, each song's labels
     file and the reference stems, where they can be resolved (the others fail with their song)."""
@@ -91,6 +92,8 @@ def batch_inputs(
         inputs.append((Path(from_list), f"the track list {from_list}"))
     if Path(model).is_file():
         inputs.append((Path(model), f"the model file {model}"))
+    if config is not None and Path(config).is_file():
+        inputs.append((Path(config), f"the model configuration {config}"))
     for track in tracks if labels is not None and labels != STDIN else ():
         with contextlib.suppress(InputError):
             found = labels_for(str(labels), track, len(tracks))
@@ -134,6 +137,8 @@ def separate(
         ),
     ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
+    config: common.ConfigSpec = None,
+    model_type: common.ModelType = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -250,7 +255,7 @@ def separate(
     keep = _split_names(stems or []) or None
     torch_device = pick_device(device)
     ensure_writable(out)
-    loaded = common.load_model(model, offline=offline)
+    loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
     common.info(f"model {loaded.name} on {torch_device}")
     with guidance.flags_named():
         pipeline = GuidedSeparator(
@@ -261,7 +266,7 @@ def separate(
     written = selection.names(pipeline.sources)
     planned = [(track, spec.paths(model=pipeline.name, track=track_name(track), stems=written,
                                   parent=parent_name(track))) for track in tracks]
-    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or []), filename)
+    check_batch(planned, batch_inputs(tracks, from_list, model, labels, references or [], config), filename)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track, paths in planned:
