@@ -134,8 +134,8 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, dim_head: int, stored: bool = True) -> None:
         super().__init__()
-        exponents = torch.arange(0, dim_head, 2)[: dim_head // 2].float() / dim_head
-        self.register_buffer("freqs", 1.0 / ROTARY_THETA**exponents, persistent=stored)
+        freqs = [1.0 / ROTARY_THETA ** (2 * index / dim_head) for index in range(dim_head // 2)]
+        self.register_buffer("freqs", torch.tensor(freqs, dtype=torch.float32), persistent=stored)
 
     def forward(self, x: Tensor) -> Tensor:
         positions = torch.arange(x.shape[-2], device=x.device, dtype=self.freqs.dtype)
@@ -319,7 +319,8 @@ class Roformer(MSSTNetwork):
         self.mask_estimators = nn.ModuleList(
             MaskEstimator(config.dim, widths, linears, config.mlp_expansion_factor) for _ in range(config.num_stems)
         )
-        self.register_buffer("window", torch.hann_window(config.stft_win_length), persistent=False)
+        # made on the CPU even while building on the meta device (where it would load torch's decompositions)
+        self.register_buffer("window", torch.hann_window(config.stft_win_length, device="cpu"), persistent=False)
 
     @property
     def audio_channels(self) -> int:
