@@ -14,7 +14,8 @@ Speed: msst's ``demix`` and ugosa's separation (``separate_array``, what ``ugosa
 stereo 44.1 kHz clip, alternating, ``--repeats`` times; process CPU seconds and wall seconds per second of
 audio, and the largest difference between their stems. ``--memory``: the peak resident memory of
 ``ugosa separate`` on an N-minute song (child process, ``ru_maxrss``) against that of msst's ``demix`` on the
-same song in a child process, each above the memory of loading the model alone. ``--train-step``: one
+same song in a child process, each above the memory of loading the model alone (the song is 44.1 kHz stereo;
+``--size tiny`` runs the tiny networks at that rate: the song-sized memory is the same for any network). ``--train-step``: one
 adaptation step per cut point on one window (CPU seconds of the frozen prefix, of a step, of a forward).
 Torch runs ``--threads`` threads (default 2); ``OMP_WAIT_POLICY=PASSIVE`` steadies the figures on a shared
 machine.
@@ -76,9 +77,9 @@ MODELS: dict[str, dict[str, dict[str, Any]]] = {
 CHUNKING = {"bs_roformer": (352800, 2, 4), "mel_band_roformer": (352800, 2, 4), "scnet": (485100, 4, 8)}
 
 
-def configuration(kind: str, size: str) -> dict[str, Any]:
-    """An MSST configuration of ``kind`` at ``size`` (tiny: 8 kHz, one-second chunks)."""
-    rate = 8000 if size == "tiny" else RATE
+def configuration(kind: str, size: str, rate: int | None = None) -> dict[str, Any]:
+    """An MSST configuration of ``kind`` at ``size`` (tiny: one-second chunks at ``rate``, default 8 kHz)."""
+    rate = rate or (8000 if size == "tiny" else RATE)
     chunk, overlap, batch = (rate, 2, 4) if size == "tiny" else CHUNKING[kind]
     vocal = kind != "scnet"
     return {
@@ -90,14 +91,14 @@ def configuration(kind: str, size: str) -> dict[str, Any]:
     }
 
 
-def write_model(folder: Path, kind: str, size: str) -> tuple[Path, Path, Any, Any]:
+def write_model(folder: Path, kind: str, size: str, rate: int | None = None) -> tuple[Path, Path, Any, Any]:
     """msst's model of the configuration (norms perturbed), its YAML and weights; returns both paths,
     msst's model and msst's loaded configuration."""
     import_msst()
     from msst.utils.settings import get_model_from_config
 
     config_path = folder / f"{kind}.yaml"
-    config_path.write_text(yaml.dump(configuration(kind, size), sort_keys=False))
+    config_path.write_text(yaml.dump(configuration(kind, size, rate), sort_keys=False))
     torch.manual_seed(TYPES.index(kind))
     theirs, config = get_model_from_config(kind, str(config_path))
     perturb_norms(theirs.eval(), seed=TYPES.index(kind) + 1)
@@ -185,8 +186,8 @@ def peak_rss_mb(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 def memory(kind: str, size: str, minutes: float, threads: int, folder: Path) -> dict[str, Any]:
     import soundfile as sf
 
-    config_path, weights, _, _ = write_model(folder, kind, size)
-    rate = 8000 if size == "tiny" else RATE
+    rate = RATE  # the song-sized memory is that of a 44.1 kHz song, whatever the model's size
+    config_path, weights, _, _ = write_model(folder, kind, size, rate)
     path = folder / "song.wav"
     with sf.SoundFile(path, "w", samplerate=rate, channels=2, subtype="PCM_16") as handle:
         for start in range(0, int(minutes * 60), 10):

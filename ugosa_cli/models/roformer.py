@@ -265,16 +265,14 @@ class MaskEstimator(nn.Module):
 
 @dataclass
 class RoformerState:
-    """A RoFormer between its stages: the band features (b, T, bands, d) after ``layers_done`` layers (and,
-    with ``timed``, the next layer's part across time), the complex spectrum (b, F * c, T), the mixture
-    (b, c, time) and the layers' outputs the skip connections add."""
+    """A RoFormer between its stages: the band features (b, T, bands, d) after ``layers_done`` layers, the
+    complex spectrum (b, F * c, T), the mixture (b, c, time) and the layers' outputs the skip connections add."""
 
     features: Tensor
     spectrum: Tensor
     mix: Tensor
     layers_done: int
     stored: list[Tensor]
-    timed: bool = False
 
 
 class Roformer(MSSTNetwork):
@@ -349,15 +347,9 @@ class Roformer(MSSTNetwork):
 
     def run_layers(self, state: RoformerState, stop: int, *, recompute: bool = False) -> RoformerState:
         """The layers from ``state.layers_done`` up to ``stop`` (exclusive); with ``recompute`` each layer's
-        activations are recomputed in the backward pass. A state whose last layer ran only its part across
-        time (:meth:`across_time`) runs that layer's part across the bands first."""
-        x, stored, done = state.features, list(state.stored), state.layers_done
-        if state.timed:
-            x = self._across_bands(self.layers[done], x)
-            if self.config.skip_connection:
-                stored.append(x)
-            done += 1
-        for index in range(done, stop):
+        activations are recomputed in the backward pass."""
+        x, stored = state.features, list(state.stored)
+        for index in range(state.layers_done, stop):
             stage = self.layers[index]
             if recompute and torch.is_grad_enabled():
                 x = cast(Tensor, torch.utils.checkpoint.checkpoint(self._layer, stage, x, stored, use_reentrant=False))
@@ -365,32 +357,21 @@ class Roformer(MSSTNetwork):
                 x = self._layer(stage, x, stored)
             if self.config.skip_connection:
                 stored.append(x)
-        return RoformerState(x, state.spectrum, state.mix, max(stop, done), stored)
-
-    def across_time(self, state: RoformerState) -> RoformerState:
-        """The first part of the next layer: its linear-attention transformer (if any), the skip connections'
-        sum and its transformer across time."""
-        x = self._across_time(self.layers[state.layers_done], state.features, state.stored)
-        return RoformerState(x, state.spectrum, state.mix, state.layers_done, list(state.stored), timed=True)
+        return RoformerState(x, state.spectrum, state.mix, max(stop, state.layers_done), stored)
 
     def _layer(self, stage: nn.Module, x: Tensor, stored: list[Tensor]) -> Tensor:
-        """One layer on (b, T, bands, dim)."""
-        return self._across_bands(stage, self._across_time(stage, x, stored))
-
-    def _across_time(self, stage: nn.Module, x: Tensor, stored: list[Tensor]) -> Tensor:
+        """One layer on (b, T, bands, dim): the linear-attention transformer (if any), the skip connections' sum,
+        the transformer across time within each band, then the one across the bands within each frame."""
         batch, frames, bands, dim = x.shape
         transformers = list(cast(nn.ModuleList, stage))
         if len(transformers) == 3:
-            x = transformers[0](x.reshape(batch, frames * bands, dim)).reshape(batch, frames, bands, dim)
+            x = transformers.pop(0)(x.reshape(batch, frames * bands, dim)).reshape(batch, frames, bands, dim)
         for earlier in stored:
             x = x + earlier
-        x = transformers[-2](x.transpose(1, 2).reshape(batch * bands, frames, dim))
-        return x.reshape(batch, bands, frames, dim).transpose(1, 2)
-
-    def _across_bands(self, stage: nn.Module, x: Tensor) -> Tensor:
-        batch, frames, bands, dim = x.shape
-        across_bands = cast(nn.ModuleList, stage)[-1]
-        return cast(Tensor, across_bands(x.reshape(batch * frames, bands, dim))).reshape(batch, frames, bands, dim)
+        across_time, across_bands = transformers
+        x = across_time(x.transpose(1, 2).reshape(batch * bands, frames, dim))
+        x = x.reshape(batch, bands, frames, dim).transpose(1, 2).reshape(batch * frames, bands, dim)
+        return cast(Tensor, across_bands(x)).reshape(batch, frames, bands, dim)
 
     def decode(self, state: RoformerState, only: int | None = None) -> Tensor:
         """Masks from the features after the last layer, applied and inverted: (b, stems, c, time)."""
