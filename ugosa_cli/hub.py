@@ -332,12 +332,12 @@ def ensure_url(
     progress: Progress | None = None,
     on_warning: Warn | None = None,
     option: str = "--model",
-    limit: int = MAX_DOWNLOAD_BYTES,
+    limit: int | None = None,
 ) -> Path:
     """The cached copy of the file at ``url``, downloading it if needed; a download is verified against a
     ``#sha256=`` pin or the hash its name carries, else made with a warning (a cached copy is checked against a
     pin by its reader: :func:`pinned_mismatch`). ``option``: the flag the file is given to; ``limit``: the most
-    bytes it may have."""
+    bytes it may have (None: :data:`MAX_DOWNLOAD_BYTES`)."""
     base, pin = split_pin(url)
     target = url_cache_path(base)
     if not target.is_file() and not offline_mode(offline) and pin is None and expected_prefix(target.name) is None:
@@ -356,7 +356,7 @@ def pinned_mismatch(url: str, path: Path) -> str:
 
 
 def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, offline_hint: str,
-          expected: str | None = None, limit: int = MAX_DOWNLOAD_BYTES) -> Path:
+          expected: str | None = None, limit: int | None = None) -> Path:
     """``target``, downloaded from ``url`` unless already there; safe against concurrent processes."""
     if target.is_file():
         return target
@@ -370,10 +370,12 @@ def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, o
 
 
 def download(url: str, target: Path, *, progress: Progress | None = None, expected: str | None = None,
-             limit: int = MAX_DOWNLOAD_BYTES) -> None:
+             limit: int | None = None) -> None:
     """Stream ``url`` to a temporary file beside ``target``, check its length and SHA-256 (``expected``, else
-    the prefix the file name carries), then rename. At most ``limit`` bytes are written."""
+    the prefix the file name carries), then rename. At most ``limit`` bytes (None: :data:`MAX_DOWNLOAD_BYTES`)
+    are written."""
     expected = expected or expected_prefix(target.name)
+    limit = MAX_DOWNLOAD_BYTES if limit is None else limit
     request = urllib.request.Request(url, headers={"User-Agent": f"ugosa/{__version__}"})
     opener = urllib.request.build_opener(NoDowngradeRedirect())
     done = 0

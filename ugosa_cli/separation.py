@@ -444,6 +444,8 @@ def _stream_stems(
     progress: ProgressCallback | None,
 ) -> Iterator[Tensor]:
     """Stems (sources, channels, n) of a mixture of ``frames`` samples at the model's rate, stretch by stretch."""
+    if model.fade_chunking is not None and options.shifts:
+        check_options(model, options)  # refused: msst has no shifts
     segmenter = _Segmenter(model, segment_samples(model, options), segment_stride(model, options), options.batch_size)
     rng = random.Random(options.seed)
     max_shift = int(0.5 * model.samplerate)

@@ -178,7 +178,7 @@ def separate(
     ] = None,
     overlap: Annotated[
         Optional[float],
-        typer.Option("--overlap", help="Overlap between segments, in [0, 1) (default: 0.25; MSST models: their configuration's inference.num_overlap).", metavar="FRACTION"),
+        typer.Option("--overlap", help="Overlap between segments, in [0, 1) (default: 0.25; a --config model: its configuration's inference.num_overlap).", metavar="FRACTION"),
     ] = None,
     shifts: Annotated[
         int, typer.Option("--shifts", help="Average over this many random time shifts (slower, slightly better).", metavar="N")
