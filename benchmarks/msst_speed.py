@@ -40,8 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import torch
-import yaml
-from reference import MSST_DIR, import_msst, perturb_norms
+from reference import MSST_DIR, import_msst, msst_model_files
 
 TYPES = ("bs_roformer", "mel_band_roformer", "scnet")
 RATE = 44100
@@ -94,17 +93,7 @@ def configuration(kind: str, size: str, rate: int | None = None) -> dict[str, An
 def write_model(folder: Path, kind: str, size: str, rate: int | None = None) -> tuple[Path, Path, Any, Any]:
     """msst's model of the configuration (norms perturbed), its YAML and weights; returns both paths,
     msst's model and msst's loaded configuration."""
-    import_msst()
-    from msst.utils.settings import get_model_from_config
-
-    config_path = folder / f"{kind}.yaml"
-    config_path.write_text(yaml.dump(configuration(kind, size, rate), sort_keys=False))
-    torch.manual_seed(TYPES.index(kind))
-    theirs, config = get_model_from_config(kind, str(config_path))
-    perturb_norms(theirs.eval(), seed=TYPES.index(kind) + 1)
-    weights = folder / f"{kind}.ckpt"
-    torch.save({"state_dict": theirs.state_dict()}, weights)
-    return config_path, weights, theirs, config
+    return msst_model_files(folder, kind, configuration(kind, size, rate), TYPES.index(kind))
 
 
 def song(seconds: float, rate: int, seed: int = 0) -> np.ndarray:

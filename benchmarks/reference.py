@@ -88,6 +88,26 @@ def import_msst(target: Path = MSST_DIR) -> Any:
                            ConfigDict=ConfigDict)
 
 
+def msst_model_files(folder: Path, kind: str, config: dict[str, Any], seed: int) -> tuple[Path, Path, Any, Any]:
+    """msst's model of ``config`` (a mapping as its YAML files hold), built by msst's own loader from a YAML file
+    written into ``folder``, its norms perturbed (:func:`perturb_norms`) and saved as MSST checkpoints are (the
+    state dict under ``state_dict``); returns the YAML and weights paths, msst's model and msst's configuration."""
+    import torch
+    import yaml
+
+    import_msst()
+    from msst.utils.settings import get_model_from_config
+
+    config_path = folder / f"{kind}.yaml"
+    config_path.write_text(yaml.dump(config, sort_keys=False))
+    torch.manual_seed(seed)
+    model, loaded = get_model_from_config(kind, str(config_path))
+    perturb_norms(model.eval(), seed=seed + 1)
+    weights = folder / f"{kind}.ckpt"
+    torch.save({"state_dict": model.state_dict()}, weights)
+    return config_path, weights, model, loaded
+
+
 def perturb_norms(model: Any, seed: int = 1) -> None:
     """Every norm's scale (RMSNorm ``gamma``, GroupNorm weight and bias) and every learned temperature moved
     away from its initial value, so a norm loaded under the wrong key changes the output."""

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_htdemucs_separation import _Blocks
 from test_hub import hub_env, server  # noqa: F401 - the local model server
-from test_msst_config import RATE, TYPES, dump_yaml, small_config, write_msst
+from test_msst_config import RATE, TYPES, small_config, write_msst
 
 from ugosa_cli.audio import Audio
 from ugosa_cli.checkpoint import MSSTSource, read_model
@@ -89,17 +90,6 @@ def test_shifts_are_refused_for_msst_models(tmp_path):
         check_options(model, SeparationOptions(shifts=1))
 
 
-class _Blocks:
-    """Audio read in blocks of an odd size (the loop must not depend on the block boundaries)."""
-
-    def __init__(self, audio: Audio, size: int) -> None:
-        self.audio, self.size = audio, size
-        self.source, self.samplerate, self.channels, self.frames = audio.source, audio.samplerate, 2, audio.frames
-
-    def blocks(self, size: int = 0):
-        return self.audio.blocks(self.size)
-
-
 # --- against msst 0.1.0 ---------------------------------------------------------------------------------------
 
 
@@ -125,19 +115,10 @@ def test_the_mel_filterbank_equals_librosas(msst):
 
 
 def _reference(msst, folder: Path, kind: str, **options):
-    """msst's model of a small configuration, built by msst's own loader, norms perturbed, saved as MSST
-    checkpoints are (``state_dict``); returns the YAML and weights paths, msst's model and its config."""
-    from msst.utils.settings import get_model_from_config
-    from reference import perturb_norms
+    """msst's model of a small configuration, its files and msst's configuration (reference.msst_model_files)."""
+    from reference import msst_model_files
 
-    config_path = folder / f"{kind}.yaml"
-    config_path.write_text(dump_yaml(small_config(kind, **options)))
-    torch.manual_seed(TYPES.index(kind))
-    theirs, config = get_model_from_config(kind, str(config_path))
-    perturb_norms(theirs.eval(), seed=TYPES.index(kind) + 1)
-    weights = folder / f"{kind}.ckpt"
-    torch.save({"state_dict": theirs.state_dict()}, weights)
-    return config_path, weights, theirs, config
+    return msst_model_files(folder, kind, small_config(kind, **options), TYPES.index(kind))
 
 
 def _demix(msst, theirs, config, kind: str, mix: np.ndarray) -> np.ndarray:
