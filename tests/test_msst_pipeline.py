@@ -15,7 +15,7 @@ from test_msst_config import RATE, TYPES, write_msst
 from ugosa_cli import planning
 from ugosa_cli.adaptation import AdaptationSettings, Adapter
 from ugosa_cli.checkpoint import LoadedModel, MSSTSource, load_model_file, read_model
-from ugosa_cli.labels import read_labels
+from ugosa_cli.labels import read_labels, source_for_name
 from ugosa_cli.models import family_of
 from ugosa_cli.pipeline import GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest
@@ -168,3 +168,10 @@ def test_the_plan_says_plainly_when_a_model_is_too_slow_to_adapt_on_a_cpu(tmp_pa
     assert "adapting it takes a CUDA GPU (--device cuda) with at least 1 GiB of memory" in warning
     monkeypatch.setattr(planning, "SLOW_CPU_STEP_SECONDS", 1e9)
     assert not any("too slow" in line for line in separator.plan(Audio(mix, RATE, str(song)), labels).warnings)
+
+
+def test_words_for_the_rest_name_the_second_source_of_two_source_models_only():
+    assert source_for_name("other", ("vocals", "instrumental")) == "instrumental"
+    assert source_for_name("Karaoke", ("vocals", "other")) == "other"
+    assert source_for_name("vox", ("vocals", "instrumental")) == "vocals"
+    assert source_for_name("instrumental", ("drums", "bass", "other", "vocals")) is None  # not a synonym of other
