@@ -164,7 +164,7 @@ def test_the_plan_says_plainly_when_a_model_is_too_slow_to_adapt_on_a_cpu(tmp_pa
     plan = separator.plan(Audio(mix, RATE, str(song)), labels)
     warning = next(line for line in plan.warnings if "too slow to adapt on a CPU" in line)
     assert warning.startswith("RoFormer at this size is too slow to adapt on a CPU: one training step took ")
-    assert "the paper's protocol (10 steps for this song)" in warning
+    assert "the paper's protocol (10 steps over 1 window of this song)" in warning
     assert "adapting it takes a CUDA GPU (--device cuda) with at least 1 GiB of memory" in warning
     monkeypatch.setattr(planning, "SLOW_CPU_STEP_SECONDS", 1e9)
     assert not any("too slow" in line for line in separator.plan(Audio(mix, RATE, str(song)), labels).warnings)

@@ -46,8 +46,9 @@ MOSTLY_SILENT = 0.4
 # (one or two of four) applying the labels to the pretrained stems (the resplit filter) gained more on the tuning
 # songs (BENCHMARKS.md, "Rests of few sources"), so ``separate --labels`` does that unless a strategy is given.
 RESTING_SHARE_TO_ADAPT = 0.5
-# A training step slower than this on a CPU (seconds) makes adapting a job for a GPU: the paper's protocol is
-# about 2,000 steps for a 3-minute song (10 epochs over 10 s windows with a 1 s hop), two days at this pace.
+# A training step, or the frozen part of one window, slower than this on a CPU (seconds) makes adapting a job for
+# a GPU: the paper's protocol is about 2,000 steps over 170 windows for a 3-minute song (10 epochs over 10 s
+# windows with a 1 s hop), days at this pace.
 SLOW_CPU_STEP_SECONDS = 60.0
 
 
@@ -241,19 +242,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.0f} hours" if seconds < 2 * 86400 else f"{seconds / 86400:.0f} days"
 
 
-def slow_cpu_warning(model: SeparationModel, step_seconds: float, steps: int, frames: int, memory_bytes: int) -> str:
-    """The plan's warning when one measured training step on the CPU takes over :data:`SLOW_CPU_STEP_SECONDS`:
-    what this plan and the paper's protocol take here, and the GPU adapting such a model takes."""
+def slow_cpu_warning(model: SeparationModel, step_seconds: float, prefix_seconds: float, plan_seconds: float,
+                     frames: int, memory_bytes: int) -> str:
+    """The plan's warning when a measured training step, or the frozen part of a window, takes over
+    :data:`SLOW_CPU_STEP_SECONDS` on the CPU: what this plan and the paper's protocol take here (windows
+    prepared once, then the steps), and the GPU adapting such a model takes."""
     paper = AdaptationSettings()
     rate = model.samplerate
     windows = len(window_starts(frames, int(round(paper.window * rate)), int(round(paper.hop * rate))))
     paper_steps = paper.epochs * windows
+    paper_seconds = windows * prefix_seconds + paper_steps * step_seconds
     return (
         f"{family_of(model).name} at this size is too slow to adapt on a CPU: one training step took "
-        f"{step_seconds:.0f} s here, so this plan's {steps} step(s) take about {_duration(steps * step_seconds)} "
-        f"and the paper's protocol ({paper_steps} steps for this song) about {_duration(paper_steps * step_seconds)}; "
-        f"adapting it takes a CUDA GPU (--device cuda) with at least {max(1, math.ceil(memory_bytes / 2**30))} GiB "
-        "of memory"
+        f"{step_seconds:.0f} s here and the frozen part of each window {prefix_seconds:.0f} s, so this plan takes "
+        f"about {_duration(plan_seconds)} and the paper's protocol ({paper_steps} steps over {windows} "
+        f"window{'s' if windows != 1 else ''} of this song) about {_duration(paper_seconds)}; adapting it takes a CUDA GPU (--device cuda) with at least "
+        f"{max(1, math.ceil(memory_bytes / 2**30))} GiB of memory"
     )
 
 
@@ -346,9 +350,8 @@ def plan_adaptation(
     if strategy.trains and estimate:  # timing only informs the estimate (and a warning), never the plan
         step_s, prefix_s, _ = adapter.measure()
         seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
-        if device.type == "cpu" and step_s > SLOW_CPU_STEP_SECONDS:
-            steps = adapter.steps_per_epoch * settings.epochs
-            warnings.append(slow_cpu_warning(model, step_s, steps, mix.shape[1], adapter.memory_estimate()))
+        if device.type == "cpu" and max(step_s, prefix_s) > SLOW_CPU_STEP_SECONDS:
+            warnings.append(slow_cpu_warning(model, step_s, prefix_s, seconds, mix.shape[1], adapter.memory_estimate()))
     if strategy.loss is Loss.PROPOSED:
         for name, share in mostly_silent(activations, model.sources).items():
             warnings.append(
