@@ -62,7 +62,7 @@ complete -c ugosa -n '__ugosa_at separate' -l clip-mode -r -f -a 'rescale clamp 
 complete -c ugosa -n '__ugosa_at separate' -l stems -r -f -a 'drums bass other vocals' -d 'Keep only these stems (comma-separated or repeated).'
 complete -c ugosa -n '__ugosa_at separate' -l two-stems -r -f -a 'drums bass other vocals' -d 'Write STEM and no_STEM (the sum of the others) only.'
 complete -c ugosa -n '__ugosa_at separate' -l segment -r -f -d 'Segment length in seconds, 1 to 60 (default: the model\'s, 8 s).'
-complete -c ugosa -n '__ugosa_at separate' -l overlap -r -f -d 'Overlap between segments, in [0, 1) (default: 0.25; MSST models: their configuration\'s inference.num_overlap).'
+complete -c ugosa -n '__ugosa_at separate' -l overlap -r -f -d 'Overlap between segments, in [0, 1) (default: 0.25; a --config model: its configuration\'s inference.num_overlap).'
 complete -c ugosa -n '__ugosa_at separate' -l shifts -r -f -d 'Average over this many random time shifts (slower, slightly better).'
 complete -c ugosa -n '__ugosa_at separate' -l seed -r -f -d 'Seed for the random shifts and the adaptation (window order); the same seed repeats a CPU run exactly.'
 complete -c ugosa -n '__ugosa_at separate' -s d -l device -r -f -a 'auto cpu cuda mps' -d 'One of auto, cpu, cuda, mps.'
