@@ -20,7 +20,7 @@ from ugosa_cli import hub
 from ugosa_cli.checkpoint import MSSTSource, load_model_file, read_model, save_checkpoint
 from ugosa_cli.errors import InputError
 from ugosa_cli.models.roformer import Roformer, RoformerLayout
-from ugosa_cli.msst import load_yaml, parse_config
+from ugosa_cli.msst import load_yaml, parse_config, state_from_content
 
 RATE = 8000
 BS_BANDS = (4,) * 8 + (8,) * 8 + (33,)  # 129 bins of a 256-point FFT
@@ -218,13 +218,14 @@ def test_missing_sections_and_keys_are_named():
 
 
 def test_state_dicts_load_bare_or_wrapped_as_msst_writes_them(tmp_path):
-    config, ckpt, network = write_msst(tmp_path, "bs_roformer", wrap=None)
+    config, ckpt, network = write_msst(tmp_path, "bs_roformer", wrap="model_state_dict")
     state = network.state_dict()
     for wrap in (None, "state_dict", "state", "model_state_dict", "model"):
-        torch.save({wrap: state, "epoch": 3} if wrap else state, ckpt)
-        model, provenance = read_model(ckpt, MSSTSource(config))
-        assert provenance["msst"]["model_type"] == "bs_roformer"
-        assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
+        content = {wrap: state, "epoch": 3, "optimizer_state_dict": {"lr": 1.0}} if wrap else state
+        assert state_from_content(content, "x.ckpt").keys() == state.keys()
+    model, provenance = read_model(ckpt, MSSTSource(config))  # as a full training checkpoint holds it
+    assert provenance["msst"]["model_type"] == "bs_roformer"
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
     torch.save({"optimizer": {"lr": 1.0}}, ckpt)
     with pytest.raises(InputError, match="holds no state dict"):
         read_model(ckpt, MSSTSource(config))
