@@ -79,7 +79,8 @@ CHUNKING = {"bs_roformer": (352800, 2, 4), "mel_band_roformer": (352800, 2, 4), 
 def configuration(kind: str, size: str, rate: int | None = None) -> dict[str, Any]:
     """An MSST configuration of ``kind`` at ``size`` (tiny: one-second chunks at ``rate``, default 8 kHz)."""
     rate = rate or (8000 if size == "tiny" else RATE)
-    chunk, overlap, batch = (rate, 2, 4) if size == "tiny" else CHUNKING[kind]
+    # tiny: a second, in whole STFT hops (msst's Mel-Band RoFormer returns whole hops only)
+    chunk, overlap, batch = (rate // 64 * 64, 2, 4) if size == "tiny" else CHUNKING[kind]
     vocal = kind != "scnet"
     return {
         "audio": {"chunk_size": chunk, "num_channels": 2, "sample_rate": rate, "min_mean_abs": 0.0},
