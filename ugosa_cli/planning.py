@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ugosa_cli.adaptation import ANCHOR_STEP_SHARE, AdaptationSettings, Adapter, check_settings, rests_somewhere
+from ugosa_cli.adaptation import (
+    ANCHOR_STEP_SHARE,
+    AdaptationSettings,
+    Adapter,
+    check_settings,
+    rests_somewhere,
+    window_starts,
+)
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
@@ -46,6 +53,10 @@ MOSTLY_SILENT = 0.4
 # (one or two of four) applying the labels to the pretrained stems (the resplit filter) gained more on the tuning
 # songs (BENCHMARKS.md, "Rests of few sources"), so ``separate --labels`` does that unless a strategy is given.
 RESTING_SHARE_TO_ADAPT = 0.5
+# A training step, or the frozen part of one window, slower than this on a CPU (seconds) makes adapting a job for
+# a GPU: the paper's protocol is about 2,000 steps over 170 windows for a 3-minute song (10 epochs over 10 s
+# windows with a 1 s hop), days at this pace.
+SLOW_CPU_STEP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,31 @@ def few_rests_warning(resting: Sequence[str], sources: Sequence[str]) -> str:
     )
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.0f} hours" if seconds < 2 * 86400 else f"{seconds / 86400:.0f} days"
+
+
+def slow_cpu_warning(model: SeparationModel, step_seconds: float, prefix_seconds: float, plan_seconds: float,
+                     frames: int, memory_bytes: int) -> str:
+    """The plan's warning when a measured training step, or the frozen part of a window, takes over
+    :data:`SLOW_CPU_STEP_SECONDS` on the CPU: what this plan and the paper's protocol take here (windows
+    prepared once, then the steps), and the GPU adapting such a model takes."""
+    paper = AdaptationSettings()
+    rate = model.samplerate
+    windows = len(window_starts(frames, int(round(paper.window * rate)), int(round(paper.hop * rate))))
+    paper_steps = paper.epochs * windows
+    paper_seconds = windows * prefix_seconds + paper_steps * step_seconds
+    return (
+        f"{family_of(model).name} at this size is too slow to adapt on a CPU: one training step took "
+        f"{step_seconds:.0f} s here and the frozen part of each window {prefix_seconds:.0f} s, so this plan takes "
+        f"about {_duration(plan_seconds)} and the paper's protocol ({paper_steps} steps over {windows} "
+        f"window{'s' if windows != 1 else ''} of this song) about {_duration(paper_seconds)}; adapting it takes a CUDA GPU (--device cuda) with at least "
+        f"{max(1, math.ceil(memory_bytes / 2**30))} GiB of memory"
+    )
+
+
 @dataclass
 class AdaptationPlan:
     """What an adaptation will do, decided before it trains; :attr:`adapter` runs it."""
@@ -318,10 +354,12 @@ def plan_adaptation(
     seconds = None
     if not strategy.trains:
         seconds = 0.0
-    elif estimate:  # timing only informs the estimate, never the plan
+    warnings = [NO_REST_WARNING] if resplits and not resting else []
+    if strategy.trains and estimate:  # timing only informs the estimate (and a warning), never the plan
         step_s, prefix_s, _ = adapter.measure()
         seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
-    warnings = [NO_REST_WARNING] if resplits and not resting else []
+        if device.type == "cpu" and max(step_s, prefix_s) > SLOW_CPU_STEP_SECONDS:
+            warnings.append(slow_cpu_warning(model, step_s, prefix_s, seconds, mix.shape[1], adapter.memory_estimate()))
     if strategy.loss is Loss.PROPOSED:
         for name, share in mostly_silent(activations, model.sources).items():
             warnings.append(
