@@ -120,7 +120,8 @@ DOCUMENTATION = [
     ("docs/filtering.md", "ugosa filter: the labels applied to stems from any separator, how stems are named, the "
                           "two modes, stems that do not match."),
     ("docs/adapting.md", "Strategies, settings, the CPU plan, --resplit and --gate, what adapting gains."),
-    ("docs/models.md", "Model names, files, URLs and hashes, the cache, environment variables, offline machines."),
+    ("docs/models.md", "Model names, files, BS-RoFormer, Mel-Band RoFormer and SCNet checkpoints from MSST and UVR "
+                       "(--config), URLs and hashes, the cache, environment variables, offline machines."),
     ("docs/scripting.md", "stdout, --json and stdin, exit codes, batches, --skip-existing, GNU parallel and Slurm."),
     ("docs/evaluation.md", "ugosa eval and its metrics, ugosa demo, ugosa bench and the paper's experiment."),
     ("docs/troubleshooting.md", "Every error message: its cause and what to do."),
