@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -40,6 +42,29 @@ def test_demucs_style_file_loads_with_inferred_hyper_parameters(tmp_path, full_s
     for key, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, full_state[key]), key
     assert len(loaded.sha256) == 64
+
+
+# Run in a fresh interpreter: the model files are checked against their configuration on PyTorch's meta device,
+# where PyTorch's own random initialisers (and hann_window) import its compiler stack, seconds before any work.
+FRESH_LOAD = """
+import sys
+from ugosa_cli.checkpoint import load_model_file
+from ugosa_cli.models.htdemucs import HTDemucs, HTDemucsConfig, build_from_config
+model = load_model_file(sys.argv[1]).model
+config = HTDemucsConfig(channels=8, nfft=512, depth=2, t_layers=1, t_heads=2, samplerate=8000)
+build_from_config(config, HTDemucs(config).state_dict())
+print("torch._dynamo" in sys.modules)
+"""
+
+
+@pytest.mark.slow  # a subprocess importing PyTorch
+def test_loading_a_model_file_leaves_the_compiler_unloaded(tmp_path, tiny_model):
+    path = tmp_path / "tasnet.th"
+    save_checkpoint(path, tiny_model)
+    result = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(path)], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
 
 
 def test_inferred_config_of_a_small_model():

@@ -17,7 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel, oversized, rate_and_segment_problem, state_mismatch
+from ugosa_cli.models.family import (
+    SeparationModel,
+    build_loaded,
+    oversized,
+    rate_and_segment_problem,
+    state_mismatch,
+)
 from ugosa_cli.sources import DEFAULT_SOURCES, check_source_names
 
 EPS = 1e-8
@@ -539,9 +545,7 @@ def build_model(config: ModelConfig, state: Mapping[str, Tensor] | None = None) 
         mismatch = state_mismatch(lambda: ConvTasNet(config), state)
         if mismatch is not None:
             raise InputError(f"state dict does not match the model configuration: {mismatch}")
-    model = ConvTasNet(config)
-    if state is not None:
-        model.load_state_dict(state)
+    model = ConvTasNet(config) if state is None else build_loaded(lambda: ConvTasNet(config), state)
     return model.eval()
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 PrefixState = tuple[Tensor, ...]  # every tensor with the batch first, so windows concatenate along dim 0
 
@@ -58,13 +59,38 @@ def rate_and_segment_problem(samplerate: int, audio_channels: int, segment_sampl
     return None
 
 
+# The in-place random fills weight initialisers draw with (``torch.nn.init``, the modules' ``reset_parameters``).
+_RANDOM_FILLS = frozenset({
+    Tensor.normal_, Tensor.uniform_, Tensor.log_normal_, Tensor.cauchy_, Tensor.exponential_, Tensor.geometric_,
+    Tensor.random_, Tensor.bernoulli_,
+})
+
+
+class _NoRandomInit(TorchFunctionMode):
+    """While active, a network's constructor draws no random initial values for its parameters (nor for any tensor
+    on the meta device): they keep what they were allocated with. For a network whose every parameter is then
+    loaded from a state dict, or that is only built on the meta device to read its shapes, the draws are wasted:
+    a quarter of a second for the released ConvTasNet on the CPU, and on the meta device PyTorch runs ``normal_``
+    through its compiler stack, whose first import takes seconds."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        # torch.nn.init's initialisers (in-place fills that return their tensor) come here as themselves, and the
+        # fills they make inside then reach only the modes below this one: both are caught.
+        if func in _RANDOM_FILLS or getattr(func, "__module__", None) == "torch.nn.init":
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, Tensor) and (isinstance(tensor, nn.Parameter) or tensor.is_meta):
+                return tensor
+        return func(*args, **kwargs)
+
+
 def state_mismatch(build: Callable[[], nn.Module], state: Mapping[str, Tensor]) -> str | None:
     """How ``state`` (a loaded state dict) differs from what ``build()`` makes, or ``None`` if it matches.
 
     The network is built on PyTorch's meta device, so nothing is allocated: a model file whose configuration
     asks for terabytes of weights is refused for its mismatch, and a real network is only built for a state
     dict that matches it (whose size the file already bounds)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _NoRandomInit():
         expected = {key: tuple(value.shape) for key, value in build().state_dict().items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -76,6 +102,20 @@ def state_mismatch(build: Callable[[], nn.Module], state: Mapping[str, Tensor]) 
         if tuple(tensor.shape) != expected[key]:
             return f"{key} has shape {tuple(tensor.shape)}, expected {expected[key]}"
     return None
+
+
+NetworkT = TypeVar("NetworkT", bound=nn.Module)
+
+
+def build_loaded(build: Callable[[], NetworkT], state: Mapping[str, Tensor]) -> NetworkT:
+    """``build()`` with ``state`` loaded strictly, for a ``state`` :func:`state_mismatch` found matching.
+
+    The random initial values the constructor would draw for the parameters are skipped, since the strict load
+    replaces every parameter (buffers are built as usual); the network is the one a plain build and load give."""
+    with _NoRandomInit():
+        network = build()
+    network.load_state_dict(state, strict=True)
+    return network
 
 
 def all_finite(tensors: Iterable[Tensor]) -> bool:

@@ -44,7 +44,13 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.models.family import SeparationModel, oversized, rate_and_segment_problem, state_mismatch
+from ugosa_cli.models.family import (
+    SeparationModel,
+    build_loaded,
+    oversized,
+    rate_and_segment_problem,
+    state_mismatch,
+)
 from ugosa_cli.sources import check_source_names
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
@@ -785,7 +791,10 @@ class HTDemucs(SeparationModel):
         self.crosstransformer = CrossTransformer(
             config.transformer_channels, config.t_layers, config.t_heads, config.t_hidden_scale, config.t_dropout
         )
-        self.register_buffer("window", torch.hann_window(config.nfft), persistent=False)
+        # Made on the CPU and moved where the parameters were made: on the meta device (where model files are checked
+        # against their configuration) PyTorch computes hann_window through its compiler stack, seconds to load.
+        window = torch.hann_window(config.nfft, device="cpu").to(next(self.parameters()).device)
+        self.register_buffer("window", window, persistent=False)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -1072,9 +1081,7 @@ def build_from_config(config: HTDemucsConfig, state: Mapping[str, Tensor], origi
     mismatch = state_mismatch(lambda: HTDemucs(config), state)  # before allocating the network
     if mismatch is not None:
         raise InputError(f"{origin}: state dict does not match the HT-Demucs configuration: {mismatch}")
-    model = HTDemucs(config)
-    model.load_state_dict({key: tensor.float() for key, tensor in state.items()}, strict=True)
-    return model.eval()
+    return build_loaded(lambda: HTDemucs(config), {key: tensor.float() for key, tensor in state.items()}).eval()
 
 
 __all__ = [
