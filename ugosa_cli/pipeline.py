@@ -204,10 +204,20 @@ class GuidedSeparator:
             self.song_filter = "resplit"
         return plan
 
-    def adapt(self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
-        """Run a plan made by :meth:`plan`: the model is adapted in place."""
-        self.adapted = plan.strategy.trains
-        return plan.adapter.run(progress)
+    def adapt(
+        self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None, *, follow_check: bool = True
+    ) -> AdaptationResult:
+        """Run a plan made by :meth:`plan`: the model is adapted in place.
+
+        With ``follow_check`` (``separate --labels``) the held-out check decides what the song's stems are made
+        from (:mod:`ugosa_cli.decision`): it may say not to train at all, and when it says that adapting did not
+        help, the pretrained weights come back (and the post-filter applies the labels to the pretrained stems).
+        Without it (``adapt``, which keeps the adapted model) the result only reports the check."""
+        result = plan.adapter.run(progress, decide_first=follow_check)
+        self.adapted = result.trained
+        if follow_check and result.decision is not None and not result.decision.adapted:
+            self.reset()
+        return result
 
     # --- separation ----------------------------------------------------------------------------------
 

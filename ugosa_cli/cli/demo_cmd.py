@@ -90,11 +90,9 @@ def demo(
 
         def on_step(report: StepReport) -> None:
             nonlocal task
-            total = report.epochs * report.steps
             if task is None:
-                task = reporter.add("adapting", total)
-            done = (report.epoch - 1) * report.steps + report.step
-            reporter.update(task, done, total, status=f"loss={report.loss:.4f}")
+                task = reporter.add("adapting", report.total)
+            reporter.update(task, report.done, report.total, status=f"loss={report.loss:.4f}")
 
         result = demo_lib.run_demo(loaded, seed=seed, duration=duration, rests=rests, strategy=strategy,
                                    resplit=resplit, on_stage=common.info, on_step=on_step)

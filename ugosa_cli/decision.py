@@ -1,0 +1,140 @@
+"""What to write after adapting to one song, decided from the labels alone.
+
+Part of every long enough labelled rest is kept out of training (:func:`ugosa_cli.adaptation.holdout_mask`).
+On those held-out rests the pretrained and the adapted model are measured the same way: how loud each source's
+stem is where it is labelled silent, relative to how loud it is where it is labelled playing (its *leakage*, in
+dB; a stem that plays only where it should has a very low one). Relative to its own level, so a model that
+merely turns a stem down everywhere gains nothing by it.
+
+Two rules, chosen on tuning songs of both trained proxies (BENCHMARKS.md, "Deciding what to write"):
+
+- before training: if the pretrained stems already leak little into the held-out rests (below
+  :data:`CLEAN_DB`), the model separates this song well and adapting does not pay: on such songs it lost up to
+  2 dB. The labels are applied to the pretrained stems instead, and nothing is trained;
+- after training: the adapted model must leak at least :data:`MIN_DROP_DB` less than the pretrained one on the
+  rests it never trained on, or the pretrained stems (with the labels applied) are written.
+
+With no held-out rest (every rest too short, or ``--holdout 0``) nothing can be checked: the adapted stems are
+written, and the report says that they were not checked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+# Pretrained leakage (mean over the sources, dB relative to each stem's level where it plays) below which a
+# song is taken as already well separated; and the least drop of that leakage on held-out rests that counts as
+# adapting having helped.
+CLEAN_DB = -18.0
+MIN_DROP_DB = 1.0
+
+ADAPTED = "adapted"
+PRETRAINED = "pretrained"
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """One source on the held-out rests: seconds checked, and its leakage (dB) before and after adapting."""
+
+    source: str
+    seconds: float
+    before_db: float
+    after_db: float | None = None
+
+    @property
+    def change_db(self) -> float | None:
+        return None if self.after_db is None else self.after_db - self.before_db
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The held-out check of one song: one :class:`SourceCheck` per source with a held-out rest."""
+
+    checks: tuple[SourceCheck, ...]
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of held-out rest, summed over the sources."""
+        return sum(check.seconds for check in self.checks)
+
+    @property
+    def before_db(self) -> float | None:
+        """The pretrained stems' leakage, mean over the checked sources."""
+        return _mean([check.before_db for check in self.checks])
+
+    @property
+    def after_db(self) -> float | None:
+        """The adapted stems' leakage, mean over the checked sources (None before adapting)."""
+        values = [check.after_db for check in self.checks]
+        return None if not values or any(v is None for v in values) else _mean([v for v in values if v is not None])
+
+    def with_after(self, after: dict[str, float]) -> Evidence:
+        """The same check with the adapted model's leakage per source."""
+        return Evidence(tuple(SourceCheck(c.source, c.seconds, c.before_db, after.get(c.source)) for c in self.checks))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "seconds": round(self.seconds, 2),
+            "before_db": _rounded(self.before_db),
+            "after_db": _rounded(self.after_db),
+            "sources": [{**asdict(c), "seconds": round(c.seconds, 2), "before_db": _rounded(c.before_db),
+                         "after_db": _rounded(c.after_db)} for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to write: ``adapted`` (the adapted model's stems) or ``pretrained`` (the pretrained model's, with the
+    labels applied), and why, in a sentence for the user."""
+
+    write: str
+    reason: str
+    checked: bool = True  # False: no held-out rest, nothing could be checked
+
+    @property
+    def adapted(self) -> bool:
+        return self.write == ADAPTED
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def before_training(evidence: Evidence) -> Decision | None:
+    """The decision not to train, when the pretrained stems already leak little into the held-out rests; else
+    None (train, then :func:`after_training`)."""
+    before = evidence.before_db
+    if before is not None and before < CLEAN_DB:
+        return Decision(
+            PRETRAINED,
+            f"the pretrained stems already leak little into the labelled rests ({before:.1f} dB, below "
+            f"{CLEAN_DB:g} dB): the model separates this song well, and adapting such songs lost up to 2 dB in "
+            "our tests; the labels were applied to the pretrained stems instead",
+        )
+    return None
+
+
+def after_training(evidence: Evidence) -> Decision:
+    """Adapted or pretrained, from the leakage of both models on the held-out rests."""
+    before, after = evidence.before_db, evidence.after_db
+    if before is None or after is None:
+        return Decision(ADAPTED, "no labelled rest was long enough to hold part of it out, so the adapted stems "
+                        "were written unchecked", checked=False)
+    if before - after >= MIN_DROP_DB:
+        return Decision(ADAPTED, f"on labelled rests it did not train on, the adapted model leaks {before - after:.1f} "
+                        f"dB less than the pretrained one ({before:.1f} -> {after:.1f} dB)")
+    return Decision(
+        PRETRAINED,
+        f"adapting did not help: on labelled rests it did not train on, the adapted model leaks "
+        f"{after:.1f} dB against the pretrained model's {before:.1f} dB (it must be at least {MIN_DROP_DB:g} dB "
+        "lower); the labels were applied to the pretrained stems instead",
+    )
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return None if not values else sum(values) / len(values)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, 2)
