@@ -89,8 +89,8 @@ def songs(spec: str, duration: float) -> list[tuple[str, Song]]:
             raise SystemExit(f"unknown set {name!r}; use one of {', '.join(SETS)}")
         first, _, last = seeds.partition("-")
         generator, rests, timbres = SETS[name]
-        for k, seed in enumerate(range(int(first), int(last or first) + 1)):
-            out.append((name, make_song(generator, seed, duration, timbres[k % len(timbres)], rests)))
+        for seed in range(int(first), int(last or first) + 1):
+            out.append((name, make_song(generator, seed, duration, timbres[seed % len(timbres)], rests)))
     return out
 
 
@@ -139,12 +139,16 @@ def main(argv: list[str] | None = None) -> None:
                     found = adapter.leakage()
                     written = pipeline.separate_array(song.mix, labels, pretrained=b0.model)
                     model.train(training)
+                    pipeline.resplit_mode, pipeline.filter_guard = "mix", 0.0
+                    mixed = pipeline.filter_array(song.mix, written.model, labels, pretrained=b0.model).written
+                    pipeline.resplit_mode, pipeline.filter_guard = None, None
                     checked = None if evidence is None else evidence.with_after({n: db for n, (_, db) in found.items()})
                     decision = after_training(checked) if checked is not None else None
                     snapshots[report.done] = {
                         "cpu_s": round(cpu[0], 2),
                         "adapted": sdr(references, written.model),
                         "adapted_resplit": sdr(references, written.written),
+                        "adapted_mix_resplit": sdr(references, mixed),
                         "check": None if checked is None else checked.to_dict(),
                         "decision": None if decision is None else decision.write,
                     }
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "skip_before": None if prior is None else prior.write}
                 line = " ".join(
                     f"{k}:{np.mean(np.subtract(s['adapted'], base)):+.2f}/{np.mean(np.subtract(s['adapted_resplit'], base)):+.2f}"
+                    f"/{np.mean(np.subtract(s['adapted_mix_resplit'], base)):+.2f}"
                     f"{'' if s['decision'] != 'pretrained' else '*'}"
                     for k, s in snapshots.items())
                 print(f"{set_name} {song.seed} {key}: B0 {np.mean(base):.2f} B0+rs "

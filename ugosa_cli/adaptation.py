@@ -394,7 +394,6 @@ class Adapter:
             )
         if settings.seed is not None:
             torch.manual_seed(settings.seed % (1 << 64))  # any integer (torch takes 64 bits; random.Random any)
-        free = ~rests_somewhere(activations)  # the anchor's sources
         labelled = np.asarray(activations) >= 0.5  # before the guard bands: the labels as given
         activations = guard_borders(activations, int(round(settings.guard * rate)))
         wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32))
@@ -441,6 +440,7 @@ class Adapter:
         self._held_rests = torch.from_numpy((~labelled & held).astype(np.float32)).to(self.device)
         self._playing = torch.from_numpy(labelled.astype(np.float32)).to(self.device)
         self.check_starts = [start for start in starts if held[start : start + self.window].any()]
+        free = ~rests_somewhere(np.where(held, True, labelled))  # the anchor's sources, from the labels trained on
         if checks and not held.any():
             self.notes.append(
                 f"no labelled rest inside the training windows lasts {HOLDOUT_MIN_REST:g} s or more, so none is held "

@@ -1,0 +1,119 @@
+"""Adapting that pays: the step-size rule, the rests held out of training, and the decision of what to write."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ugosa_cli.adaptation import (
+    HOLDOUT_MIN_REST,
+    RMS_FLOOR_SHARE,
+    AdaptationSettings,
+    Adapter,
+    holdout_mask,
+    relative_rates,
+)
+from ugosa_cli.decision import (
+    CLEAN_DB,
+    MIN_DROP_DB,
+    PRETRAINED,
+    Evidence,
+    SourceCheck,
+    after_training,
+    before_training,
+)
+from ugosa_cli.models.convtasnet import ConvTasNet
+
+from conftest import TINY_CONFIG, tone_mix
+
+RATE = TINY_CONFIG.samplerate
+
+
+def _song(seconds: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """A mix and labels with a 3 s rest of the vocals (long enough to hold part of it out) and a 1 s one of the
+    drums (too short)."""
+    mix = tone_mix(seconds, RATE, seed=4).T.copy()
+    acts = np.ones((4, mix.shape[1]), np.float32)
+    acts[3, : 3 * RATE] = 0
+    acts[0, 4 * RATE : 5 * RATE] = 0
+    return mix, acts
+
+
+def _fresh(base: ConvTasNet) -> ConvTasNet:
+    model = ConvTasNet(base.config)
+    model.load_state_dict(base.state_dict())
+    return model.eval()
+
+
+def test_the_middle_of_each_long_rest_is_held_out():
+    acts = np.ones((2, 1000), np.float32)
+    acts[0, 100:500] = 0  # 400 samples: long enough at 100 Hz (2 s)
+    acts[1, 700:790] = 0  # 90 samples: too short
+    held = holdout_mask(acts, np.ones(1000, bool), 100, 0.25)
+    assert np.flatnonzero(held).tolist() == list(range(250, 350))  # the middle quarter of the long rest
+    coverage = np.zeros(1000, bool)
+    coverage[:250] = True  # only 150 samples of the rest lie in the windows: too short to hold any out
+    assert not holdout_mask(acts, coverage, 100, 0.25).any()
+    assert not holdout_mask(acts, np.ones(1000, bool), 100, 0.0).any()
+    assert HOLDOUT_MIN_REST == 2.0
+
+
+def test_what_is_held_out_never_reaches_training(tiny_model):
+    """The labels inside the held-out stretch are not seen: labelling the drums silent there changes no update."""
+    mix, acts = _song()
+    settings = AdaptationSettings(strategy="P-L1:D", steps=3, window=6.0, hop=6.0, guard=0.0, seed=0)
+    held = np.flatnonzero(Adapter(_fresh(tiny_model), mix, acts, settings).weights.numpy() == 0)
+    assert len(held) == int(round(0.25 * 3 * RATE))  # a quarter of the vocals' 3 s rest; the drums' 1 s is too short
+    states = []
+    for drums_there in (1.0, 0.0):
+        changed = acts.copy()
+        changed[0, held[0] : held[-1] + 1] = drums_there
+        model = _fresh(tiny_model)
+        adapter = Adapter(model, mix, changed, settings)
+        assert np.array_equal(np.flatnonzero(adapter.weights.numpy() == 0), held)
+        adapter.run()
+        states.append(model.state_dict())
+    for key in states[0]:
+        torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=0)
+
+
+def test_step_sizes_follow_each_tensors_scale():
+    small, large, zero = torch.full((10,), 0.01), torch.full((10,), 1.0), torch.zeros(4)
+    rates = relative_rates([small, large, zero], 1e-2)
+    assert rates[1] == pytest.approx(1e-2)
+    floor = 1e-2 * RMS_FLOOR_SHARE * float(torch.cat([small, large, zero]).pow(2).mean().sqrt())
+    assert rates[0] == pytest.approx(max(1e-4, floor)) and rates[2] == pytest.approx(floor)
+    # A network whose weights are all ten times larger gets rates ten times larger: the same relative steps.
+    assert relative_rates([small * 10, large * 10, zero], 1e-2) == pytest.approx([r * 10 for r in rates])
+
+
+def _evidence(before: float, after: float | None = None) -> Evidence:
+    return Evidence((SourceCheck("vocals", 1.0, before, after), SourceCheck("drums", 1.0, before, after)))
+
+
+def test_clean_pretrained_stems_are_not_adapted_to():
+    decision = before_training(_evidence(CLEAN_DB - 1))
+    assert decision is not None and decision.write == PRETRAINED and "already leak little" in decision.reason
+    assert before_training(_evidence(CLEAN_DB + 1)) is None
+
+
+def test_the_adapted_stems_are_written_only_when_they_leak_less_on_held_out_rests():
+    assert after_training(_evidence(-10.0, -10.0 - MIN_DROP_DB)).adapted
+    kept = after_training(_evidence(-10.0, -10.0 - MIN_DROP_DB / 2))
+    assert not kept.adapted and "did not help" in kept.reason
+    unchecked = after_training(Evidence(()))
+    assert unchecked.adapted and not unchecked.checked
+
+
+def test_the_check_measures_leakage_where_the_model_never_trained(tiny_model):
+    mix, acts = _song()
+    settings = AdaptationSettings(strategy="P-L1:D", steps=4, window=6.0, hop=6.0, seed=0)
+    adapter = Adapter(_fresh(tiny_model), mix, acts, settings)
+    evidence = adapter.check()
+    assert evidence is not None and [check.source for check in evidence.checks] == ["vocals"]
+    assert evidence.checks[0].seconds == pytest.approx(0.75, abs=1e-3)
+    result = adapter.run()
+    assert result.evidence is not None and result.evidence.after_db is not None
+    assert result.decision is not None and result.decision.adapted == (
+        result.evidence.before_db - result.evidence.after_db >= MIN_DROP_DB)
