@@ -133,7 +133,7 @@ class AdaptationSettings:
     step: float = DEFAULT_STEP
     steps: int | None = None  # optimisation steps in all (None: epochs x steps per epoch)
     window: float = 4.0  # seconds
-    hop: float = 4.0  # seconds
+    hop: float = None  # type: ignore[assignment]  # seconds; None: the window (windows that do not overlap)
     gamma: float = 10.0
     guard: float = DEFAULT_GUARD  # seconds on each side of a border where the silence term is off
     anchor: float = DEFAULT_ANCHOR  # weight keeping sources with no labelled silence near the pretrained stems
@@ -149,6 +149,8 @@ class AdaptationSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
             object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
+        if self.hop is None:
+            object.__setattr__(self, "hop", self.window)
         check_settings({setting.name: getattr(self, setting.name) for setting in fields(self)})
 
     def to_dict(self) -> dict[str, object]:
