@@ -42,13 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from label_robustness import make_song
 
 from ugosa_cli import hub
-from ugosa_cli.adaptation import AdaptationSettings, Adapter, StepReport
-from ugosa_cli.decision import after_training, before_training
+from ugosa_cli.adaptation import AdaptationResult, AdaptationSettings, Adapter, StepReport
+from ugosa_cli.decision import Decision, after_training, before_training
 from ugosa_cli.demo.runner import song_labels
 from ugosa_cli.demo.synth import Song
-from ugosa_cli.labels import activation_matrix
+from ugosa_cli.labels import Labels, activation_matrix
 from ugosa_cli.metrics import mdx_sdr
-from ugosa_cli.pipeline import GuidedSeparator
+from ugosa_cli.pipeline import GuidedSeparator, SongStems
 from ugosa_cli.planning import AdaptationRequest
 from ugosa_cli.strategy import Strategy
 
@@ -98,6 +98,46 @@ def sdr(references: np.ndarray, estimates: np.ndarray) -> list[float]:
     return [mdx_sdr(ref, est) for ref, est in zip(references, estimates)]
 
 
+def adapt_with_snapshots(
+    pipeline: GuidedSeparator, song: Song, labels: Labels, acts: np.ndarray, references: np.ndarray, b0: SongStems,
+    settings: AdaptationSettings, counts: list[int],
+) -> tuple[dict[int, dict], AdaptationResult, Decision | None]:
+    """Adapt the pipeline's model to ``song`` and score the whole song at each of ``counts`` steps; the snapshots,
+    the result, and the check's decision before training (None: train)."""
+    model = pipeline.model
+    adapter = Adapter(model, song.mix, acts, settings)
+    evidence = adapter.check()
+    snapshots: dict[int, dict] = {}
+    cpu = [0.0, time.process_time()]
+
+    def snapshot(report: StepReport) -> None:
+        if report.done not in counts:
+            return
+        cpu[0] += time.process_time() - cpu[1]
+        training = model.training
+        pipeline.adapted = True
+        found = adapter.leakage()
+        written = pipeline.separate_array(song.mix, labels, pretrained=b0.model)
+        model.train(training)
+        pipeline.resplit_mode, pipeline.filter_guard = "mix", 0.0
+        mixed = pipeline.filter_array(song.mix, written.model, labels, pretrained=b0.model).written
+        pipeline.resplit_mode, pipeline.filter_guard = None, None
+        checked = None if evidence is None else evidence.with_after({n: db for n, (_, db) in found.items()})
+        decision = after_training(checked) if checked is not None else None
+        snapshots[report.done] = {
+            "cpu_s": round(cpu[0], 2),
+            "adapted": sdr(references, written.model),
+            "adapted_resplit": sdr(references, written.written),
+            "adapted_mix_resplit": sdr(references, mixed),
+            "check": None if checked is None else checked.to_dict(),
+            "decision": None if decision is None else decision.write,
+        }
+        cpu[1] = time.process_time()
+
+    result = adapter.run(snapshot)
+    return snapshots, result, None if evidence is None else before_training(evidence)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -124,38 +164,8 @@ def main(argv: list[str] | None = None) -> None:
                 settings = dataclasses.replace(AdaptationSettings(), strategy=Strategy.parse(strategy), step=size,
                                                steps=max(counts), **overrides)
                 settings = dataclasses.replace(settings, hop=settings.window)
-                adapter = Adapter(loaded.model, song.mix, acts, settings)
-                evidence = adapter.check()
-                snapshots: dict[int, dict] = {}
-                cpu = [0.0, time.process_time()]
-
-                def snapshot(report: StepReport) -> None:
-                    if report.done not in counts:
-                        return
-                    cpu[0] += time.process_time() - cpu[1]
-                    model = loaded.model
-                    training = model.training
-                    pipeline.adapted = True
-                    found = adapter.leakage()
-                    written = pipeline.separate_array(song.mix, labels, pretrained=b0.model)
-                    model.train(training)
-                    pipeline.resplit_mode, pipeline.filter_guard = "mix", 0.0
-                    mixed = pipeline.filter_array(song.mix, written.model, labels, pretrained=b0.model).written
-                    pipeline.resplit_mode, pipeline.filter_guard = None, None
-                    checked = None if evidence is None else evidence.with_after({n: db for n, (_, db) in found.items()})
-                    decision = after_training(checked) if checked is not None else None
-                    snapshots[report.done] = {
-                        "cpu_s": round(cpu[0], 2),
-                        "adapted": sdr(references, written.model),
-                        "adapted_resplit": sdr(references, written.written),
-                        "adapted_mix_resplit": sdr(references, mixed),
-                        "check": None if checked is None else checked.to_dict(),
-                        "decision": None if decision is None else decision.write,
-                    }
-                    cpu[1] = time.process_time()
-
-                result = adapter.run(snapshot)
-                prior = None if evidence is None else before_training(evidence)
+                snapshots, result, prior = adapt_with_snapshots(pipeline, song, labels, acts, references, b0, settings,
+                                                                counts)
                 key = f"{strategy}@{size:g}"
                 record["runs"][key] = {"snapshots": snapshots, "windows": result.windows,
                                        "skip_before": None if prior is None else prior.write}
