@@ -270,12 +270,22 @@ def test_recomputing_activations_gives_the_same_updates(tiny_model):
         torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=1e-7)
 
 
-def test_full_size_windows_are_recomputed_by_default():
+@pytest.mark.parametrize("available", [1 << 30, 1 << 40])
+def test_full_size_windows_are_recomputed_where_memory_is_short(monkeypatch, available):
+    """The plan counts recomputed activations on every machine; a run keeps them where half the free memory holds
+    them (the same updates, sooner)."""
+    import ugosa_cli.adaptation as adaptation
+
+    real = adaptation.os.sysconf
+    monkeypatch.setattr(adaptation.os, "sysconf", lambda name: available // 4096 if name == "SC_AVPHYS_PAGES" else real(name))
     mix = np.zeros((2, 441000), np.float32)
     acts = np.ones((4, 441000), np.float32)
     acts[0, :1000] = 0
-    adapter = Adapter(ConvTasNet(ModelConfig()), mix, acts, AdaptationSettings(strategy="P-L2:D"))
-    assert adapter.split.recompute and any("recomputing activations" in note for note in adapter.notes)
+    adapter = Adapter(ConvTasNet(ModelConfig()), mix, acts, AdaptationSettings(strategy="P-L2:D", window=10.0))
+    assert adapter.plans_recompute
+    short = available < adapter.activation_estimate() * 2
+    assert adapter.split.recompute == short
+    assert any("recomputing activations" in note for note in adapter.notes) == short
 
 
 def test_the_guard_band_keeps_the_silence_term_away_from_each_border():

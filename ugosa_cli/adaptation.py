@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -349,6 +350,18 @@ def _make_optimizer(name: str, parameters: list[nn.Parameter], lr: float | None,
     return torch_optimizer.Lookahead(radam, k=6, alpha=0.5)
 
 
+def activation_memory(reference: int, device: torch.device) -> int:
+    """Bytes the backward pass may keep before trained blocks are recomputed: ``reference``, or on a CPU half of the
+    memory available now when that is more (recomputing gives the same updates, only slower)."""
+    if device.type != "cpu":
+        return reference
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on this system
+        return reference
+    return max(reference, available // 2)
+
+
 def _seconds_up(samples: int, rate: int) -> str:
     """``samples`` at ``rate`` in seconds, rounded up to the millisecond (a length that is enough)."""
     return f"{math.ceil(samples / rate * 1000) / 1000:g}"
@@ -451,7 +464,7 @@ class Adapter:
         self.split: SplitModel | None = None
         if self.strategy.cut is not None:
             self.split = family_of(model).split(model, self.strategy.cut)
-            if self.activation_estimate() > settings.activation_bytes:
+            if self.activation_estimate() > activation_memory(settings.activation_bytes, self.device):
                 self.split.recompute = True
                 self.notes.append(
                     f"recomputing activations in the backward pass (about {self.activation_estimate() / 2**30:.1f} "
@@ -469,6 +482,13 @@ class Adapter:
                 f"keeping {', '.join(self.anchored)} (no labelled silence) close to the pretrained model's stems "
                 f"(--anchor {settings.anchor:g})"
             )
+
+    @property
+    def plans_recompute(self) -> bool:
+        """Whether the plan counts recomputed activations: with the reference memory of
+        :attr:`AdaptationSettings.activation_bytes`, whatever this machine has, so that plans are the same on every
+        machine (a run with more memory keeps the activations: the same updates, sooner)."""
+        return self.activation_estimate() > self.settings.activation_bytes
 
     @property
     def anchors(self) -> bool:

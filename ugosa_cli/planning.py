@@ -338,7 +338,7 @@ def plan_adaptation(
     if strategy.cut is not None and uses_cpu_budget(request, recommended, device):
         assert adapter.split is not None
         family = family_of(model)
-        prefix_cost, step_cost = family.relative_cost(model, strategy.cut, recompute=adapter.split.recompute)
+        prefix_cost, step_cost = family.relative_cost(model, strategy.cut, recompute=adapter.plans_recompute)
         if adapter.anchors:
             step_cost *= 1 + ANCHOR_STEP_SHARE
         settings, note = fit_to_budget(settings, frames=mix.shape[1], samplerate=model.samplerate,
