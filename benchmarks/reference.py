@@ -4,6 +4,9 @@
   modules are used; ``diffq``/``tqdm`` are the two imports ``demucs.utils`` needs.
 * demucs 4.1.0 defined and published the HT-Demucs weights. Only ``demucs.htdemucs`` and ``demucs.apply``
   (with the modules they import) are used; they need ``einops``, ``julius`` and ``tqdm``.
+* msst 0.1.0 (Music-Source-Separation-Training packaged) defines the BS-RoFormer, Mel-Band RoFormer and SCNet
+  networks and ``demix``; installed with its pure-Python needs (and librosa, for its mel filterbank). Its
+  folder is put last on ``sys.path``, so packages the project has already (PyYAML, packaging) stay the project's.
 
 ``--no-deps`` keeps pip from replacing our torch. Nothing of it is committed: each version is installed into
 its own cache folder. Both packages are called ``demucs``, so importing one version first drops the other's
@@ -22,6 +25,10 @@ REFERENCE_PACKAGES = ("demucs==2.0.3", "diffq", "tqdm")
 DEFAULT_DIR = Path(__file__).resolve().parent / ".reference"
 V4_PACKAGES = ("demucs==4.1.0", "einops", "julius", "tqdm")
 V4_DIR = DEFAULT_DIR / "demucs-4.1.0"
+MSST_PACKAGES = ("msst==0.1.0", "einops", "rotary-embedding-torch", "beartype", "ml-collections", "omegaconf",
+                 "antlr4-python3-runtime", "pyyaml", "absl-py", "packaging", "librosa", "lazy_loader", "numba",
+                 "llvmlite", "joblib", "decorator", "audioread", "pooch", "msgpack", "cloudpickle", "tqdm")
+MSST_DIR = DEFAULT_DIR / "msst-0.1.0"
 
 
 def _install(target: Path, marker: str, packages: tuple[str, ...]) -> None:
@@ -62,6 +69,57 @@ def import_demucs_v4(target: Path = V4_DIR) -> tuple[Any, Any]:
 
     assert HTDemucs.__module__ == "demucs.htdemucs" and "4.1.0" in sys.modules["demucs"].__version__
     return HTDemucs, apply_model
+
+
+def import_msst(target: Path = MSST_DIR) -> Any:
+    """Install msst 0.1.0 into ``target`` if needed; return a namespace with ``BSRoformer``,
+    ``MelBandRoformer``, ``SCNet``, ``demix`` and ``ConfigDict`` (msst's configuration type)."""
+    from types import SimpleNamespace
+
+    _install(target, "msst/utils/model_utils.py", MSST_PACKAGES)
+    if str(target) not in sys.path:
+        sys.path.append(str(target))
+    from ml_collections import ConfigDict
+    from msst.models.bs_roformer import BSRoformer, MelBandRoformer
+    from msst.models.scnet import SCNet
+    from msst.utils.model_utils import demix
+
+    return SimpleNamespace(BSRoformer=BSRoformer, MelBandRoformer=MelBandRoformer, SCNet=SCNet, demix=demix,
+                           ConfigDict=ConfigDict)
+
+
+def msst_model_files(folder: Path, kind: str, config: dict[str, Any], seed: int) -> tuple[Path, Path, Any, Any]:
+    """msst's model of ``config`` (a mapping as its YAML files hold), built by msst's own loader from a YAML file
+    written into ``folder``, its norms perturbed (:func:`perturb_norms`) and saved as MSST checkpoints are (the
+    state dict under ``state_dict``); returns the YAML and weights paths, msst's model and msst's configuration."""
+    import torch
+    import yaml
+
+    import_msst()
+    from msst.utils.settings import get_model_from_config
+
+    config_path = folder / f"{kind}.yaml"
+    config_path.write_text(yaml.dump(config, sort_keys=False))
+    torch.manual_seed(seed)
+    model, loaded = get_model_from_config(kind, str(config_path))
+    perturb_norms(model.eval(), seed=seed + 1)
+    weights = folder / f"{kind}.ckpt"
+    torch.save({"state_dict": model.state_dict()}, weights)
+    return config_path, weights, model, loaded
+
+
+def perturb_norms(model: Any, seed: int = 1) -> None:
+    """Every norm's scale (RMSNorm ``gamma``, GroupNorm weight and bias) and every learned temperature moved
+    away from its initial value, so a norm loaded under the wrong key changes the output."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            for parameter_name, parameter in module.named_parameters(recurse=False):
+                norm = isinstance(module, torch.nn.GroupNorm) or parameter_name in ("gamma", "temperature")
+                if norm:
+                    parameter.add_(0.5 * torch.randn(parameter.shape, generator=generator))
 
 
 def htdemucs_kwargs(six_sources: bool = False) -> dict[str, Any]:

@@ -59,6 +59,8 @@ _ugosa() {
             case "$prev" in
                 --from-list) compopt -o default; COMPREPLY=(); return ;;
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                --config) compopt -o default; COMPREPLY=(); return ;;
+                --model-type) compopt -o default; COMPREPLY=(); return ;;
                 -o|--out) compopt -o dirnames; COMPREPLY=(); return ;;
                 --filename) COMPREPLY=(); return ;;
                 --format) _ugosa_words "$_ugosa_values_format"; return ;;
@@ -88,7 +90,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --report --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name --config --model-type -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -96,6 +98,8 @@ _ugosa() {
                 -l|--labels) compopt -o default; COMPREPLY=(); return ;;
                 -o|--out) compopt -o default; COMPREPLY=(); return ;;
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                --config) compopt -o default; COMPREPLY=(); return ;;
+                --model-type) compopt -o default; COMPREPLY=(); return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
@@ -114,7 +118,7 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --report --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name --config --model-type -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "filter")
@@ -137,8 +141,10 @@ _ugosa() {
         "strategies")
             case "$prev" in
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                --config) compopt -o default; COMPREPLY=(); return ;;
+                --model-type) compopt -o default; COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-m -n --model --name --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-m -n --model --name --config --model-type --json --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "eval")
             case "$prev" in
@@ -160,6 +166,8 @@ _ugosa() {
                 --strategies) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --variant-seed) COMPREPLY=(); return ;;
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                --config) compopt -o default; COMPREPLY=(); return ;;
+                --model-type) compopt -o default; COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
                 --epochs) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
@@ -177,7 +185,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name -d --device --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name --config --model-type -d --device --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in
@@ -267,9 +275,11 @@ _ugosa() {
                 --min-gap) COMPREPLY=(); return ;;
                 --presence) COMPREPLY=(); return ;;
                 -m|-n|--model|--name) _ugosa_words "$(_ugosa_models)"; [[ ${#COMPREPLY[@]} -gt 0 ]] || compopt -o default; return ;;
+                --config) compopt -o default; COMPREPLY=(); return ;;
+                --model-type) compopt -o default; COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap --presence -m -n --model --name -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --output -f --format --sources --stems-dir --threshold --min-share --min-region --min-gap --presence -m -n --model --name --config --model-type -d --device --downmix --force --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
     esac

@@ -136,3 +136,14 @@ def test_label_robustness_scores_each_kind_of_guidance_with_the_shipped_resplit(
     assert activity["exact"]["vocals"]["fp"] == 0 and activity["exact"]["vocals"]["fn"] == 0
     assert activity["vocals"]["drums"]["fn"] == 0 and activity["vocals"]["drums"]["fp"] > 0  # unconstrained
     assert activity["rest0.5"]["bass"]["fn"] == 0 and activity["rest0.5"]["bass"]["fp"] > 0  # rests mostly left out
+
+
+def test_msst_speed_compares_each_type_against_msst_and_matches_its_stems(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "msst_speed.py"), "--tiny", "--threads", "1", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["type"] for row in rows] == ["bs_roformer", "mel_band_roformer", "scnet"]
+    for row in rows:
+        assert set(row["per_audio_second"]) == {"msst 0.1.0", "ugosa"}
+        assert row["max_abs_diff"] < 1e-4

@@ -416,6 +416,8 @@ class Adapter:
         self.mean = float(ref.mean())
         std = float(ref.std())
         self.std = std if math.isfinite(std) and std > 0 else 1.0
+        if not model.normalises_input:  # trained, as it separates, on the mixture as it is
+            self.mean, self.std = 0.0, 1.0
         self.mix = ((wav - self.mean) / self.std).to(self.device)
         self.activations = torch.from_numpy(np.ascontiguousarray(activations, dtype=np.float32)).to(self.device)
         self.references = (

@@ -6,10 +6,15 @@ reads it::
     {"format": "ugosa-checkpoint", "version": 1, "family": "convtasnet" | "htdemucs", "config": {...},
      "sources": [...], "samplerate": 44100, "state_dict": {...}, "provenance": {...}}
 
-The state dict keeps the network's own key names (demucs' for both families). A bag of models (adapted
+The state dict keeps the network's own key names (demucs' for both families, msst's for the MSST types,
+whose family is the model type: ``bs_roformer``, ``mel_band_roformer`` or ``scnet``, and whose config is
+the MSST configuration's sections, checked on loading as a YAML configuration is). A bag of models (adapted
 ``htdemucs_ft``) is ``{"family": "bag", "members": [{"family", "config", "state_dict"}, ...], "weights":
 [[...], ...]}`` with the same header and provenance. A file without ``family`` holds a ConvTasNet (files
 written before HT-Demucs existed).
+
+The weights of an MSST model come with its YAML configuration (:class:`MSSTSource`), read by
+:mod:`ugosa_cli.msst`.
 """
 
 from __future__ import annotations
@@ -33,10 +38,30 @@ from ugosa_cli.models.bag import ModelBag
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig, build_model, config_from_state_dict
 from ugosa_cli.models.family import SeparationModel, all_finite
 from ugosa_cli.models.htdemucs import HTDemucs, build_from_config, htdemucs_config_dict, htdemucs_config_from_dict
+from ugosa_cli.models.msst_common import MSSTNetwork
+from ugosa_cli.msst import (
+    MODEL_TYPES,
+    build_network,
+    config_from_payload,
+    network_payload_config,
+    read_config,
+    read_safetensors,
+    state_from_content,
+)
 from ugosa_cli.sources import check_source_names
 
 CHECKPOINT_FORMAT = "ugosa-checkpoint"
 CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MSSTSource:
+    """The configuration that goes with an MSST weights file: its local path, the model type given for it
+    (None: as the configuration says) and how the user named it (a path or URL)."""
+
+    config: Path
+    model_type: str | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -56,7 +81,10 @@ def _network_payload(model: SeparationModel) -> dict[str, Any]:
         return {"family": "convtasnet", "config": model.config.to_dict(), "state_dict": state}
     if isinstance(model, HTDemucs):
         return {"family": "htdemucs", "config": htdemucs_config_dict(model.config), "state_dict": state}
-    raise TypeError(f"ugosa checkpoints hold ConvTasNet and HT-Demucs models, not {type(model).__name__}")
+    if isinstance(model, MSSTNetwork):
+        config = network_payload_config(model)
+        return {"family": config["model_type"], "config": config, "state_dict": state}
+    raise TypeError(f"ugosa checkpoints hold no {type(model).__name__} models")
 
 
 def _network_from_payload(payload: Mapping[str, Any], origin: str) -> SeparationModel:
@@ -66,14 +94,16 @@ def _network_from_payload(payload: Mapping[str, Any], origin: str) -> Separation
         return build_model(ModelConfig.from_dict(payload["config"]), state)
     if family == "htdemucs":
         return build_from_config(htdemucs_config_from_dict(payload["config"]), state, origin)
+    if family in MODEL_TYPES:
+        return build_network(config_from_payload(payload["config"], origin), state, origin)
     raise InputError(f"model family {family!r} is not known to this ugosa")
 
 
 def save_checkpoint(
     path: Path, model: SeparationModel, provenance: Mapping[str, Any] | None = None, *, inside: Path | None = None
 ) -> None:
-    """Write ``model`` (a ConvTasNet, an HT-Demucs or a bag of them) in our checkpoint format, atomically;
-    ``inside``: the resolved folder it must land in (:func:`~ugosa_cli.fsutil.atomic_path`)."""
+    """Write ``model`` (a ConvTasNet, an HT-Demucs, a bag of them or an MSST network) in our checkpoint format,
+    atomically; ``inside``: the resolved folder it must land in (:func:`~ugosa_cli.fsutil.atomic_path`)."""
     if isinstance(model, ModelBag):
         body: dict[str, Any] = {
             "family": "bag",
@@ -168,6 +198,9 @@ def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[Separat
             message = exc.message if exc.message.startswith(origin) else f"{origin}: {exc.message}"
             raise InputError(message) from exc
         return model, dict(content.get("provenance") or {})
+    if _looks_like_msst(content):
+        raise InputError(f"{origin}: the weights of a BS-RoFormer, Mel-Band RoFormer or SCNet model (MSST): give "
+                         "its YAML configuration with --config")
     if content and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in content.items()):
         try:
             return build_model(config_from_state_dict(content), content), {}
@@ -176,14 +209,48 @@ def model_from_content(content: Mapping[str, Any], origin: str) -> tuple[Separat
     raise InputError(f"{origin}: not a ConvTasNet state dict, demucs v4 file or ugosa checkpoint")
 
 
-def read_model(path: Path) -> tuple[SeparationModel, dict[str, Any]]:
-    """The model in a file, and its provenance: a ugosa checkpoint, a ConvTasNet state dict (demucs v2) or a
-    demucs v4 package (HT-Demucs, read by :mod:`ugosa_cli.demucs_v4`); nothing in the file is ever run."""
+_MSST_PREFIXES = ("band_split.", "mask_estimators.", "separation_net.")
+
+
+def _looks_like_msst(content: Mapping[str, Any]) -> bool:
+    """Whether a loaded file looks like MSST weights (keys of the three types' networks, perhaps wrapped)."""
+    try:
+        state = state_from_content(content, "")
+    except InputError:
+        return False
+    return any(key.startswith(_MSST_PREFIXES) for key in state)
+
+
+def read_msst_model(path: Path, source: MSSTSource) -> tuple[SeparationModel, dict[str, Any]]:
+    """An MSST network from its weights file (a torch state dict, bare or wrapped, or ``.safetensors``) and
+    its configuration."""
+    name = source.name or str(source.config)
+    config = read_config(source.config, source.model_type, origin=name)
+    if path.suffix.lower() == ".safetensors":
+        state = read_safetensors(path)
+    else:
+        content = read_checkpoint(path)
+        if content.get("format") == CHECKPOINT_FORMAT:
+            raise InputError(f"{path}: a ugosa checkpoint carries its own configuration; leave out --config")
+        state = state_from_content(content, str(path))
+    model = build_network(config, state, str(path))
+    provenance = {"msst": {"model_type": config.model_type, "config": name, "config_sha256": sha256_file(source.config)}}
+    return model, provenance
+
+
+def read_model(path: Path, msst: MSSTSource | None = None) -> tuple[SeparationModel, dict[str, Any]]:
+    """The model in a file, and its provenance: a ugosa checkpoint, a ConvTasNet state dict (demucs v2), a
+    demucs v4 package (HT-Demucs, read by :mod:`ugosa_cli.demucs_v4`), or with ``msst`` the weights of an
+    MSST model; nothing in the file is ever run."""
     path = Path(path)
-    if is_demucs_package(path):
+    if msst is not None:
+        model, provenance = read_msst_model(path, msst)
+    elif path.suffix.lower() == ".safetensors":
+        raise InputError(f"{path}: the weights of an MSST model: give its YAML configuration with --config")
+    elif is_demucs_package(path):
         package = read_demucs_package(path)
-        provenance: dict[str, Any] = {"demucs_package": {"class": package.class_name}}
-        model: SeparationModel = package.build_model()
+        provenance = {"demucs_package": {"class": package.class_name}}
+        model = package.build_model()
     else:
         model, provenance = model_from_content(read_checkpoint(path), str(path))
     bad = nonfinite_weights(model)

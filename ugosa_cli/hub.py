@@ -7,7 +7,11 @@ Cache layout (``cache_dir()`` is ``$UGOSA_CACHE_DIR`` or platformdirs' user cach
     <cache>/models/urls/<url-hash>/<file>  models given to ``--model`` as an http(s) URL
 
 A file whose name ends in ``-<8 to 64 hex digits>.th`` must have a SHA-256 starting with those digits
-(the ``torch.hub`` convention); every download, import and load checks it. Downloads go to a temporary
+(the ``torch.hub`` convention); every download, import and load checks it. A URL may pin its file's SHA-256
+(or its first 8 or more hex digits) in a ``#sha256=<hex>`` fragment, checked the same way.
+
+MSST models (BS-RoFormer, Mel-Band RoFormer, SCNet) are a weights file and a YAML configuration: ``--config``
+(a file or URL, cached as model URLs are) goes with the weights file or URL (:func:`resolve_model`). Downloads go to a temporary
 file beside the cache entry under a file lock, and are renamed into place only once complete and verified.
 The library never prints: progress goes through a ``progress(done_bytes, total_bytes_or_None)`` callback,
 warnings through an ``on_warning(message)`` callback (``warnings.warn`` when none is given).
@@ -35,7 +39,7 @@ import filelock
 import platformdirs
 
 from ugosa_cli import __version__
-from ugosa_cli.checkpoint import LoadedModel, read_model
+from ugosa_cli.checkpoint import LoadedModel, MSSTSource, read_model
 from ugosa_cli.errors import InputError, RunError, UgosaError
 from ugosa_cli.fsutil import atomic_path, not_regular_error, sha256_file, special_file_kind
 from ugosa_cli.models.bag import ModelBag
@@ -57,8 +61,10 @@ CHUNK_BYTES = 1 << 16
 # The most a download may write: released model files are a few hundred MB at most, so this bounds what a
 # wrong or hostile URL (one that never ends, or announces terabytes) can put on the disk.
 MAX_DOWNLOAD_BYTES = 2 << 30
+MAX_CONFIG_DOWNLOAD_BYTES = 1 << 20  # a model configuration (YAML) is a few kB
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.th$")
+_PIN = re.compile(r"^sha256=([0-9a-fA-F]{8,64})$")
 _IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("", "0", "false", "no", "off")
@@ -193,8 +199,23 @@ def imported_path(name: str) -> Path:
     return models_dir() / "imported" / f"{name}.th"
 
 
+def split_pin(url: str) -> tuple[str, str | None]:
+    """A URL without its ``#sha256=<hex>`` fragment, and the pinned digest (lower case; None if none).
+
+    Any other fragment is refused: it would say nothing to the server and could hide a typo of the pin."""
+    base, _, fragment = url.partition("#")
+    if not fragment:
+        return base, None
+    match = _PIN.match(fragment)
+    if match is None:
+        raise InputError(f"{url}: the only fragment a URL takes is #sha256=<8 to 64 hex digits of its SHA-256>")
+    return base, match.group(1).lower()
+
+
 def url_cache_path(url: str) -> Path:
-    """Where the model at ``url`` is cached: a folder named after the URL's hash, then the URL's file name."""
+    """Where the model at ``url`` is cached: a folder named after the URL's hash (without a ``#sha256=`` pin),
+    then the URL's file name."""
+    url = split_pin(url)[0]
     name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
     if not name:
         raise InputError(f"{url}: the URL names no file (expected .../NAME.th)")
@@ -315,20 +336,37 @@ def ensure_model(name: str, *, offline: bool = False, progress: Progress | None 
 
 
 def ensure_url(
-    url: str, *, offline: bool = False, progress: Progress | None = None, on_warning: Warn | None = None
+    url: str,
+    *,
+    offline: bool = False,
+    progress: Progress | None = None,
+    on_warning: Warn | None = None,
+    option: str = "--model",
+    limit: int | None = None,
 ) -> Path:
-    """The cached copy of the model at ``url``, downloading it if needed (verified if its name has a hash)."""
-    target = url_cache_path(url)
-    if not target.is_file() and not offline_mode(offline) and expected_prefix(target.name) is None:
+    """The cached copy of the file at ``url``, downloading it if needed; a download is verified against a
+    ``#sha256=`` pin or the hash its name carries, else made with a warning (a cached copy is checked against a
+    pin by its reader: :func:`pinned_mismatch`). ``option``: the flag the file is given to; ``limit``: the most
+    bytes it may have (None: :data:`MAX_DOWNLOAD_BYTES`)."""
+    base, pin = split_pin(url)
+    target = url_cache_path(base)
+    if not target.is_file() and not offline_mode(offline) and pin is None and expected_prefix(target.name) is None:
         _warn(
             on_warning,
-            f"{url}: the file name has no -<sha256 prefix>.th suffix, so the download cannot be verified",
+            f"{base}: neither a #sha256= pin nor a -<sha256 prefix>.th file name, so the download cannot be verified",
         )
-    hint = f"on a connected machine download {url}, then give the file's path to --model"
-    return fetch(url, target, offline=offline, progress=progress, offline_hint=hint)
+    hint = f"on a connected machine download {base}, then give the file's path to {option}"
+    return fetch(base, target, offline=offline, progress=progress, offline_hint=hint, expected=pin, limit=limit)
 
 
-def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, offline_hint: str) -> Path:
+def pinned_mismatch(url: str, path: Path) -> str:
+    """The problem of a cached copy of ``url`` whose SHA-256 does not start with the URL's pin."""
+    return (f"{path} (cached from {split_pin(url)[0]}) does not match the pinned #sha256=; remove it with "
+            f"`ugosa model remove {split_pin(url)[0]}` and run again")
+
+
+def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, offline_hint: str,
+          expected: str | None = None, limit: int | None = None) -> Path:
     """``target``, downloaded from ``url`` unless already there; safe against concurrent processes."""
     if target.is_file():
         return target
@@ -337,7 +375,7 @@ def fetch(url: str, target: Path, *, offline: bool, progress: Progress | None, o
                        f"{offline_hint}")
     with _CacheLock(target):
         if not target.is_file():  # another process may have finished it while we waited
-            download(url, target, progress=progress, hint=offline_hint)
+            download(url, target, progress=progress, hint=offline_hint, expected=expected, limit=limit)
     return target
 
 
@@ -357,13 +395,17 @@ def download_deadline() -> float:
     return seconds
 
 
-def download(url: str, target: Path, *, progress: Progress | None = None, hint: str = "") -> None:
-    """Stream ``url`` to a temporary file beside ``target``, check its length and hash prefix, then rename.
+def download(url: str, target: Path, *, progress: Progress | None = None, hint: str = "", expected: str | None = None,
+             limit: int | None = None) -> None:
+    """Stream ``url`` to a temporary file beside ``target``, check its length and SHA-256 (``expected``, else the
+    prefix the file name carries), then rename. At most ``limit`` bytes (None: :data:`MAX_DOWNLOAD_BYTES`) are
+    written.
 
     The whole download must finish within :func:`download_deadline` (checked after every read, each of which
     the socket timeout bounds); ``hint``: how to get the file another way, for the error when it does not.
     """
-    expected = expected_prefix(target.name)
+    expected = expected or expected_prefix(target.name)
+    limit = MAX_DOWNLOAD_BYTES if limit is None else limit
     request = urllib.request.Request(url, headers={"User-Agent": f"ugosa/{__version__}"})
     opener = urllib.request.build_opener(NoDowngradeRedirect())
     deadline = download_deadline()
@@ -374,9 +416,9 @@ def download(url: str, target: Path, *, progress: Progress | None = None, hint: 
             with opener.open(request, timeout=SOCKET_TIMEOUT_S) as response, open(tmp, "wb") as out:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
-                if total is not None and total > MAX_DOWNLOAD_BYTES:
+                if total is not None and total > limit:
                     raise RunError(f"download of {url} refused: it announces {total} bytes, more than the "
-                                   f"{MAX_DOWNLOAD_BYTES >> 20} MiB a model file may have; check the URL")
+                                   f"{limit / (1 << 20):g} MiB such a file may have; check the URL")
                 digest = hashlib.sha256()
                 if progress:
                     progress(0, total)
@@ -388,9 +430,9 @@ def download(url: str, target: Path, *, progress: Progress | None = None, hint: 
                             "check the network and run again, or give it longer with UGOSA_DOWNLOAD_TIMEOUT=SECONDS"
                             + (f"; or {hint}" if hint else "")
                         )
-                    if done + len(chunk) > MAX_DOWNLOAD_BYTES:
-                        raise RunError(f"download of {url} stopped: over {MAX_DOWNLOAD_BYTES >> 20} MiB, more than "
-                                       "a model file may have; check the URL")
+                    if done + len(chunk) > limit:
+                        raise RunError(f"download of {url} stopped: over {limit / (1 << 20):g} MiB, more than "
+                                       "such a file may have; check the URL")
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
@@ -519,21 +561,47 @@ def remove_model(spec: str) -> list[Path]:
 # --- resolving --model -----------------------------------------------------------------------------------
 
 
+def resolve_config(
+    spec: str, *, offline: bool = False, progress: Progress | None = None, on_warning: Warn | None = None
+) -> Path:
+    """The local file of ``--config spec``: the path, or the cached copy of a URL (downloaded if needed)."""
+    if is_url(spec):
+        path = ensure_url(spec, offline=offline, progress=progress, on_warning=on_warning, option="--config",
+                          limit=MAX_CONFIG_DOWNLOAD_BYTES)
+        _check_hash(path, split_pin(spec)[1], pinned_mismatch(spec, path), RunError)
+        return path
+    if "://" in spec:
+        raise InputError(f"--config {spec!r}: only http:// and https:// URLs are supported")
+    return Path(spec).expanduser()
+
+
 def resolve_model(
     spec: str,
     *,
     offline: bool = False,
     progress: Progress | None = None,
     on_warning: Warn | None = None,
+    config: str | None = None,
+    model_type: str | None = None,
 ) -> LoadedModel:
-    """Load the model ``--model spec`` names: a registry or imported name, a local file, or an http(s) URL.
+    """Load the model ``--model spec`` names: a registry or imported name, a local file, or an http(s) URL;
+    with ``config`` (``--config``, a YAML file or URL) the file holds the weights of an MSST model of type
+    ``model_type`` (``--model-type``; None: as the configuration says).
 
     Registry names win over same-named files in the current folder (write ``./NAME`` for those). Any file
     whose name ends in ``-<hex>.th`` is checked against that SHA-256 prefix before it is loaded.
     """
+    if config is None and model_type is not None:
+        raise InputError(f"--model-type {model_type} needs --config: the YAML configuration of the MSST model")
+    source = None
+    if config is not None:
+        if spec in REGISTRY or (spec and spec in imported_names()):
+            raise InputError(f"--config goes with the weights file (or URL) of an MSST model, not with {spec!r}")
+        source = MSSTSource(resolve_config(config, offline=offline, on_warning=on_warning), model_type, config)
     if is_url(spec):
         path = ensure_url(spec, offline=offline, progress=progress, on_warning=on_warning)
-        return load_verified(path, path.stem, repair=_cache_repair(spec, DOWNLOAD_AGAIN))
+        base, pin = split_pin(spec)
+        return load_verified(path, path.stem, repair=_cache_repair(base, DOWNLOAD_AGAIN), msst=source, pin=pin)
     if spec in REGISTRY or (spec and spec in imported_names()):
         paths = ensure_model(spec, offline=offline, progress=progress)
         if spec not in REGISTRY:
@@ -554,7 +622,7 @@ def resolve_model(
     if kind is not None:  # /dev/zero would be hashed forever, a FIFO would block
         raise not_regular_error(spec, kind, "a model file", stdin_works=False)
     if path.exists():
-        return load_verified(path, path.stem)
+        return load_verified(path, path.stem, msst=source)
     if _looks_like_path(spec):
         raise InputError(f"{spec}: no such file")
     raise unknown_model_error(spec)
@@ -577,14 +645,17 @@ def _cache_repair(spec: str, again: str) -> Repair:
     return Repair(f"remove it from the model cache with `ugosa model remove {shlex.quote(spec)}`", again)
 
 
-def load_verified(path: Path, name: str, *, repair: Repair | None = None) -> LoadedModel:
-    """Hash ``path``, check the prefix its name promises, then load it with ``weights_only=True``.
+def load_verified(
+    path: Path, name: str, *, repair: Repair | None = None, msst: MSSTSource | None = None, pin: str | None = None
+) -> LoadedModel:
+    """Hash ``path``, check the prefix its name promises (or ``pin``, a URL's ``#sha256=``), then load it with
+    ``weights_only=True`` (with ``msst``: as the weights of that MSST configuration).
 
     ``repair``: for a file ugosa manages, how to repair it. A bad hash is then a run-time failure, and a cache
     entry failing it is removed (a later run fetches it again); a file that does not load is named with
     ``repair.fix``.
     """
-    expected = expected_prefix(path.name)
+    expected = pin or expected_prefix(path.name)
     if repair is None:
         digest = _check_hash(path, expected, f"{path}: corrupt or not the file its name says")
     elif repair.again is None:
@@ -594,10 +665,11 @@ def load_verified(path: Path, name: str, *, repair: Repair | None = None) -> Loa
         if expected is not None and not digest.startswith(expected):
             with _CacheLock(path):
                 path.unlink(missing_ok=True)
-            raise RunError(f"{path} was corrupt (SHA-256 starts with {digest[:len(expected)]}, expected {expected}) "
+            problem = "did not match the URL's #sha256= pin" if pin else "was corrupt"
+            raise RunError(f"{path} {problem} (SHA-256 starts with {digest[:len(expected)]}, expected {expected}) "
                            f"and was removed from the model cache; {repair.again}")
     try:
-        model, provenance = read_model(path)
+        model, provenance = read_model(path, msst)
     except UgosaError as exc:
         if repair is None:
             raise
@@ -634,7 +706,7 @@ def _looks_like_path(spec: str) -> bool:
         "/" in spec
         or os.sep in spec
         or spec.startswith(("~", "."))
-        or PurePosixPath(spec).suffix.lower() in (".th", ".pt", ".pth", ".ckpt")
+        or PurePosixPath(spec).suffix.lower() in (".th", ".pt", ".pth", ".ckpt", ".safetensors")
     )
 
 

@@ -15,7 +15,8 @@ Times are seconds (``12.5``, also with a decimal comma), ``mm:ss(.fff)`` or ``hh
 ``end`` (until the end of the song). BOM, CRLF, blank lines and ``#`` comments are tolerated.
 
 Semantics: a label text names one or more sources (``drums + bass``), case-insensitively, with synonyms
-(``vox``, ``perc``, ``bass guitar``, ...) and a user mapping. A source with at least one label is active only
+(``vox``, ``perc``, ``bass guitar``, ...; for a two-source model ``other``, ``instrumental`` and the like name its
+second source) and a user mapping. A source with at least one label is active only
 inside its regions; a source never labelled is unconstrained (active everywhere). A text starting with
 ``no ``, ``!`` or ``-`` marks an explicit silence: a source with only silences is active everywhere except
 there; a source with both is active in its regions minus its silences. Overlapping regions merge. A margin
@@ -65,6 +66,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "guitar": ("gtr", "guit", "electric guitar", "acoustic guitar", "lead guitar", "rhythm guitar", "e-guitar"),
     "piano": ("keys", "pno", "grand piano", "upright piano", "electric piano", "e-piano", "keyboard", "keyboards"),
 }
+# What users call the second source of a two-source model (a vocal model's instrumental, however it is named).
+REST_WORDS = ("other", "others", "instrumental", "instrumentals", "inst", "accompaniment", "backing track", "karaoke",
+              "music", "rest")
 _NEGATIONS = ("no ", "not ", "without ", "!", "-")
 _LABEL_SPLIT = re.compile(r"\s*[+&/,]\s*")
 _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
@@ -228,6 +232,9 @@ class _Names:
         for source in self.sources:
             for word in SYNONYMS.get(source, ()):
                 self.table[_normalise(word)] = source
+        if len(self.sources) == 2:  # a two-stem model: its second source is the rest of the mixture
+            for word in REST_WORDS:
+                self.table.setdefault(_normalise(word), self.sources[1])
         for source in self.sources:
             self.table[_normalise(source)] = source
         for word, target in (mapping or {}).items():

@@ -49,7 +49,7 @@ from ugosa_cli.separation import (
     AudioBlocks,
     ProgressCallback,
     SeparationOptions,
-    check_segment,
+    check_options,
     mean_blocks,
     separate_array,
     separate_blocks,
@@ -108,7 +108,7 @@ class GuidedSeparator:
             raise SettingError("resplit_guide", resplit_guide, f"use one of {', '.join(RESPLIT_GUIDES)}")
         if resplit_mode is not None and resplit_mode not in RESPLIT_MODES:
             raise SettingError("resplit_mode", resplit_mode, f"use one of {', '.join(RESPLIT_MODES)}")
-        check_segment(loaded.model, options.segment)
+        check_options(loaded.model, options)
         self.loaded = loaded
         self.model = loaded.model
         self.device = device or torch.device("cpu")

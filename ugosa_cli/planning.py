@@ -28,11 +28,13 @@ from ugosa_cli.adaptation import (
     Adapter,
     check_settings,
     rests_somewhere,
+    window_starts,
 )
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.separation import DEFAULT_OVERLAP
 from ugosa_cli.strategy import (
     B0,
     DEFAULT_STRATEGY,
@@ -67,6 +69,10 @@ BUDGET_FACTOR = 1.0
 MIN_BUDGET_FLOP = 3e11
 PREFIX_SHARE = 0.25
 MAX_PASSES = 10
+# A training step, or the frozen part of one window, slower than this on a CPU (seconds) makes adapting a job for
+# a GPU: the paper's protocol is about 2,000 steps over 170 windows for a 3-minute song (10 epochs over 10 s
+# windows with a 1 s hop), days at this pace.
+SLOW_CPU_STEP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -183,11 +189,13 @@ def fit_to_budget(
     prefix_cost: float,
     window_flop: float,
     checks: bool = True,
+    separation_passes: float = 4 / 3,
 ) -> tuple[AdaptationSettings, str]:
     """The steps and windows that fit the budget of work (see :data:`BUDGET_FACTOR`).
 
     Costs are in forwards of one window (:meth:`ModelFamily.relative_cost`), ``window_flop`` the operations of
-    one; separation runs that forward over the song with segments overlapping by a quarter, hence the 4/3.
+    one; separation runs that forward over the song ``separation_passes`` times (segments overlapping by a
+    quarter: 4/3; an MSST model's ``num_overlap``).
     Windows stop overlapping (hop = window); the most informative ones (most labelled silence) are kept when not
     all fit in :data:`PREFIX_SHARE` of the budget, each costing its frozen part and, with ``checks``, the
     held-out checks before and after training (a forward of the trained part each); the rest of the budget is
@@ -195,7 +203,7 @@ def fit_to_budget(
     """
     window = int(round(settings.window * samplerate))
     available = max(1, math.ceil(frames / window))
-    separation = max(frames / window, 1.0) * 4 / 3
+    separation = max(frames / window, 1.0) * separation_passes
     budget = max(BUDGET_FACTOR * separation, MIN_BUDGET_FLOP / max(window_flop, 1.0))
     per_window = prefix_cost + (2 * (1 - prefix_cost) if checks else 0.0)
     windows = min(available, max(1, int(PREFIX_SHARE * budget // per_window)))
@@ -208,6 +216,14 @@ def fit_to_budget(
         f"of {budget / separation:.1f} separation(s) of the song; --protocol paper runs the paper's schedule"
     )
     return planned, summary
+
+
+def separation_passes(model: SeparationModel) -> float:
+    """How many times separation runs the network over each sample with its own overlap (demucs' quarter: 4/3; an
+    MSST model's ``num_overlap``)."""
+    if model.fade_chunking is not None:
+        return float(model.fade_chunking.overlaps)
+    return 1 / (1 - DEFAULT_OVERLAP)
 
 
 def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float = MOSTLY_SILENT) -> dict[str, float]:
@@ -257,6 +273,31 @@ def few_rests_warning(resting: Sequence[str], sources: Sequence[str]) -> str:
         "-0.05 against +0.29 on another generator's; BENCHMARKS.md, \"Rests of few sources\"); "
         "label where the others rest (`ugosa labels draft` drafts them), or apply the labels without training: "
         "`ugosa separate --labels` without --strategy does"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.0f} hours" if seconds < 2 * 86400 else f"{seconds / 86400:.0f} days"
+
+
+def slow_cpu_warning(model: SeparationModel, step_seconds: float, prefix_seconds: float, plan_seconds: float,
+                     frames: int, memory_bytes: int) -> str:
+    """The plan's warning when a measured training step, or the frozen part of a window, takes over
+    :data:`SLOW_CPU_STEP_SECONDS` on the CPU: what this plan and the paper's protocol take here (windows
+    prepared once, then the steps), and the GPU adapting such a model takes."""
+    paper = AdaptationSettings(**PAPER_SETTINGS)
+    rate = model.samplerate
+    windows = len(window_starts(frames, int(round(paper.window * rate)), int(round(paper.hop * rate))))
+    paper_steps = paper.epochs * windows
+    paper_seconds = windows * prefix_seconds + paper_steps * step_seconds
+    return (
+        f"{family_of(model).name} at this size is too slow to adapt on a CPU: one training step took "
+        f"{step_seconds:.0f} s here and the frozen part of each window {prefix_seconds:.0f} s, so this plan takes "
+        f"about {_duration(plan_seconds)} and the paper's protocol ({paper_steps} steps over {windows} "
+        f"window{'s' if windows != 1 else ''} of this song) about {_duration(paper_seconds)}; adapting it takes a CUDA GPU (--device cuda) with at least "
+        f"{max(1, math.ceil(memory_bytes / 2**30))} GiB of memory"
     )
 
 
@@ -344,15 +385,18 @@ def plan_adaptation(
         settings, note = fit_to_budget(settings, frames=mix.shape[1], samplerate=model.samplerate,
                                        step_cost=step_cost, prefix_cost=prefix_cost,
                                        window_flop=family.forward_flops(model, adapter.window),
-                                       checks=settings.holdout > 0 and strategy.loss is Loss.PROPOSED)
+                                       checks=settings.holdout > 0 and strategy.loss is Loss.PROPOSED,
+                                       separation_passes=separation_passes(model))
         adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     seconds = None
     if not strategy.trains:
         seconds = 0.0
-    elif estimate:  # timing only informs the estimate, never the plan
+    warnings = [NO_REST_WARNING] if resplits and not resting else []
+    if strategy.trains and estimate:  # timing only informs the estimate (and a warning), never the plan
         step_s, prefix_s = adapter.measure()
         seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
-    warnings = [NO_REST_WARNING] if resplits and not resting else []
+        if device.type == "cpu" and max(step_s, prefix_s) > SLOW_CPU_STEP_SECONDS:
+            warnings.append(slow_cpu_warning(model, step_s, prefix_s, seconds, mix.shape[1], adapter.memory_estimate()))
     if strategy.loss is Loss.PROPOSED:
         for name, share in mostly_silent(activations, model.sources).items():
             warnings.append(

@@ -14,6 +14,15 @@ the mean (each stem differs from demucs' by ``mean * (1 - 1 / sources)``).
 Segments run in the order of their start, and each stretch of the song is handed on as soon as no later
 segment can change it: :func:`separate_blocks` reads a file and yields its stems block by block, so a
 song of any length separates in the memory of a few segments.
+
+MSST models (:attr:`SeparationModel.fade_chunking`) are cut as msst's ``demix`` cuts them: chunks of the
+model's chunk size every ``chunk // num_overlap`` samples over the song extended by ``chunk - step``
+samples at both ends (reflected; not for songs shorter than twice that), a chunk that runs past the end
+completed to the chunk size (reflected when more than half of it is there, else zeros), each chunk's output
+weighted by linear fades of a tenth of a chunk, summed and divided by the summed weights (0 where they are
+0). As in msst, the fades depend on how ``inference.batch_size`` groups the chunks: the first chunk has no
+fade-in only when it forms a batch alone, and every chunk of the last batch has no fade-out. Their input is
+not normalised unless their configuration asks for it.
 """
 
 from __future__ import annotations
@@ -44,17 +53,19 @@ MAX_SHIFTS = 100
 MAX_OVERLAP = 0.9
 # Segments run together in one batch (memory grows with them; beyond a few, nothing gets faster).
 MAX_SEGMENTS_PER_BATCH = 64
+DEFAULT_OVERLAP = 0.25  # demucs' overlap between segments
 
 
 @dataclass(frozen=True)
 class SeparationOptions:
-    """How to cut and average; ``segment`` in seconds (None: the model's own segment length).
+    """How to cut and average; ``segment`` in seconds (None: the model's own segment length), ``overlap`` a
+    fraction of it (None: the model's own: demucs' 0.25, an MSST model's ``1 - 1 / num_overlap``).
 
     Every value that sizes the work is bounded here, before any work: a refusal names the setting and its range.
     """
 
     segment: float | None = None
-    overlap: float = 0.25
+    overlap: float | None = None
     shifts: int = 0
     seed: int | None = None
     batch_size: int = 1
@@ -62,7 +73,7 @@ class SeparationOptions:
     def __post_init__(self) -> None:
         if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
             raise SettingError("segment", self.segment, "must be a finite, positive number of seconds")
-        if not 0 <= self.overlap <= MAX_OVERLAP:
+        if self.overlap is not None and not 0 <= self.overlap <= MAX_OVERLAP:
             raise SettingError("overlap", self.overlap, f"use 0 to {MAX_OVERLAP:g} (at {MAX_OVERLAP:g} the network "
                                f"already runs {1 / (1 - MAX_OVERLAP):.0f} times over every sample)")
         if not 0 <= self.shifts <= MAX_SHIFTS:
@@ -100,6 +111,25 @@ def check_segment(model: SeparationModel, segment: float | None) -> None:
                            f"{default:g} s{limit})")
 
 
+def check_options(model: SeparationModel, options: SeparationOptions) -> None:
+    """Refuse options ``model`` cannot separate with: a segment length out of its range (:func:`check_segment`),
+    shifts with an MSST model (msst's ``demix`` has none)."""
+    check_segment(model, options.segment)
+    if model.fade_chunking is not None and options.shifts:
+        raise SettingError("shifts", options.shifts, "BS-RoFormer, Mel-Band RoFormer and SCNet models separate "
+                           "without shifts, as msst does; leave it out")
+
+
+def segment_stride(model: SeparationModel, options: SeparationOptions) -> int:
+    """Samples from one segment's start to the next's: ``(1 - overlap)`` of a segment, or for an MSST model
+    without an explicit overlap, its chunk over ``inference.num_overlap`` (as msst's ``demix``)."""
+    segment = segment_samples(model, options)
+    if options.overlap is None and model.fade_chunking is not None:
+        return max(1, segment // model.fade_chunking.overlaps)
+    overlap = DEFAULT_OVERLAP if options.overlap is None else options.overlap
+    return max(1, int((1 - overlap) * segment))
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """The requested device, or for ``auto`` the best present: CUDA, then Apple MPS, then CPU."""
     if name not in DEVICES:
@@ -124,8 +154,36 @@ def triangle_weight(segment: int) -> Tensor:
 
 def segment_offsets(length: int, segment: int, overlap: float) -> list[int]:
     """Start of each segment, one every ``(1 - overlap) * segment`` samples."""
-    stride = max(1, int((1 - overlap) * segment))
-    return list(range(0, length, stride))
+    return list(range(0, length, max(1, int((1 - overlap) * segment))))
+
+
+def fade_window(segment: int, fade_in: bool, fade_out: bool) -> Tensor:
+    """msst's chunk weights: 1, with linear ramps over the first and last tenth of the chunk."""
+    fade = segment // 10
+    window = torch.ones(segment)
+    if fade > 0:
+        if fade_out:
+            window[-fade:] = torch.linspace(1, 0, fade)
+        if fade_in:
+            window[:fade] = torch.linspace(0, 1, fade)
+    return window
+
+
+def msst_fades(index: int, count: int, batch: int) -> tuple[bool, bool]:
+    """(fade-in, fade-out) of chunk ``index`` of ``count``, as msst's ``demix`` decides them for batches of
+    ``batch`` chunks: no fade-in when the chunk's batch ends with the first chunk, else no fade-out when it
+    ends with the last."""
+    last = min((index // batch + 1) * batch, count) - 1
+    if last == 0:
+        return False, True
+    return True, last != count - 1
+
+
+def fade_border(frames: int, segment: int, stride: int) -> int:
+    """Samples msst reflects at each end of a song of ``frames`` before cutting it in chunks (0 when the
+    song is no longer than twice that)."""
+    border = segment - stride
+    return border if border > 0 and frames > 2 * border else 0
 
 
 class _Moments:
@@ -148,6 +206,24 @@ class _Moments:
         variance = (self._squares - self.count * mean * mean) / max(self.count - 1, 1)
         std = float(np.sqrt(max(variance, 0.0)))
         return mean, std if std > 0 and np.isfinite(std) else 1.0
+
+
+def input_normalisation(model: SeparationModel, moments: _Moments) -> tuple[float, float]:
+    """(mean, std) the network's input is normalised with: the mono downmix's, or (0, 1) for a network that
+    takes the mixture as it is."""
+    return moments.mean_std() if model.normalises_input else (0.0, 1.0)
+
+
+def _reflected(mixture: _TensorMixture | _StreamedMixture, frames: int, start: int, length: int) -> Tensor:
+    """Song samples ``start`` to ``start + length``, reflected at the song's ends where they reach past them
+    (by less than the song's length)."""
+    if start >= 0 and start + length <= frames:
+        return mixture.read(start, start + length)
+    positions = np.abs(np.arange(start, start + length))
+    positions = np.where(positions >= frames, 2 * (frames - 1) - positions, positions)
+    low = int(positions.min())
+    inside = mixture.read(low, int(positions.max()) + 1)
+    return inside[:, torch.from_numpy(positions - low).to(inside.device)]
 
 
 class _TensorMixture:
@@ -206,6 +282,7 @@ class _Segment:
     length: int
     scale: float
     member: int = 0  # the bag member the view runs (0 for a single model)
+    index: int = 0  # its place among the view's segments
 
     @property
     def start(self) -> int:
@@ -222,24 +299,32 @@ class _Segmenter:
     For a :class:`ModelBag` every member runs its own views and adds its share of each source.
     """
 
-    def __init__(self, model: SeparationModel, segment: int, overlap: float, batch_size: int) -> None:
+    def __init__(self, model: SeparationModel, segment: int, stride: int, batch_size: int) -> None:
         self.model = model
         self.members = [model.member(k) for k in range(len(model.members))] if isinstance(model, ModelBag) else [model]
         self.shares = model.shares if isinstance(model, ModelBag) else None  # (members, sources)
         self.segment = segment
-        self.overlap = overlap
+        self.stride = stride
         self.batch_size = batch_size
+        self.fades = model.fade_chunking
         self.weight: Tensor | None = None
+        self._windows: dict[tuple[bool, bool], Tensor] = {}
 
     def plan(self, views: list[tuple[int, int, int]], scale: float) -> list[_Segment]:
         """Every segment of every view ``(member, start, length)``, ordered by where it starts in the song."""
         segments = []
         for member, view_start, view_length in views:
-            offsets = segment_offsets(view_length, self.segment, self.overlap)
-            for offset in offsets:
+            offsets = list(range(0, view_length, self.stride))
+            for index, offset in enumerate(offsets):
                 length = min(self.segment, view_length - offset)
-                segments.append(_Segment(view_start, view_length, offsets, offset, length, scale, member))
+                segments.append(_Segment(view_start, view_length, offsets, offset, length, scale, member, index))
         return sorted(segments, key=lambda s: s.start)
+
+    def views(self, member: int, frames: int) -> tuple[int, int, int]:
+        """The view of a whole song of ``frames`` (no shift): itself, or for MSST chunking the song with
+        its reflected borders."""
+        border = fade_border(frames, self.segment, self.stride) if self.fades is not None else 0
+        return member, -border, frames + 2 * border
 
     @torch.inference_mode()  # entered on each resume, left at each yield: the caller's mode is untouched
     def run(
@@ -278,7 +363,7 @@ class _Segmenter:
             for s, chunk_out in zip(group, result):
                 begin, stop = max(s.start, 0), min(s.start + s.length, frames)
                 if begin < stop:
-                    share = self.weight[: s.length] * (s.scale / self._weight_sum(s))
+                    share = self._share(s)
                     inside = slice(begin - s.start, stop - s.start)
                     part = chunk_out[..., inside] if shares is None else chunk_out[..., inside] * shares[s.member]
                     accumulator[..., begin - done : stop - done].addcmul_(part, share[inside])
@@ -292,8 +377,15 @@ class _Segmenter:
 
     def _chunk(self, mixture: _TensorMixture | _StreamedMixture, frames: int, s: _Segment, mean: float, std: float) -> Tensor:
         """The normalised mixture the network runs on for a segment, zero outside the song: the segment
-        itself, or with centred padding the :meth:`SeparationModel.valid_length` samples around it."""
+        itself, or with centred padding the :meth:`SeparationModel.valid_length` samples around it; for MSST
+        chunking, reflected outside the song and completed to a chunk."""
         start, length = s.start, s.length
+        if self.fades is not None:
+            inside = (_reflected(mixture, frames, start, length) - mean) / std
+            if length < self.segment:
+                mode = "reflect" if length > self.segment // 2 else "constant"
+                inside = torch.nn.functional.pad(inside, (0, self.segment - length), mode=mode)
+            return inside
         if self.model.centred_padding:
             valid = self.model.valid_length(length, self.segment)
             start, length = start - (valid - length) // 2, valid
@@ -303,22 +395,38 @@ class _Segmenter:
         inside = (mixture.read(begin, end) - mean) / std
         return torch.nn.functional.pad(inside, (begin - start, start + length - end))
 
-    def _weight_sum(self, s: _Segment) -> Tensor:
-        """Summed triangle weights of all segments of its view over the segment's span."""
+    def _weight(self, view_length: int, offsets: list[int], index: int) -> Tensor:
+        """The weights of a view's segment ``index`` (its length): a triangle, or msst's faded window."""
+        assert self.weight is not None
+        length = min(self.segment, view_length - offsets[index])
+        if self.fades is None:
+            return self.weight[:length]
+        fades = msst_fades(index, len(offsets), self.fades.batch)
+        if fades not in self._windows or self._windows[fades].device != self.weight.device:
+            self._windows[fades] = fade_window(self.segment, *fades).to(self.weight.device)
+        return self._windows[fades][:length]
+
+    def _share(self, s: _Segment) -> Tensor:
+        """A segment's weights over the summed weights of all segments of its view where it lies (times its
+        view's share of the result); 0 where they sum to 0 (msst's faded ends)."""
         assert self.weight is not None
         total = torch.zeros(s.length, device=self.weight.device)
         first = bisect.bisect_left(s.offsets, s.offset - self.segment + 1)
         last = bisect.bisect_left(s.offsets, s.offset + s.length)
-        for other in s.offsets[first:last]:
-            other_length = min(self.segment, s.view_length - other)
-            begin, end = max(other, s.offset), min(other + other_length, s.offset + s.length)
-            total[begin - s.offset : end - s.offset] += self.weight[begin - other : end - other]
-        return total
+        for index in range(first, last):
+            other = s.offsets[index]
+            weight = self._weight(s.view_length, s.offsets, index)
+            begin, end = max(other, s.offset), min(other + weight.shape[0], s.offset + s.length)
+            total[begin - s.offset : end - s.offset] += weight[begin - other : end - other]
+        own = self._weight(s.view_length, s.offsets, s.index) * s.scale
+        return torch.where(total > 0, own / total.clamp(min=1e-30), torch.zeros_like(own))
 
     def _model_forward(self, batch: Tensor, length: int, member: int) -> Tensor:
         """A (member's) network on a batch of equal chunks (as :meth:`_chunk` makes them) -> stems of
         ``length`` samples: the centre of a chunk padded with context, or the start of one padded after it."""
         network = self.members[member]
+        if self.fades is not None:  # every chunk was completed to the chunk size
+            return network(batch)
         if self.model.centred_padding:
             trim = (batch.shape[-1] - length) // 2
             return network(batch)[..., trim : trim + length]
@@ -335,9 +443,9 @@ class _Segmenter:
             group = [segments[index]]
             while (
                 len(group) < self.batch_size
-                and group[0].length == self.segment
+                and (group[0].length == self.segment or self.fades is not None)
                 and index + len(group) < len(segments)
-                and segments[index + len(group)].length == self.segment
+                and (segments[index + len(group)].length == self.segment or self.fades is not None)
                 and segments[index + len(group)].member == group[0].member
             ):
                 group.append(segments[index + len(group)])
@@ -354,7 +462,9 @@ def _stream_stems(
     progress: ProgressCallback | None,
 ) -> Iterator[Tensor]:
     """Stems (sources, channels, n) of a mixture of ``frames`` samples at the model's rate, stretch by stretch."""
-    segmenter = _Segmenter(model, segment_samples(model, options), options.overlap, options.batch_size)
+    if model.fade_chunking is not None and options.shifts:
+        check_options(model, options)  # refused: msst has no shifts
+    segmenter = _Segmenter(model, segment_samples(model, options), segment_stride(model, options), options.batch_size)
     rng = random.Random(options.seed)
     max_shift = int(0.5 * model.samplerate)
     views: list[tuple[int, int, int]] = []
@@ -362,11 +472,11 @@ def _stream_stems(
         for _ in range(options.shifts):
             shift = rng.randint(0, max_shift)
             views.append((member, shift - max_shift, frames + max_shift - shift))
-            forwards = len(segment_offsets(frames + max_shift - shift, segmenter.segment, options.overlap))
+            forwards = len(range(0, frames + max_shift - shift, segmenter.stride))
             for _ in range(forwards * model.random_draws_per_forward):  # what the reference's forwards draw
                 rng.randrange(1)
         if not options.shifts:
-            views.append((member, 0, frames))
+            views.append(segmenter.views(member, frames))
     segments = segmenter.plan(views, 1 / max(1, options.shifts))
     done = 0
 
@@ -412,7 +522,8 @@ def separate_array(
     stems = np.empty((len(model.sources), *mix.shape), dtype=np.float32)
     position = 0
     wav = torch.from_numpy(mix).to(device)
-    for stretch in _stream_stems(model, _TensorMixture(wav), mix.shape[-1], moments.mean_std(), options, progress):
+    normalise = input_normalisation(model, moments)
+    for stretch in _stream_stems(model, _TensorMixture(wav), mix.shape[-1], normalise, options, progress):
         stems[..., position : position + stretch.shape[-1]] = stretch.cpu().numpy()
         position += stretch.shape[-1]
     return stems
@@ -466,8 +577,11 @@ def separate_blocks(
     for block in model_rate_blocks():
         moments.add(block.mean(axis=0))
     frames, expected = moments.count, input_frames
-    # A centred chunk reaches back at most half a segment before its own start.
+    # A centred chunk reaches back at most half a segment before its own start, an MSST chunk reflected at the
+    # song's end less than a chunk.
     lookback = model.valid_length(1, segment_samples(model, options)) if model.centred_padding else 0
+    if model.fade_chunking is not None:
+        lookback = segment_samples(model, options)
     mixture = _StreamedMixture(model_rate_blocks(), model.audio_channels, device, lookback)
     out_channels = min(audio.channels, 2)
     sources = len(model.sources)
@@ -482,7 +596,7 @@ def separate_blocks(
         return flat.reshape(sources, out_channels, -1)
 
     written = 0
-    for stretch in _stream_stems(model, mixture, frames, moments.mean_std(), options, progress):
+    for stretch in _stream_stems(model, mixture, frames, input_normalisation(model, moments), options, progress):
         block = at_input_rate(stretch.cpu().numpy())[..., : expected - written]
         written += block.shape[-1]
         if block.shape[-1]:

@@ -58,13 +58,16 @@ def song_digest(track: str, audio: Audio) -> str:
     return sha256_file(Path(track))
 
 
-def _inputs(track: str, labels: str, model: str, references: list[str]) -> list[tuple[Path, str]]:
+def _inputs(track: str, labels: str, model: str, references: list[str], config: str | None = None
+            ) -> list[tuple[Path, str]]:
     """The files ``adapt`` reads, which its output must not replace (references that do not resolve fail later)."""
     inputs = [(Path(track), "the input song")] if track != STDIN else []
     if labels != STDIN:
         inputs.append((Path(labels), "the labels file"))
     if Path(model).is_file():
         inputs.append((Path(model), "the model it adapts"))
+    if config is not None and Path(config).is_file():
+        inputs.append((Path(config), "the model's configuration"))
     with contextlib.suppress(InputError):
         inputs += [(path, "a reference stem") for path in collect_stems(references, "--references").values()]
     return inputs
@@ -82,6 +85,8 @@ def adapt(
         ),
     ] = None,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
+    config: common.ConfigSpec = None,
+    model_type: common.ModelType = None,
     strategy: StrategyOpt = None,
     epochs: Epochs = None,
     steps: Steps = None,
@@ -131,7 +136,7 @@ def adapt(
     target = Path(f"{name}-adapted.th") if out is None else file_target(out, "--out", f"{name}-adapted.th")
     if report_page and dry_run:
         raise InputError("--report and --dry-run: a dry run adapts nothing to report; leave out one of them")
-    inputs = _inputs(track, labels, model, references or [])
+    inputs = _inputs(track, labels, model, references or [], config)
     check_target(target, inputs, force=force or dry_run)
     page = target.with_suffix(".report.html")
     if report_page:
@@ -143,7 +148,7 @@ def adapt(
             strategy=strategy, epochs=epochs, steps=steps, lr=lr, step=step, holdout=holdout, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
-        loaded = common.load_model(model, offline=offline)
+        loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
         audio = common.open_audio(track).read()
         options = LabelOptions(labels_format, mapping or [], ignore_unknown, margin)
         song_labels = guidance.song_labels(labels, options, loaded.model.sources, audio)
@@ -207,6 +212,8 @@ def _write_page(page: Path, pipeline: GuidedSeparator, audio: Audio, track: str,
 
 def strategies(
     model: common.ModelSpec = hub.DEFAULT_MODEL,
+    config: common.ConfigSpec = None,
+    model_type: common.ModelType = None,
     json_out: common.JsonOut = False,
     offline: common.Offline = False,
     quiet: common.Quiet = False,
@@ -214,7 +221,7 @@ def strategies(
 ) -> None:
     """List the fine-tuning strategies: what each trains and its number of trainable parameters (#TP)."""
     common.configure(quiet=quiet, debug=debug)
-    loaded = common.load_model(model, offline=offline)
+    loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
     rows = strategy_table(loaded.model)
     if json_out:
         common.emit_json({"model": loaded.name, "strategies": rows})

@@ -158,6 +158,8 @@ def bench(
         int, typer.Option("--variant-seed", metavar="N", help="Seed of the order in which sources are silenced.")
     ] = 0,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
+    config: common.ConfigSpec = None,
+    model_type: common.ModelType = None,
     device: guidance.DeviceOpt = "auto",
     epochs: guidance.Epochs = None,
     steps: guidance.Steps = None,
@@ -230,7 +232,7 @@ def bench(
         )
         chosen = bench_lib.select_tracks(bench_lib.find_tracks(musdb), count=tracks, start=start, names=_names(names))
         torch_device = pick_device(device)
-        loaded = common.load_model(model, offline=offline)
+        loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
         plan = bench_lib.strategies_for(loaded.model, _names(strategies))
         bench = bench_lib.Bench(loaded, chosen, plan, settings, out, torch_device)
     pending = _pending(bench, resume)

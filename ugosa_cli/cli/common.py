@@ -201,7 +201,22 @@ Downmix = Annotated[
     bool, typer.Option("--downmix", help="Mix inputs with more than 2 channels down to stereo instead of failing.")
 ]
 ModelSpec = Annotated[
-    str, typer.Option("--model", "-m", "--name", "-n", metavar="NAME|FILE|URL", help="Registry name (see `ugosa model list`), checkpoint or demucs v4 file, or http(s) URL; -n/--name as in demucs.")
+    str, typer.Option("--model", "-m", "--name", "-n", metavar="NAME|FILE|URL", help="Registry name (see `ugosa model list`), checkpoint or demucs v4 file, MSST weights (.ckpt, .pth, .safetensors; with --config), or http(s) URL (#sha256=HEX pins its hash); -n/--name as in demucs.")
+]
+ConfigSpec = Annotated[
+    Optional[str],
+    typer.Option(
+        "--config", metavar="FILE|URL",
+        help="The YAML configuration of the BS-RoFormer, Mel-Band RoFormer or SCNet model whose weights --model "
+        "gives (as Music-Source-Separation-Training and UVR share them); a URL may end in #sha256=HEX.",
+    ),
+]
+ModelType = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model-type", metavar="bs_roformer|mel_band_roformer|scnet",
+        help="The type of the --config model, where the configuration does not tell it.",
+    ),
 ]
 Offline = Annotated[
     bool,
@@ -254,8 +269,10 @@ def parse_pairs(values: list[str], option: str) -> dict[str, str]:
     return pairs
 
 
-def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
-    """Resolve ``--model`` (name, file or URL), with a download bar when it must be fetched.
+def load_model(spec: str, *, offline: bool = False, config: str | None = None,
+               model_type: str | None = None) -> LoadedModel:
+    """Resolve ``--model`` (name, file or URL; with ``--config`` and ``--model-type`` an MSST model's weights),
+    with a download bar when it must be fetched.
 
     ``UGOSA_OFFLINE`` is checked here for every command that loads a model, even one that needs no network.
     """
@@ -269,4 +286,5 @@ def load_model(spec: str, *, offline: bool = False) -> LoadedModel:
                 task = reporter.add(f"downloading {spec.rsplit('/', 1)[-1]}", total)
             reporter.update(task, done, total)
 
-        return hub.resolve_model(spec, offline=offline, progress=progress, on_warning=warn)
+        return hub.resolve_model(spec, offline=offline, progress=progress, on_warning=warn, config=config,
+                                 model_type=model_type)

@@ -98,6 +98,8 @@ def draft(
                             "little of it to tell where it plays.")
     ] = _DEFAULTS.presence,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
+    config: common.ConfigSpec = None,
+    model_type: common.ModelType = None,
     device: guidance.DeviceOpt = "auto",
     downmix: common.Downmix = False,
     force: labels_cmd.ForceOpt = False,
@@ -137,7 +139,7 @@ def draft(
         chosen = chosen or found
         model_name = None
     else:
-        loaded = common.load_model(model, offline=offline)
+        loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
         torch_device = pick_device(device)
         pipeline = GuidedSeparator(loaded, device=torch_device)
         names = pipeline.sources

@@ -97,7 +97,8 @@ def refuse_duplicates(tracks: list[str]) -> None:
 
 
 def batch_inputs(
-    tracks: list[str], from_list: str | None, model: str, labels: str | None, references: list[str]
+    tracks: list[str], from_list: str | None, model: str, labels: str | None, references: list[str],
+    config: str | None = None,
 ) -> list[tuple[Path, str]]:
     """Every file a batch reads, with what it is: the songs, the track list, a model file, each song's labels
     file and the reference stems, where they can be resolved (the others fail with their song)."""
@@ -106,6 +107,8 @@ def batch_inputs(
         inputs.append((Path(from_list), f"the track list {from_list}"))
     if Path(model).is_file():
         inputs.append((Path(model), f"the model file {model}"))
+    if config is not None and Path(config).is_file():
+        inputs.append((Path(config), f"the model configuration {config}"))
     for track in tracks if labels is not None and labels != STDIN else ():
         with contextlib.suppress(InputError):
             found = labels_for(str(labels), track, len(tracks))
@@ -171,6 +174,8 @@ def separate(
         ),
     ] = False,
     model: common.ModelSpec = hub.DEFAULT_MODEL,
+    config: common.ConfigSpec = None,
+    model_type: common.ModelType = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -198,7 +203,10 @@ def separate(
     segment: Annotated[
         Optional[float], typer.Option("--segment", help="Segment length in seconds, 1 to 60 (default: the model's, 8 s).", metavar="SEC")
     ] = None,
-    overlap: Annotated[float, typer.Option("--overlap", help="Overlap between segments, 0 to 0.9.", metavar="FRACTION")] = 0.25,
+    overlap: Annotated[
+        Optional[float],
+        typer.Option("--overlap", help="Overlap between segments, 0 to 0.9 (default: 0.25; a --config model: its configuration's inference.num_overlap).", metavar="FRACTION"),
+    ] = None,
     shifts: Annotated[
         int, typer.Option("--shifts", help="Average over this many random time shifts, 0 to 100 (slower, slightly better).", metavar="N")
     ] = 0,
@@ -294,7 +302,7 @@ def separate(
     keep = _split_names(stems) if stems is not None else None
     torch_device = pick_device(device)
     ensure_writable(out)
-    loaded = common.load_model(model, offline=offline)
+    loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
     common.info(f"model {loaded.name} on {torch_device}")
     with guidance.flags_named():
         pipeline = GuidedSeparator(
@@ -307,7 +315,7 @@ def separate(
                                   parent=parent_name(track))) for track in tracks]
     pages = report_pages(planned, {track: track_name(track) for track in tracks}) if report_page else {}
     check_batch([(track, {**paths, REPORT_PAGE: pages[track]} if pages else paths) for track, paths in planned],
-                batch_inputs(tracks, from_list, model, labels, references or []), filename)
+                batch_inputs(tracks, from_list, model, labels, references or [], config), filename)
     failures: list[str] = []
     with common.Reporter() as reporter:
         for track, paths in planned:

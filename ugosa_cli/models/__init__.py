@@ -1,7 +1,8 @@
 """Separation models, one module per family, and the registry that finds a network's family.
 
-Each family is a network module (``convtasnet``, ``htdemucs``) and its cut points (``convtasnet_cuts``,
-``htdemucs_cuts``: a :class:`~ugosa_cli.models.family.ModelFamily`); a bag of models (``bag``) takes its
+Each family is a network module (``convtasnet``, ``htdemucs``, ``roformer`` for BS-RoFormer and Mel-Band
+RoFormer, ``scnet``) and its cut points (``convtasnet_cuts``, ``htdemucs_cuts``, ``roformer_cuts``,
+``scnet_cuts``: a :class:`~ugosa_cli.models.family.ModelFamily`); a bag of models (``bag``) takes its
 members' cut points. :func:`family_of` is how the rest of ugosa reaches them.
 """
 
@@ -15,11 +16,17 @@ from ugosa_cli.models.convtasnet_cuts import ConvTasNetFamily
 from ugosa_cli.models.family import ModelFamily, SeparationModel
 from ugosa_cli.models.htdemucs import HTDemucs
 from ugosa_cli.models.htdemucs_cuts import HTDemucsFamily
+from ugosa_cli.models.roformer import Roformer
+from ugosa_cli.models.roformer_cuts import RoformerFamily
+from ugosa_cli.models.scnet import SCNet
+from ugosa_cli.models.scnet_cuts import SCNetFamily
 
 FAMILIES: dict[type[SeparationModel], ModelFamily] = {
     ConvTasNet: ConvTasNetFamily(),
     HTDemucs: HTDemucsFamily(),
     ModelBag: BagFamily(),
+    Roformer: RoformerFamily(),
+    SCNet: SCNetFamily(),
 }
 
 

@@ -48,6 +48,8 @@ class ModelBag(SeparationModel):
         self.register_buffer("weights", matrix, persistent=False)
         self.centred_padding = first.centred_padding
         self.random_draws_per_forward = first.random_draws_per_forward
+        self.fade_chunking = first.fade_chunking
+        self.normalises_input = first.normalises_input
 
     def member(self, index: int) -> SeparationModel:
         member = self.members[index]

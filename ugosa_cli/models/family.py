@@ -9,6 +9,7 @@ trainable suffix. Adding a family means one model module plus one :class:`ModelF
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -109,6 +110,16 @@ def stems_to_normalised(stems: Tensor, mean: float, std: float) -> Tensor:
     return (stems - mean / stems.shape[-3]) / std
 
 
+@dataclass(frozen=True)
+class FadeChunking:
+    """How MSST's ``demix`` cuts a song for a network: chunks of the segment length every ``segment //
+    overlaps`` samples, the song reflected at both ends, each chunk weighted by linear fades of a tenth of a
+    chunk, msst's fades decided per batch of ``batch`` chunks (see :mod:`ugosa_cli.separation`)."""
+
+    overlaps: int  # inference.num_overlap
+    batch: int = 1  # inference.batch_size
+
+
 class SeparationModel(nn.Module):
     """A separation network: a normalised mixture (batch, audio_channels, time) to stems
     (batch, sources, audio_channels, time), with what the separation loop needs to know of it."""
@@ -144,6 +155,11 @@ class SeparationModel(nn.Module):
     # demucs draws each shift's offset after the previous shift's forwards, so the loop advances its own
     # generator by as many draws to give the same offsets for the same seed.
     random_draws_per_forward: int = 0
+    # How the separation loop cuts a song: None, demucs' segments weighted by triangles; else MSST's chunks.
+    fade_chunking: FadeChunking | None = None
+    # Whether the network sees the mixture normalised by the mean and standard deviation of its mono downmix
+    # (demucs) or as it is (MSST models, unless their configuration asks for the normalisation).
+    normalises_input: bool = True
 
     def valid_length(self, length: int, segment: int) -> int:
         """The input length the network is run on for a chunk of ``length`` samples, separating in segments
