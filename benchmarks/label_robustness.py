@@ -70,7 +70,7 @@ from ugosa_cli.draft import DraftSettings, draft_labels
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import Labels, activation_matrix, labels_from_regions, parse_labels
 from ugosa_cli.metrics import mdx_sdr
-from ugosa_cli.pipeline import RESPLIT_AFTER_ADAPTING, RESPLIT_PRETRAINED, GuidedSeparator
+from ugosa_cli.pipeline import RESPLIT_RULE, GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, resting_sources, too_few_rests
 
 KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals", "allbutvocals", "rest0.5", "rest1",
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
           + (f", timbres {timbres}" if args.generator != "other" else ""))
     print("adaptation: " + ", ".join(f"{k}={v}" for k, v in settings.to_dict().items()
                                      if k in ("strategy", "epochs", "lr", "window", "hop", "optimizer", "gamma", "guard", "anchor")))
-    print(f"resplit default: mode, guard {RESPLIT_PRETRAINED} without adapting, {RESPLIT_AFTER_ADAPTING} after; "
+    print(f"resplit default: mode, guard {RESPLIT_RULE}; "
           f"guide {default_guide}; variants scored: {', '.join(variants)}")
 
     def use(variant: str) -> None:

@@ -222,10 +222,9 @@ def separate(
         Optional[bool],
         typer.Option(
             "--resplit/--no-resplit",
-            help="Apply the labels to the stems, frame by frame (the default with --labels): resting stems come out "
-            "silent (beyond 0.5 s of a border after adapting), their sound handed to the playing stems; without "
-            "adapting the mix itself is re-split among the stems labelled active. --no-resplit writes the model's "
-            "own stems.",
+            help="Apply the labels to the stems, frame by frame (the default with --labels): the mix is re-split among "
+            "the stems labelled active, so resting stems come out silent and their sound goes to the playing ones. "
+            "--no-resplit writes the model's own stems.",
             show_default=False,
         ),
     ] = None,
