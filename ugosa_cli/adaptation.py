@@ -456,6 +456,7 @@ class Adapter:
         self.weights = torch.from_numpy((~held).astype(np.float32)).to(self.device) if held.any() else None
         self._held_rests = torch.from_numpy((~labelled & held).astype(np.float32)).to(self.device)
         self._playing = torch.from_numpy(labelled.astype(np.float32)).to(self.device)
+        self._held = torch.from_numpy(held.astype(np.float32)).to(self.device)
         self.check_starts = [start for start in starts if held[start : start + self.window].any()]
         free = ~rests_somewhere(np.where(held, True, labelled))  # the anchor's sources, from the labels trained on
         if checks and not held.any():
@@ -639,28 +640,33 @@ class Adapter:
         checks = 2 * len(self.check_starts) * step_seconds / 3
         return prefix_seconds * len(self.starts) + step_seconds * self.total_steps + checks
 
-    def leakage(self) -> dict[str, tuple[float, float]]:
-        """Per source with a held-out rest: (seconds checked, leakage in dB), the leakage being the power of its
-        stem on its held-out rests relative to its power where it is labelled playing in the same windows, with
-        the model's current weights."""
+    def leakage(self) -> tuple[dict[str, tuple[float, float]], float | None]:
+        """The model's held-out check with its current weights: per source with a held-out rest, (seconds checked,
+        leakage in dB), the leakage being the power of its stem on its held-out rests relative to its power where
+        it is labelled playing in the same windows; and the residual (dB): the power of what the stems labelled
+        playing leave unexplained of the mixture on the held-out stretches, relative to the mixture's there."""
         assert self.split is not None
         sources = self.model.sources
         rest_energy = torch.zeros(len(sources), device=self.device, dtype=torch.float64)
         rest_count = torch.zeros_like(rest_energy)
         play_energy = torch.zeros_like(rest_energy)
         play_count = torch.zeros_like(rest_energy)
+        residual = torch.zeros(2, device=self.device, dtype=torch.float64)  # unexplained, mixture
         with torch.no_grad():
             for starts in self._chunks(self.check_starts):
-                state, _, _, _ = self._batch(starts)
+                state, mix, _, _ = self._batch(starts)
                 with self._autocast():
                     estimates = self.split.suffix(state, self.window).float()
                 power = stems_from_normalised(estimates, self.mean, self.std).pow(2).mean(dim=2).double()  # (b, s, t)
                 rests = torch.stack([self._held_rests[:, s : s + self.window] for s in starts]).double()
                 plays = torch.stack([self._playing[:, s : s + self.window] for s in starts]).double()
+                held = torch.stack([self._held[s : s + self.window] for s in starts]).double()  # (b, t)
                 rest_energy += (rests * power).sum(dim=(0, 2))
                 rest_count += rests.sum(dim=(0, 2))
                 play_energy += (plays * power).sum(dim=(0, 2))
                 play_count += plays.sum(dim=(0, 2))
+                unexplained = (mix - (plays[:, :, None].float() * estimates).sum(dim=1)).pow(2).mean(dim=1).double()
+                residual += torch.stack([(held * unexplained).sum(), (held * mix.pow(2).mean(dim=1).double()).sum()])
         rate = self.model.samplerate
         rows = {}
         for index, name in enumerate(sources):
@@ -668,13 +674,15 @@ class Adapter:
                 rest = float(rest_energy[index] / rest_count[index])
                 play = float(play_energy[index] / play_count[index])
                 rows[name] = (float(rest_count[index]) / rate, 10 * math.log10((rest + 1e-20) / (play + 1e-20)))
-        return rows
+        left = 10 * math.log10((float(residual[0]) + 1e-20) / (float(residual[1]) + 1e-20)) if residual[1] > 0 else None
+        return rows, left
 
     def check(self) -> Evidence | None:
         """The held-out check of the model as it is now (None: nothing held out)."""
         if self.split is None or not self.check_starts:
             return None
-        return Evidence(tuple(SourceCheck(name, seconds, db) for name, (seconds, db) in self.leakage().items()))
+        rows, residual = self.leakage()
+        return Evidence(tuple(SourceCheck(name, seconds, db) for name, (seconds, db) in rows.items()), residual)
 
     def _diverged(self, trainable: list[nn.Parameter], initial: list[Tensor], where: str) -> NoReturn:
         """Put the trained weights back as they were before training, and stop: training diverged."""
@@ -754,7 +762,8 @@ class Adapter:
             history.append({key: value / len(batches) for key, value in totals.items()})
         self._done()
         if evidence is not None:
-            evidence = evidence.with_after({name: db for name, (_, db) in self.leakage().items()})
+            rows, residual = self.leakage()
+            evidence = evidence.with_after({name: db for name, (_, db) in rows.items()}, residual)
         return AdaptationResult(
             model=self.model,
             strategy=self.strategy,

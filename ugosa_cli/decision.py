@@ -53,6 +53,10 @@ class Evidence:
     """The held-out check of one song: one :class:`SourceCheck` per source with a held-out rest."""
 
     checks: tuple[SourceCheck, ...]
+    # What the stems labelled playing leave unexplained of the mixture on the held-out stretches (dB relative to
+    # the mixture there), with the pretrained and the adapted weights.
+    residual_before_db: float | None = None
+    residual_after_db: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -61,24 +65,28 @@ class Evidence:
 
     @property
     def before_db(self) -> float | None:
-        """The pretrained stems' leakage, mean over the checked sources."""
-        return _mean([check.before_db for check in self.checks])
+        """The pretrained stems' leakage over the checked sources (their mean power ratio, in dB: the leakiest
+        weigh the most)."""
+        return _power_mean([check.before_db for check in self.checks])
 
     @property
     def after_db(self) -> float | None:
-        """The adapted stems' leakage, mean over the checked sources (None before adapting)."""
+        """The adapted stems' leakage, as :attr:`before_db` (None before adapting)."""
         values = [check.after_db for check in self.checks]
-        return None if not values or any(v is None for v in values) else _mean([v for v in values if v is not None])
+        return None if not values or any(v is None for v in values) else _power_mean([v for v in values if v is not None])
 
-    def with_after(self, after: dict[str, float]) -> Evidence:
-        """The same check with the adapted model's leakage per source."""
-        return Evidence(tuple(SourceCheck(c.source, c.seconds, c.before_db, after.get(c.source)) for c in self.checks))
+    def with_after(self, after: dict[str, float], residual: float | None = None) -> Evidence:
+        """The same check with the adapted model's leakage per source, and its residual."""
+        return Evidence(tuple(SourceCheck(c.source, c.seconds, c.before_db, after.get(c.source)) for c in self.checks),
+                        self.residual_before_db, residual)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "seconds": round(self.seconds, 2),
             "before_db": _rounded(self.before_db),
             "after_db": _rounded(self.after_db),
+            "residual_before_db": _rounded(self.residual_before_db),
+            "residual_after_db": _rounded(self.residual_after_db),
             "sources": [{**asdict(c), "seconds": round(c.seconds, 2), "before_db": _rounded(c.before_db),
                          "after_db": _rounded(c.after_db)} for c in self.checks],
         }
@@ -132,8 +140,9 @@ def after_training(evidence: Evidence) -> Decision:
     )
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return None if not values else sum(values) / len(values)
+def _power_mean(values: Sequence[float]) -> float | None:
+    """The mean of levels in dB taken as powers, in dB."""
+    return None if not values else 10 * math.log10(sum(10 ** (v / 10) for v in values) / len(values))
 
 
 def _rounded(value: float | None) -> float | None:
