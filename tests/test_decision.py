@@ -16,7 +16,7 @@ from ugosa_cli.adaptation import (
 )
 from ugosa_cli.decision import (
     CLEAN_DB,
-    MIN_DROP_DB,
+    MAX_RISE_DB,
     PRETRAINED,
     Evidence,
     SourceCheck,
@@ -88,20 +88,31 @@ def test_step_sizes_follow_each_tensors_scale():
     assert relative_rates([small * 10, large * 10, zero], 1e-2) == pytest.approx([r * 10 for r in rates])
 
 
-def _evidence(before: float, after: float | None = None) -> Evidence:
-    return Evidence((SourceCheck("vocals", 1.0, before, after), SourceCheck("drums", 1.0, before, after)))
+def _evidence(before: float, after: float | None = None, residual: float = -30.0) -> Evidence:
+    """Two sources leaking ``before`` (and ``after``) dB, a residual of ``residual`` dB before and after."""
+    return Evidence((SourceCheck("vocals", 1.0, before, after), SourceCheck("drums", 1.0, before, after)),
+                    residual, None if after is None else residual)
 
 
-def test_clean_pretrained_stems_are_not_adapted_to():
+def test_the_error_sums_leakage_and_residual_as_powers():
+    evidence = Evidence((SourceCheck("vocals", 1.0, -10.0, -20.0), SourceCheck("drums", 1.0, -30.0, -20.0)), -10.0, -30.0)
+    assert evidence.before_db == pytest.approx(10 * np.log10((0.1 + 0.001) / 2))  # the leakiest weighs most
+    assert evidence.error_before_db == pytest.approx(10 * np.log10((0.1 + 0.001) / 2 + 0.1))
+    assert evidence.error_after_db == pytest.approx(10 * np.log10(0.01 + 0.001))
+
+
+def test_pretrained_stems_that_already_fit_the_labels_are_not_adapted_to():
     decision = before_training(_evidence(CLEAN_DB - 1))
-    assert decision is not None and decision.write == PRETRAINED and "already leak little" in decision.reason
+    assert decision is not None and decision.write == PRETRAINED and "already fit the labels" in decision.reason
     assert before_training(_evidence(CLEAN_DB + 1)) is None
+    assert before_training(_evidence(-40.0, residual=CLEAN_DB + 1)) is None  # clean rests, a poor fit: adapt
 
 
-def test_the_adapted_stems_are_written_only_when_they_leak_less_on_held_out_rests():
-    assert after_training(_evidence(-10.0, -10.0 - MIN_DROP_DB)).adapted
-    kept = after_training(_evidence(-10.0, -10.0 - MIN_DROP_DB / 2))
-    assert not kept.adapted and "did not help" in kept.reason
+def test_the_adapted_stems_are_written_unless_the_held_out_error_rises():
+    assert after_training(_evidence(-10.0, -12.0)).adapted
+    assert after_training(_evidence(-10.0, -10.0 + MAX_RISE_DB / 2)).adapted
+    worse = after_training(_evidence(-10.0, -10.0 + 2 * MAX_RISE_DB))
+    assert not worse.adapted and "did not help" in worse.reason
     unchecked = after_training(Evidence(()))
     assert unchecked.adapted and not unchecked.checked
 
@@ -115,5 +126,6 @@ def test_the_check_measures_leakage_where_the_model_never_trained(tiny_model):
     assert evidence.checks[0].seconds == pytest.approx(0.75, abs=1e-3)
     result = adapter.run()
     assert result.evidence is not None and result.evidence.after_db is not None
+    assert result.evidence.residual_before_db is not None and result.evidence.residual_after_db is not None
     assert result.decision is not None and result.decision.adapted == (
-        result.evidence.before_db - result.evidence.after_db >= MIN_DROP_DB)
+        result.evidence.error_after_db <= result.evidence.error_before_db + MAX_RISE_DB)

@@ -442,13 +442,17 @@ def adaptation_html(adaptation: Mapping[str, Any]) -> str:
     check: Mapping[str, Any] = adaptation.get("check") or {}
     checked = [row for row in check.get("sources") or [] if isinstance(row, Mapping)]
     if checked:
-        parts.append("<h3>Leakage into labelled rests held out of training</h3>"
-                     "<p>Each source's level where it is labelled silent, relative to its level where it plays, on "
-                     "parts of the rests the model never trained on (lower is better). Measured on the song and its "
-                     "labels alone.</p>")
+        parts.append("<h3>The check on labels held out of training</h3>"
+                     "<p>On parts of the labelled rests the model never trained on: each source's level where it is "
+                     "labelled silent, relative to its level where it plays, and what the stems labelled playing "
+                     "leave unexplained of the mix (lower is better). Measured on the song and its labels alone.</p>")
         rows = [{"source": row.get("source"), "held out": _seconds(row.get("seconds")),
                  "pretrained": _db(row.get("before_db")), "adapted": _db(row.get("after_db")),
                  "change": _db(_difference(row.get("after_db"), row.get("before_db")), sign=True)} for row in checked]
+        rows.append({"source": "(unexplained mix)", "held out": _seconds(check.get("seconds")),
+                     "pretrained": _db(check.get("residual_before_db")), "adapted": _db(check.get("residual_after_db")),
+                     "change": _db(_difference(check.get("residual_after_db"), check.get("residual_before_db")),
+                                   sign=True)})
         parts.append(_table(rows))
     for key, kind in (("warnings", "warning"), ("notes", "note")):
         items = plan.get(key) or []

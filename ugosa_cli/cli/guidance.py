@@ -280,23 +280,30 @@ def show_result(result: AdaptationResult, *, follow_check: bool = True) -> None:
     if common.STATE.quiet or decision is None:
         return
     if evidence is not None and evidence.checks:
-        table = Table(title="Leakage into labelled rests held out of training (dB, relative to where each source "
-                      "plays; lower is better)", title_justify="left")
+        table = Table(title="Held out of training: each source's level where labelled silent, relative to where it "
+                      "plays, and what the playing stems leave unexplained of the mix (dB; lower is better)",
+                      title_justify="left")
         for column in ("source", "held-out s", "pretrained", "adapted", "change"):
             table.add_column(column, justify="left" if column == "source" else "right")
         for row in evidence.checks:
-            after = "-" if row.after_db is None else f"{row.after_db:.1f}"
-            change = "-" if row.change_db is None else f"{row.change_db:+.1f}"
-            table.add_row(row.source, f"{row.seconds:.1f}", f"{row.before_db:.1f}", after, change)
+            table.add_row(row.source, f"{row.seconds:.1f}", *_levels(row.before_db, row.after_db))
+        table.add_row("(unexplained mix)", f"{evidence.seconds:.1f}",
+                      *_levels(evidence.residual_before_db, evidence.residual_after_db))
         common.stderr().print(table)
     if decision.adapted:
-        common.info(f"adapting helped: {decision.reason}" if decision.checked else f"note: {decision.reason}")
+        common.info(f"writing the adapted stems: {decision.reason}" if decision.checked else f"note: {decision.reason}")
     elif follow_check:
         common.warn(f"writing the pretrained stems with the labels applied: {decision.reason}")
     else:
         common.warn(f"the held-out check says adapting did not help ({decision.reason}); the adapted model is "
                     "saved as asked: `ugosa separate --labels` would write the pretrained stems with the labels "
                     "applied instead")
+
+
+def _levels(before: float | None, after: float | None) -> tuple[str, str, str]:
+    """A check's cells: pretrained, adapted and the change, ``-`` where unknown."""
+    shown = ("-" if before is None else f"{before:.1f}", "-" if after is None else f"{after:.1f}")
+    return (*shown, "-" if before is None or after is None else f"{after - before:+.1f}")
 
 
 def result_json(result: AdaptationResult, plan: AdaptationPlan) -> dict[str, object]:
