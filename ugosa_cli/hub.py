@@ -132,7 +132,7 @@ REGISTRY: dict[str, ModelEntry] = {
         ),
         ModelEntry("htdemucs_6s", ("5c90dfd2-34c22ccb.th",), "HT-Demucs (demucs v4) with guitar and piano: 6 sources",
                    root=V4_ROOT),
-        ModelEntry("demo", ("demo-2a43f749.th",), "Small ConvTasNet trained on synthetic songs (offline demo)",
+        ModelEntry("demo", ("demo-304fcb45.th",), "Small ConvTasNet trained on synthetic songs (offline demo)",
                    packaged=True),
     )
 }
