@@ -134,6 +134,8 @@ REGISTRY: dict[str, ModelEntry] = {
                    root=V4_ROOT),
         ModelEntry("demo", ("demo-304fcb45.th",), "Small ConvTasNet trained on synthetic songs (offline demo)",
                    packaged=True),
+        ModelEntry("demo_htdemucs", ("demo_htdemucs-8983508f.th",),
+                   "Small HT-Demucs trained on synthetic songs (offline demo of the HT-Demucs family)", packaged=True),
     )
 }
 
