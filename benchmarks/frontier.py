@@ -49,7 +49,7 @@ from ugosa_cli.demo.synth import Song
 from ugosa_cli.labels import Labels, activation_matrix
 from ugosa_cli.metrics import mdx_sdr
 from ugosa_cli.pipeline import GuidedSeparator, SongStems
-from ugosa_cli.planning import AdaptationRequest
+from ugosa_cli.planning import AdaptationRequest, longest_window
 from ugosa_cli.strategy import Strategy
 
 # name -> (generator, rest layout, timbres cycled over the songs): the built-in synthesizer far from the demo
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
                 pipeline.reset()
                 settings = dataclasses.replace(AdaptationSettings(), strategy=Strategy.parse(strategy), step=size,
                                                steps=max(counts), **overrides)
+                limit = longest_window(loaded.model)
+                if limit is not None and settings.window > limit:
+                    settings = dataclasses.replace(settings, window=limit)
                 settings = dataclasses.replace(settings, hop=settings.window)
                 snapshots, result, prior = adapt_with_snapshots(pipeline, song, labels, acts, references, b0, settings,
                                                                 counts)
