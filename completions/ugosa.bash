@@ -14,7 +14,7 @@ _ugosa_values_frame_rule="museval per-source"
 _ugosa_values_rests="sections quarters"
 
 _ugosa_models() {
-    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo"
+    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo demo_htdemucs"
     for f in "$dir"/*.th; do [[ -e $f ]] && names+=" $(basename "$f" .th)"; done
     printf "%s" "$names"
 }

@@ -23,7 +23,7 @@ function __ugosa_at
 end
 
 function __ugosa_models
-    printf '%s\n' tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo
+    printf '%s\n' tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo demo_htdemucs
     set -l cache $UGOSA_CACHE_DIR
     if test -z "$cache"
         set -q XDG_CACHE_HOME; and set cache $XDG_CACHE_HOME/ugosa; or set cache $HOME/.cache/ugosa
