@@ -204,7 +204,7 @@ _ugosa() {
                 --rests) _ugosa_words "$_ugosa_values_rests"; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --out --force --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --force --seed --duration --rests -s --strategy --no-resplit --resplit --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi

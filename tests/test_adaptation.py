@@ -368,8 +368,7 @@ def test_the_anchor_keeps_unlabelled_sources_near_the_pretrained_stems(tiny_mode
         result = adapter.run()
         with torch.no_grad():
             drift[anchor] = float((result.model(wav)[0, :3] - before).abs().mean())
-        assert [row.source for row in result.silence] == ["vocals"]
-        assert result.silence[0].after_db < result.silence[0].before_db
+        assert result.history[-1]["act"] < 0.5 * result.history[0]["act"]  # the vocals' rest gets quieter
         assert ("anchor" in result.history[0]) == (anchor > 0)
     assert drift[3.0] < 0.5 * drift[0.0]
 

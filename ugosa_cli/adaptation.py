@@ -68,7 +68,9 @@ MAX_STEPS = 100_000
 # an Adam step moves every tensor by about that share of its scale whatever the network's weight scale (a rate
 # tuned on one network's weights means another thing on another's). Tensors far below the typical scale (a
 # PReLU slope, a bias near zero) move by that share of RMS_FLOOR_SHARE times the RMS of all trained weights.
-DEFAULT_STEP = 3e-3
+# 1e-3 on both small models (BENCHMARKS.md, "Deciding what to write"): 3e-3 gained 0.3 dB more on the demo
+# ConvTasNet but lost up to 1.8 dB against the labels alone on songs the small HT-Demucs separates well.
+DEFAULT_STEP = 1e-3
 RMS_FLOOR_SHARE = 0.1
 MAX_STEP = 0.5
 # The share of each labelled rest kept out of training (its middle), so that what ugosa writes is decided on

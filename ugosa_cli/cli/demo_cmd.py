@@ -66,12 +66,13 @@ def demo(
     ] = demo_lib.HELD_OUT_RESTS,
     strategy: Annotated[
         Optional[str],
-        typer.Option("--strategy", "-s", help="P-Lk:D or M-Lk:D (default: the one the demo model recommends)."),
+        typer.Option("--strategy", "-s", help="P-Lk:D or M-Lk:D (default: P-L2:D, as ugosa separate --labels)."),
     ] = None,
     resplit: Annotated[
         bool,
-        typer.Option("--resplit", help="Re-split the adapted stems by the labels, as ugosa separate --resplit does."),
-    ] = False,
+        typer.Option("--resplit/--no-resplit", help="Apply the labels to the adapted stems, as ugosa separate --labels "
+                     "does (--no-resplit: score the adapted model's own stems)."),
+    ] = True,
     json_out: common.JsonOut = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
