@@ -121,7 +121,7 @@ def test_two_stems_at_another_rate_length_and_channel_count_are_matched_with_war
 
 
 def test_a_stem_alone_keeps_its_own_sound_and_the_rest_of_the_mix_is_not_pushed_into_it(cli, song):
-    folder, true, leaked = song
+    folder, _, leaked = song
     result = cli("filter", folder / "song.wav", "--stems", f"vocals={folder / 'sep' / 'vocals.wav'}", "--labels",
                  folder / "labels.txt", "-o", folder / "out", *FLOAT)
     assert result.exit_code == 0, result.stderr
