@@ -1,7 +1,8 @@
 """Post-filters: what the labels do to the separated stems on their way to the files.
 
 :class:`Gate` silences each stem outside its labelled regions (with short fades); :class:`Resplit` is a
-label-constrained Wiener filter that re-splits the mixture among the stems labelled active. Both stream:
+label-constrained Wiener filter that shares what the stems labelled active leave unexplained of the mixture
+among them (or, in its other modes, the whole mixture, or what the resting stems hold). Both stream:
 they take a song's stem blocks (sources, channels, n) in order and give back blocks of the same song,
 equal to filtering the whole song at once.
 """
