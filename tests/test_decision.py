@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from ugosa_cli.adaptation import (
@@ -129,3 +132,44 @@ def test_the_check_measures_leakage_where_the_model_never_trained(tiny_model):
     assert result.evidence.residual_before_db is not None and result.evidence.residual_after_db is not None
     assert result.decision is not None and result.decision.adapted == (
         result.evidence.error_after_db <= result.evidence.error_before_db + MAX_RISE_DB)
+
+
+@pytest.fixture
+def demo_song(tmp_path):
+    """An 8 s song of the demo's synthesizer, each source resting in one quarter (2 s, long enough to hold part
+    of each rest out), and its labels as an Audacity file."""
+    from ugosa_cli.audio import write_audio
+    from ugosa_cli.demo.runner import song_labels
+    from ugosa_cli.demo.synth import generate_song
+    from ugosa_cli.labels import format_labels
+
+    song = generate_song(1, duration=8.0, timbre=2.0, rests="quarters")
+    write_audio(tmp_path / "song.wav", song.mix, song.samplerate, bits=32)
+    (tmp_path / "labels.txt").write_text(format_labels(song_labels(song), "audacity"))
+    return tmp_path / "song.wav", tmp_path / "labels.txt"
+
+
+@pytest.mark.slow  # adapts the demo model twice: CI runs it
+def test_separate_says_adapting_did_not_help_and_writes_what_the_labels_alone_give(cli, demo_song, tmp_path):
+    """Steps of half each weight's scale wreck the model: the held-out check sees it, `separate --labels` says so
+    and writes the pretrained stems with the labels applied, the same files as `--strategy B0`; `adapt` still
+    saves what it trained, with the same verdict."""
+    song, labels = demo_song
+    wreck = ("--model", "demo", "--labels", labels, "--step", "0.5", "--steps", "8", "--bits", "32", "--json")
+    result = cli("separate", song, *wreck, "-o", tmp_path / "adapted")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    check, decision = record["adaptation"]["check"], record["adaptation"]["decision"]
+    assert decision["write"] == "pretrained" and decision["reason"].startswith("adapting did not help")
+    assert check["error_after_db"] > check["error_before_db"] + MAX_RISE_DB
+    assert "adapting did not help" in " ".join(result.stderr.split())
+    alone = cli("separate", song, "--model", "demo", "--labels", labels, "--strategy", "B0", "--bits", "32", "--json",
+                "-o", tmp_path / "alone")
+    assert alone.exit_code == 0, alone.stderr
+    filtered = json.loads(alone.stdout)["stems"]
+    for name, path in record["stems"].items():
+        np.testing.assert_array_equal(sf.read(path)[0], sf.read(filtered[name])[0])
+    kept = cli("adapt", song, *wreck[:-3], "--json", "-o", tmp_path / "wrecked.th")
+    assert kept.exit_code == 0 and (tmp_path / "wrecked.th").is_file()
+    assert json.loads(kept.stdout)["decision"]["write"] == "pretrained"
+    assert "did not help" in " ".join(kept.stderr.split())
