@@ -76,8 +76,8 @@ def main() -> None:
     for strategy in args.strategies.split(","):
         model = ConvTasNet(base.config)
         model.load_state_dict(base.state_dict())
-        settings = AdaptationSettings(strategy=strategy, window=args.window, hop=args.hop, max_windows=1)
-        step, prefix, _ = Adapter(model, mix, acts, settings).measure(args.steps + 1)
+        settings = AdaptationSettings(strategy=strategy, window=args.window, hop=args.hop, max_windows=1, holdout=0.0)
+        step, prefix = Adapter(model, mix, acts, settings).measure(args.window, args.steps + 1)
         plain = plain_step_seconds(
             model, strategy, normalised[:, :window], torch.from_numpy(acts[:, :window]), args.steps
         )

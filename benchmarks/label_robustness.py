@@ -37,8 +37,8 @@ the song separated again, through :class:`ugosa_cli.pipeline.GuidedSeparator` as
 resplit's mode and guide, ``mode/guide``, or ``gate``, each optionally ``@SEC``, the filter's guard band
 around each border; by default what ``--resplit`` does). The rows adapt even where ``ugosa separate
 --labels`` would not (labels with rests of half the sources or fewer, :func:`ugosa_cli.planning.too_few_rests`,
-are applied to the pretrained stems instead); the columns ``separate`` and ``separate --resplit`` are what the
-command writes, without and with ``--resplit``. Scores against
+are applied to the pretrained stems instead); the column ``separate`` is what the command writes (with
+``default`` among the variants). Scores against
 the true stems: whole-song SDR (MDX definition) per source, and the leakage (power of a stem where its
 instrument truly rests). Printed per kind: the mean over songs of the gain over B0 (mean over sources),
 the worst source (the lowest mean gain of a source), the leakage drop, and per source gains.
@@ -70,7 +70,7 @@ from ugosa_cli.draft import DraftSettings, draft_labels
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import Labels, activation_matrix, labels_from_regions, parse_labels
 from ugosa_cli.metrics import mdx_sdr
-from ugosa_cli.pipeline import RESPLIT_AFTER_ADAPTING, RESPLIT_PRETRAINED, GuidedSeparator
+from ugosa_cli.pipeline import RESPLIT_RULE, GuidedSeparator
 from ugosa_cli.planning import AdaptationRequest, recommendation, resolve_settings, resting_sources, too_few_rests
 
 KINDS = ("exact", "jitter0.25", "jitter0.5", "jitter1", "draft", "vocals", "novocals", "allbutvocals", "rest0.5", "rest1",
@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated anchor weights to adapt with, each a row (default: the setting's own)")
     parser.add_argument("--resplit-variants", default="default",
                         help="post-filters to score, comma-separated: mode/guide (mix/mean, stems/adapted, ...), gate, "
-                             "or default (what separate --resplit does), each optionally @SEC (the filter's guard band)")
+                             "or default (what separate --labels does), each optionally @SEC (the filter's guard band)")
     parser.add_argument("--epochs", type=int, default=None, help="override the model's recommended epochs")
     parser.add_argument("--gamma", type=float, default=None, help="override the recommended silence weight")
     parser.add_argument("--jitter-seed", type=int, default=0, help="seed of the jittered borders")
@@ -278,11 +278,11 @@ def main(argv: list[str] | None = None) -> None:
           + (f", timbres {timbres}" if args.generator != "other" else ""))
     print("adaptation: " + ", ".join(f"{k}={v}" for k, v in settings.to_dict().items()
                                      if k in ("strategy", "epochs", "lr", "window", "hop", "optimizer", "gamma", "guard", "anchor")))
-    print(f"resplit default: mode, guard {RESPLIT_PRETRAINED} without adapting, {RESPLIT_AFTER_ADAPTING} after; "
+    print(f"resplit default: mode, guard {RESPLIT_RULE}; "
           f"guide {default_guide}; variants scored: {', '.join(variants)}")
 
     def use(variant: str) -> None:
-        """Set the pipeline's post-filter to a variant: ``default`` (what separate --resplit does: the resplit
+        """Set the pipeline's post-filter to a variant: ``default`` (what separate --labels does: the resplit
         rule), ``gate`` or ``mode/guide``, each optionally ``@SEC`` (the filter's guard band; else the rule's for
         ``default``, none for the others)."""
         name, at, seconds = variant.partition("@")
@@ -324,8 +324,9 @@ def main(argv: list[str] | None = None) -> None:
                     columns[f"B0+{variant}"] = score(
                         references, pipeline.filter_array(song.mix, pretrained, labels).written, truth)
             acts = activation_matrix(labels, song.samplerate, song.frames)
-            # What `ugosa separate --labels` writes, without and with --resplit: with rests of too few sources
-            # it filters the pretrained stems instead of adapting (the rows adapt anyway, to compare).
+            # What `ugosa separate --labels` writes (the resplit rule, after the held-out check's decision): with
+            # rests of too few sources it filters the pretrained stems instead of adapting (the rows adapt anyway,
+            # to compare).
             filters = too_few_rests(resting_sources(acts, SOURCES), SOURCES)
             for guard, anchor in itertools.product(guards, anchors):
                 row = kind + ("" if guard is None else f"@{guard:g}") + ("" if anchor is None else f"~{anchor:g}")
@@ -347,9 +348,8 @@ def main(argv: list[str] | None = None) -> None:
                     use(variant)
                     written = pipeline.filter_array(song.mix, adapted, labels, pretrained=pretrained).written
                     cols[f"+{variant}"] = score(references, written, truth)
-                cols["separate"] = columns["B0+resplit"] if filters else cols["adapted"]
                 if "+default" in cols:
-                    cols["separate --resplit"] = columns["B0+resplit"] if filters else cols["+default"]
+                    cols["separate"] = columns["B0+resplit"] if filters else cols["+default"]
                 record["rows"][row] = cols
                 mean = np.mean([cols["adapted"][n]["sdr"] - record["b0"][n]["sdr"] for n in SOURCES])
                 print(f"song {k} seed {seed} {row:<16} gain {mean:+.2f} dB, "
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"song {k} done in {time.time() - started:.0f} s", flush=True)
 
     rows = list(records[0]["rows"]) if records else []
-    columns = ["adapted", *[f"+{v}" for v in variants], "separate", *(["separate --resplit"] if "default" in variants else []),
+    columns = ["adapted", *[f"+{v}" for v in variants], *(["separate"] if "default" in variants else []),
                "B0+resplit",
                *[c for c in (records[0]["rows"][rows[0]] if rows else {}) if c.startswith("B0+") and c != "B0+resplit"]]
     summary = {row: {column: gains(records, row, column) for column in columns} for row in rows}

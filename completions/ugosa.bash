@@ -14,7 +14,7 @@ _ugosa_values_frame_rule="museval per-source"
 _ugosa_values_rests="sections quarters"
 
 _ugosa_models() {
-    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo"
+    local dir="${UGOSA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ugosa}/models/imported" f names="tasnet tasnet_extra htdemucs htdemucs_ft htdemucs_6s demo demo_htdemucs"
     for f in "$dir"/*.th; do [[ -e $f ]] && names+=" $(basename "$f" .th)"; done
     printf "%s" "$names"
 }
@@ -76,7 +76,10 @@ _ugosa() {
                 -l|--labels) compopt -o default; COMPREPLY=(); return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --epochs) COMPREPLY=(); return ;;
+                --steps) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
+                --step) COMPREPLY=(); return ;;
+                --holdout) COMPREPLY=(); return ;;
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
@@ -90,7 +93,7 @@ _ugosa() {
                 --map) COMPREPLY=(); return ;;
                 --margin) COMPREPLY=(); return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name --config --model-type -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --resplit --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --report --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--from-list --skip-existing -m -n --model --name --config --model-type -o --out --filename --format --mp3 --bits --clip-mode --stems --two-stems --segment --overlap --shifts --seed -d --device --downmix -l --labels -s --strategy --gate --no-resplit --resplit --epochs --steps --lr --step --holdout --window --hop --gamma --guard --anchor --batch-size --optimizer --protocol --amp --references --labels-format --map --ignore-unknown --margin --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "adapt")
@@ -102,7 +105,10 @@ _ugosa() {
                 --model-type) compopt -o default; COMPREPLY=(); return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
                 --epochs) COMPREPLY=(); return ;;
+                --steps) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
+                --step) COMPREPLY=(); return ;;
+                --holdout) COMPREPLY=(); return ;;
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
@@ -118,7 +124,7 @@ _ugosa() {
                 --margin) COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name --config --model-type -s --strategy --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --report --json --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-l --labels -o --out -m -n --model --name --config --model-type -s --strategy --epochs --steps --lr --step --holdout --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --references --labels-format --map --ignore-unknown --margin -d --device --downmix --dry-run --force --report --json --offline -q --quiet --debug -h --help"; return; fi
             compopt -o default; COMPREPLY=()
             ;;
         "filter")
@@ -170,7 +176,10 @@ _ugosa() {
                 --model-type) compopt -o default; COMPREPLY=(); return ;;
                 -d|--device) _ugosa_words "$_ugosa_values_device"; return ;;
                 --epochs) COMPREPLY=(); return ;;
+                --steps) COMPREPLY=(); return ;;
                 --lr) COMPREPLY=(); return ;;
+                --step) COMPREPLY=(); return ;;
+                --holdout) COMPREPLY=(); return ;;
                 --window) COMPREPLY=(); return ;;
                 --hop) COMPREPLY=(); return ;;
                 --gamma) COMPREPLY=(); return ;;
@@ -185,7 +194,7 @@ _ugosa() {
                 --eval-hop) COMPREPLY=(); return ;;
                 --frame-rule) _ugosa_words "$_ugosa_values_frame_rule"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name --config --model-type -d --device --epochs --lr --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "--musdb -o --out --tracks --start --names --strategies --resume --as-is --variant-seed -m -n --model --name --config --model-type -d --device --epochs --steps --lr --step --holdout --window --hop --gamma --guard --anchor --batch-size --optimizer --seed --protocol --amp --shifts --eval-win --eval-hop --frame-rule --resplit --dry-run --json --csv --markdown --offline -q --quiet --debug -h --help"; return; fi
             ;;
         "demo")
             case "$prev" in
@@ -195,7 +204,7 @@ _ugosa() {
                 --rests) _ugosa_words "$_ugosa_values_rests"; return ;;
                 -s|--strategy) _ugosa_words "$_ugosa_values_strategy"; return ;;
             esac
-            if [[ $cur == -* ]]; then _ugosa_words "-o --out --force --seed --duration --rests -s --strategy --resplit --json -q --quiet --debug -h --help"; return; fi
+            if [[ $cur == -* ]]; then _ugosa_words "-o --out --force --seed --duration --rests -s --strategy --no-resplit --resplit --json -q --quiet --debug -h --help"; return; fi
             ;;
         "model")
             if [[ $cur == -* ]]; then _ugosa_words "-h --help"; return; fi

@@ -67,13 +67,11 @@ TRAIN_SEED_BASE = 1_000_000
 VALID_SEED_BASE = 1_900_000
 SAMPLERATE = 44100
 DEMO_CONFIG = dict(N=128, L=64, B=48, H=96, P=3, X=4, R=4)
-# Adaptation settings that suit this model (written into the checkpoint; `ugosa adapt` and `ugosa demo`
-# use them when the user gives no flags).
-ADAPTATION_DEFAULTS = dict(strategy="P-L1:D", epochs=10, lr=3e-4, window=4.0, hop=4.0, gamma=10.0, optimizer="adam")
-# The small HT-Demucs's recommendation: the demo ConvTasNet's, with windows of its 3 s segment (it can take
-# no more); not tuned apart (BENCHMARKS.md, "Adapting a small HT-Demucs", says what it gave).
-HTDEMUCS_ADAPTATION_DEFAULTS = dict(strategy="P-L1:D", epochs=10, lr=3e-4, window=3.0, hop=3.0, gamma=10.0,
-                                    optimizer="adam")
+# Adaptation settings the demo models recommend for themselves (written into the checkpoint): none. They are the
+# small proxies on which ugosa's own rule was chosen and is measured (BENCHMARKS.md, "Deciding what to write"), so
+# they adapt as the released models do.
+ADAPTATION_DEFAULTS: dict[str, Any] = {}
+HTDEMUCS_ADAPTATION_DEFAULTS: dict[str, Any] = {}
 FAMILIES = ("convtasnet", "htdemucs")
 # Family defaults of the options left unset (None) on the command line.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {

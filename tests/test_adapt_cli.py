@@ -44,7 +44,10 @@ def test_adapt_writes_a_checkpoint_with_provenance(cli, model_file, song, tmp_pa
     report = json.loads(result.stdout)
     assert report["model"] == str(out)
     assert report["plan"]["strategy"] == "P-L3:D" and len(report["history"]) == 2
-    assert {row["source"] for row in report["silence"]} == {"vocals", "drums", "other"}
+    # The middle of the one rest of 2 s or more (the vocals', 2-4 s) is held out: 2.75-3.25 s. "other" rests from
+    # 3 s and plays in the same 1 s windows, so it is checked there; the vocals play in none of those windows.
+    assert [row["source"] for row in report["check"]["sources"]] == ["other"]
+    assert report["decision"]["write"] in ("adapted", "pretrained")
     loaded = load_model_file(out)
     provenance = loaded.provenance
     assert provenance["strategy"] == "P-L3:D"
@@ -52,6 +55,7 @@ def test_adapt_writes_a_checkpoint_with_provenance(cli, model_file, song, tmp_pa
     assert provenance["labels_sha256"] == sha256_file(labels)
     assert provenance["base_sha256"] == sha256_file(model_file)
     assert provenance["settings"]["epochs"] == 2 and len(provenance["loss_history"]) == 2
+    assert provenance["check"] == report["check"]
     # The adapted model separates like any other model file.
     separated = cli("separate", path, "--model", out, "-o", tmp_path / "sep")
     assert separated.exit_code == 0 and "/adapted/song/vocals.wav" in separated.stdout
@@ -194,18 +198,19 @@ def test_separate_with_labels_follows_the_model_recommendation(cli, tiny_model, 
 @pytest.mark.parametrize("schedule", [("--epochs", "3", "--hop", "0.5"), ()], ids=["explicit", "cpu-plan"])
 @pytest.mark.slow  # a subprocess or a reference install: CI runs it
 def test_separate_with_labels_repeats_and_equals_adapt_then_separate(cli, model_file, tmp_path, schedule):
-    """One step (`separate --labels`) twice, and two steps (`adapt -o` then `separate --model`), with the
-    default seed: the same stems, bit for bit, on a song of several windows and epochs (and on the CPU
-    plan, which must not depend on how fast this machine happens to be)."""
+    """One step (`separate --labels`, the model's own stems) twice, and two steps (`adapt -o` then `separate
+    --model`), with the default seed and no held-out check (whose decision `adapt` does not follow): the same
+    stems, bit for bit, on a song of several windows and epochs (and on the CPU plan, which must not depend on
+    how fast this machine happens to be)."""
     path = tmp_path / "long.wav"
     sf.write(path, tone_mix(6.0, 8000, seed=4), 8000)
     labels = tmp_path / "labels.txt"
     labels.write_text("0\t2.5\tvocals\n1.5\t6\tdrums\n0\t6\tbass\n0\t4\tother\n")
-    settings = ("--strategy", "P-L2:D", "--window", "1", "--lr", "1e-3", *schedule)
+    settings = ("--strategy", "P-L2:D", "--window", "1", "--lr", "1e-3", "--holdout", "0", *schedule)
     stems = []
     for run in ("a", "b"):
         result = cli("separate", path, "--model", model_file, "--labels", labels, *settings, "-o", tmp_path / run,
-                     "--bits", "32", "--json")
+                     "--no-resplit", "--bits", "32", "--json")
         assert result.exit_code == 0, result.stderr
         record = json.loads(result.stdout)
         assert record["adaptation"]["plan"]["steps"] >= record["adaptation"]["plan"]["windows"] > 1

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from ugosa_cli import planning
 from ugosa_cli.adaptation import AdaptationSettings, Adapter, informative_order, window_starts
 from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.convtasnet import ConvTasNet, ModelConfig
-from ugosa_cli.planning import AdaptationRequest, fit_to_budget, mostly_silent, plan_adaptation
+from ugosa_cli.planning import MAX_PASSES, AdaptationRequest, fit_to_budget, mostly_silent, plan_adaptation
 from ugosa_cli.strategy import Strategy, count_trainable, freeze_for, strategy_table
 
 from conftest import TINY_CONFIG, tone_mix
@@ -95,14 +96,26 @@ def test_cached_prefix_gives_the_same_updates_as_recomputing_it(tiny_model):
         torch.testing.assert_close(results[0][key], results[1][key], rtol=0, atol=0)
 
 
+def _silent_power(model: ConvTasNet, mix: np.ndarray, acts: np.ndarray) -> np.ndarray:
+    """(sources,): each stem's mean power where it is labelled silent (NaN where it never is)."""
+    with torch.no_grad():
+        stems = model(torch.from_numpy(mix)[None])[0].pow(2).mean(dim=1).numpy()
+    silent = acts < 0.5
+    return np.array([stems[i][silent[i]].mean() if silent[i].any() else np.nan for i in range(len(acts))])
+
+
 def test_loss_falls_and_labelled_silence_gets_quieter(tiny_model):
     mix, acts = _song()
     settings = AdaptationSettings(strategy="P-L1:D", epochs=6, lr=3e-3, window=1.0, hop=0.5, seed=0)
-    result = Adapter(_fresh(tiny_model), mix, acts, settings).run()
+    model = _fresh(tiny_model)
+    before = _silent_power(model, mix, acts)
+    result = Adapter(model, mix, acts, settings).run()
     losses = [epoch["loss"] for epoch in result.history]
     assert losses[-1] < losses[0]
-    assert {row.source for row in result.silence} == {"drums", "vocals"}
-    assert all(row.after_db < row.before_db for row in result.silence)
+    after = _silent_power(model, mix, acts)
+    assert after[0] < before[0] and after[3] < before[3]  # drums and vocals, the sources labelled silent
+    # Their rests (1.5 s) are too short to hold any part out: nothing checks the result, and the report says so.
+    assert result.evidence is None and result.decision is not None and not result.decision.checked
 
 
 def test_same_seed_repeats_exactly_on_cpu(tiny_model):
@@ -226,36 +239,53 @@ def test_informative_windows_come_first():
 
 
 def test_cpu_plan_fits_the_budget():
-    base = AdaptationSettings()
-    planned, summary = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=1.0, prefix_cost=0.5)
-    # Separation ~ 18 windows x 1 forward x 4/3 = 24; budget 48; prefix 9 + checks 12 leave 27 -> 1 epoch.
-    assert planned.hop == planned.window == 10.0
-    assert planned.epochs == 1 and planned.max_windows is None
-    assert "--protocol paper" in summary
-    slow, _ = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=10.0, prefix_cost=0.5)
-    assert slow.epochs == 1 and slow.max_windows is not None and slow.max_windows < 18
+    base = AdaptationSettings(window=4.0)
+    big = 1e12  # operations of one window's forward: a network where the budget is about one more separation
+    planned, summary = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
+                                     window_flop=big)
+    # 45 windows; separation 45 x 4/3 = 60 forwards. A quarter of it (15) buys windows at 0.5 + 2 x 0.5 each: 10
+    # windows; the 45 forwards left buy 22 steps of 2.
+    assert planned.hop == planned.window == 4.0 and planned.max_windows == 10 and planned.steps == 22
+    assert "22 steps over 10" in summary and "--protocol paper" in summary
+    short, _ = fit_to_budget(base, frames=20 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
+                             window_flop=big)
+    assert short.max_windows == 1 and short.steps == 2  # a short song of a big network: little work to spend
+    small, _ = fit_to_budget(base, frames=20 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
+                             window_flop=1e9)
+    # A small network gets the floor of work: every window, and at most ten passes over them.
+    assert small.max_windows is None and small.steps == MAX_PASSES * 5
 
 
 def test_recomputing_activations_gives_the_same_updates(tiny_model):
     mix, acts = _song()
     states = []
-    for budget in (1 << 40, 0):
+    for recompute in (False, True):
         model = _fresh(tiny_model)
-        settings = AdaptationSettings(strategy="P-L1:D", epochs=1, lr=1e-3, window=1.0, seed=2, activation_bytes=budget)
+        settings = AdaptationSettings(strategy="P-L1:D", epochs=1, lr=1e-3, window=1.0, seed=2)
         adapter = Adapter(model, mix, acts, settings)
-        assert adapter.split.recompute == (budget == 0)
+        adapter.split.recompute = recompute
         adapter.run()
         states.append(model.state_dict())
     for key in states[0]:
         torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=1e-7)
 
 
-def test_full_size_windows_are_recomputed_by_default():
+@pytest.mark.parametrize("available", [1 << 30, 1 << 40])
+def test_full_size_windows_are_recomputed_where_memory_is_short(monkeypatch, available):
+    """The plan counts recomputed activations on every machine; a run keeps them where half the free memory holds
+    them (the same updates, sooner)."""
+    import ugosa_cli.adaptation as adaptation
+
+    real = adaptation.os.sysconf
+    monkeypatch.setattr(adaptation.os, "sysconf", lambda name: available // 4096 if name == "SC_AVPHYS_PAGES" else real(name))
     mix = np.zeros((2, 441000), np.float32)
     acts = np.ones((4, 441000), np.float32)
     acts[0, :1000] = 0
-    adapter = Adapter(ConvTasNet(ModelConfig()), mix, acts, AdaptationSettings(strategy="P-L2:D"))
-    assert adapter.split.recompute and any("recomputing activations" in note for note in adapter.notes)
+    adapter = Adapter(ConvTasNet(ModelConfig()), mix, acts, AdaptationSettings(strategy="P-L2:D", window=10.0))
+    assert adapter.plans_recompute
+    short = available < adapter.activation_estimate() * 2
+    assert adapter.split.recompute == short
+    assert any("recomputing activations" in note for note in adapter.notes) == short
 
 
 def test_the_guard_band_keeps_the_silence_term_away_from_each_border():
@@ -338,8 +368,7 @@ def test_the_anchor_keeps_unlabelled_sources_near_the_pretrained_stems(tiny_mode
         result = adapter.run()
         with torch.no_grad():
             drift[anchor] = float((result.model(wav)[0, :3] - before).abs().mean())
-        assert [row.source for row in result.silence] == ["vocals"]
-        assert result.silence[0].after_db < result.silence[0].before_db
+        assert result.history[-1]["act"] < 0.5 * result.history[0]["act"]  # the vocals' rest gets quieter
         assert ("anchor" in result.history[0]) == (anchor > 0)
     assert drift[3.0] < 0.5 * drift[0.0]
 
@@ -356,7 +385,7 @@ def test_anchor_follows_the_settings_rule_and_rejects_bad_values():
             AdaptationSettings(anchor=bad)
 
 
-def test_the_cpu_plan_counts_the_anchors_extra_forward(tiny_model):
+def test_the_cpu_plan_counts_the_anchors_extra_forward(tiny_model, monkeypatch):
     """Partial labels on a CPU: the anchor's target costs a forward of the trained part per step, so the plan
     fits fewer steps into the same budget; with every source labelled no anchor applies and nothing changes."""
     rate = tiny_model.samplerate
@@ -369,6 +398,7 @@ def test_the_cpu_plan_counts_the_anchors_extra_forward(tiny_model):
         request = AdaptationRequest(strategy=Strategy.parse("P-L1:D"), anchor=anchor)
         return plan_adaptation(loaded, mix, acts, request, torch.device("cpu"), estimate=False).steps
 
+    monkeypatch.setattr(planning, "MIN_BUDGET_FLOP", 0.0)  # the tiny model would get the floor of work either way
     assert steps(0.3, acts) < steps(0.0, acts)
     every = acts.copy()
     every[:3, -10 * rate :] = 0  # every source rests somewhere: nothing to anchor

@@ -323,8 +323,8 @@ def _link_during_adaptation(monkeypatch, tmp_path: Path, make_link) -> tuple[Pat
     elsewhere.mkdir()
     adapt = pipeline.GuidedSeparator.adapt
 
-    def adapt_then_link(self, plan, progress=None):
-        result = adapt(self, plan, progress)
+    def adapt_then_link(self, plan, progress=None, **options):
+        result = adapt(self, plan, progress, **options)
         make_link(folder, elsewhere)
         return result
 

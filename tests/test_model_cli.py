@@ -39,8 +39,9 @@ def test_list_json(cli, server, hub_env, publish):
     document = json.loads(result.stdout)
     assert document["cache"] == str(hub_env)
     rows = {row["name"]: row for row in document["models"]}
-    assert set(rows) == {"tasnet", "tasnet_extra", "htdemucs", "htdemucs_ft", "htdemucs_6s", "demo"}
-    assert rows["demo"]["kind"] == "packaged" and rows["demo"]["available"] is True
+    assert set(rows) == {"tasnet", "tasnet_extra", "htdemucs", "htdemucs_ft", "htdemucs_6s", "demo", "demo_htdemucs"}
+    assert all(rows[name]["kind"] == "packaged" and rows[name]["available"] is True
+               for name in ("demo", "demo_htdemucs"))
     assert rows["tasnet"] == {
         "name": "tasnet",
         "description": "test tasnet",

@@ -87,14 +87,16 @@ def test_the_page_escapes_every_name_and_requests_nothing_from_the_network(tmp_p
         players=[Player(HOSTILE, "mixture", "a%20b.wav"), Player("vocals", "written", None, HOSTILE)],
         adaptation={"plan": {"strategy": "P-L2:D", "steps": 40, "windows": 10, "trains": HOSTILE, "plan": HOSTILE,
                              "notes": [HOSTILE], "warnings": [HOSTILE], "held_out": {"gain_db": 0.4}},
-                    "seconds": 12.5, "silence": [{"source": "vocals", "seconds": 1.0, "before_db": -20.0,
-                                                  "after_db": -35.5, "change_db": -15.5}],
+                    "seconds": 12.5,
+                    "check": {"sources": [{"source": HOSTILE, "seconds": 1.0, "before_db": -20.0, "after_db": -35.5}]},
+                    "decision": {"write": "adapted", "reason": HOSTILE, "checked": True},
                     HOSTILE: {"decision": HOSTILE}},
     )
     page = render_report(report)
     assert page.count("<script") == 1 and "alert(" not in page.replace("alert(&quot;", "")  # only the page's own
     assert "\x07" not in page and "\u202e" not in page
-    assert page.count(SHOWN) >= 8  # title, fact, note, player, note of a player, plan text, notes, warnings, key
+    assert page.count(SHOWN) >= 10  # title, fact, note, player, note of a player, plan text, notes, warnings, key,
+    # the checked source and the decision's reason
     assert not re.search(r"https?://", page)
     for target in re.findall(r'\b(?:src|href)="([^"]*)"', page):
         assert "://" not in target and not target.startswith(("/", "//")), target
@@ -106,6 +108,9 @@ def test_the_adaptation_section_says_what_was_decided():
     assert "Not adapted (strategy B0)" in adaptation_html({"plan": {"strategy": "B0", "steps": 0}})
     filtered = adaptation_html({"plan": {"strategy": "B0", "resplits": True, "plan": "not adapting: few rests"}})
     assert "Not adapting: few rests." in filtered
+    kept = adaptation_html({"plan": {"strategy": "P-L2:D", "steps": 4}, "decision": {
+        "write": "pretrained", "reason": "adapting did not help: it leaks -9.0 dB against -10.0 dB"}})
+    assert "Written: the pretrained model's stems</b>, because adapting did not help" in kept
 
 
 def test_relative_links_and_where_the_pages_go(tmp_path):
@@ -185,7 +190,8 @@ def test_separate_and_adapt_write_their_report_pages(cli, model_file, tmp_path):
     assert adapted.exit_code == 0, adapted.stderr
     assert json.loads(adapted.stdout)["report"] == "m.report.html"
     html = (tmp_path / "m.report.html").read_text()
-    assert "Adapted with P-L5:D" in html and "Energy in the regions labelled silent" in html
+    assert "Adapted with P-L5:D" in html and "Loss per pass" in html
+    assert "no labelled rest was long enough" in html  # a 2 s song: nothing held out, and the page says so
     assert html.count("<audio") == 1  # the song: adapt writes no stems
     again = cli("adapt", track, "--model", model_file, "--labels", "labels.txt", "--dry-run", "--report")
     assert again.exit_code == 2 and "--report and --dry-run" in again.stderr

@@ -64,7 +64,7 @@ TINY_HTDEMUCS = ["--family", "htdemucs", "--channels", "8", "--t-layers", "1", "
                  "--model-segment", "1/2"]
 
 
-def test_htdemucs_training_writes_a_small_htdemucs_that_recommends_its_settings(tmp_path):
+def test_htdemucs_training_writes_a_small_htdemucs_that_adapts_by_ugosas_rule(tmp_path):
     first = train(tmp_path / "first", *TINY_HTDEMUCS, "--baseline", "demo")
     assert first.returncode == 0, first.stderr
     (path,) = (tmp_path / "first").glob("demo_htdemucs-*.th")
@@ -80,12 +80,13 @@ def test_htdemucs_training_writes_a_small_htdemucs_that_recommends_its_settings(
     assert provenance["steps_done"] == 2 and provenance["family"] == "htdemucs"
     assert "train mode" in provenance["train_mode"] and "22050 samples" in provenance["train_mode"]
     assert provenance["baseline"]["model"] == "demo" and set(provenance["baseline"]["validation_sdr_db"]) == set(SOURCES)
-    # The recommendation is usable as is: windows no longer than the model's segment.
+    # No recommended settings (as the released models): ugosa's, the windows no longer than the model's segment.
+    assert recommendation(loaded) == {}
     settings = resolve_settings(AdaptationRequest(), recommendation(loaded), cuda=False,
                                 longest_window=longest_window(loaded.model))
-    assert settings.window <= 0.5 and settings.strategy.name == provenance["adaptation_defaults"]["strategy"]
+    assert settings.window == 0.5 and settings.strategy.name == "P-L2:D"
 
-    # --init FILE --steps 0 re-issues the same weights with the script's recommendation and says where they came from.
+    # --init FILE --steps 0 re-issues the same weights and says where they came from.
     again = train(tmp_path / "again", *TINY_HTDEMUCS, "--init", str(path), "--steps", "0")
     assert again.returncode == 0, again.stderr
     (copy,) = (tmp_path / "again").glob("demo_htdemucs-*.th")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ import torch
 import torch_optimizer
 from torch import Tensor, nn
 
+from ugosa_cli.decision import Decision, Evidence, SourceCheck, after_training, before_training
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import (
@@ -61,23 +63,51 @@ WINDOW_SECONDS = (0.1, MAX_SEGMENT_SECONDS)
 MAX_WINDOWS_PER_SAMPLE = 100
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 64
+MAX_STEPS = 100_000
+# The step size. Without an explicit learning rate, each trained tensor's rate is ``step`` times its own RMS, so
+# an Adam step moves every tensor by about that share of its scale whatever the network's weight scale (a rate
+# tuned on one network's weights means another thing on another's). Tensors far below the typical scale (a
+# PReLU slope, a bias near zero) move by that share of RMS_FLOOR_SHARE times the RMS of all trained weights.
+# 1e-3 on both small models (BENCHMARKS.md, "Deciding what to write"): 3e-3 gained 0.3 dB more on the demo
+# ConvTasNet but lost up to 1.8 dB against the labels alone on songs the small HT-Demucs separates well.
+DEFAULT_STEP = 1e-3
+RMS_FLOOR_SHARE = 0.1
+MAX_STEP = 0.5
+# The share of each labelled rest kept out of training (its middle), so that what ugosa writes is decided on
+# rests the model never trained on; rests shorter than HOLDOUT_MIN_REST seconds are trained on whole.
+DEFAULT_HOLDOUT = 0.25
+MAX_HOLDOUT = 0.5
+HOLDOUT_MIN_REST = 2.0
+# The paper's protocol (``--protocol paper``): Ranger at lr 1e-5, 10 epochs of 10 s windows with a 1 s hop,
+# gamma 1, every labelled rest trained on.
+PAPER_SETTINGS: dict[str, Any] = dict(epochs=10, lr=1e-5, window=10.0, hop=1.0, gamma=1.0, optimizer="ranger",
+                                      holdout=0.0)
 
 
 # --- losses ---------------------------------------------------------------------------------------------
 
 
-def proposed_loss(estimates: Tensor, mix: Tensor, activations: Tensor, gamma: float) -> tuple[Tensor, dict[str, float]]:
-    """``mean|mix - sum_s h_s est_s| + gamma * mean|(1 - h) est|``; shapes (b, s, c, t), (b, c, t), (b, s, 1, t)."""
-    reconstruction = (mix - (activations * estimates).sum(dim=1)).abs().mean()
-    silence = ((1 - activations) * estimates).abs().mean()
+def proposed_loss(
+    estimates: Tensor, mix: Tensor, activations: Tensor, gamma: float, weights: Tensor | None = None
+) -> tuple[Tensor, dict[str, float]]:
+    """``mean|w (mix - sum_s h_s est_s)| + gamma * mean|w (1 - h) est|``; shapes (b, s, c, t), (b, c, t),
+    (b, s, 1, t), and ``weights`` (b, t) of 0/1: the samples the loss counts (None: all)."""
+    residual = (mix - (activations * estimates).sum(dim=1)).abs()
+    leaked = ((1 - activations) * estimates).abs()
+    if weights is not None:
+        residual = residual * weights[:, None, :]
+        leaked = leaked * weights[:, None, None, :]
+    reconstruction = residual.mean()
+    silence = leaked.mean()
     loss = reconstruction + gamma * silence
     return loss, {"rec": reconstruction.item(), "act": silence.item()}
 
 
-def anchor_loss(estimates: Tensor, pretrained: Tensor, free: Tensor) -> Tensor:
-    """``mean|free_s (est_s - pre_s)|``: the distance of the free sources from the pretrained model's stems;
-    shapes (b, s, c, t), (b, s, c, t), (s,) with 1 for a source with no labelled silence."""
-    return (free[None, :, None, None] * (estimates - pretrained)).abs().mean()
+def anchor_loss(estimates: Tensor, pretrained: Tensor, free: Tensor, weights: Tensor | None = None) -> Tensor:
+    """``mean|w free_s (est_s - pre_s)|``: the distance of the free sources from the pretrained model's stems;
+    shapes (b, s, c, t), (b, s, c, t), (s,) with 1 for a source with no labelled silence, ``weights`` (b, t)."""
+    distance = (free[None, :, None, None] * (estimates - pretrained)).abs()
+    return (distance if weights is None else distance * weights[:, None, None, :]).mean()
 
 
 def mixture_loss(estimates: Tensor, mix: Tensor) -> tuple[Tensor, dict[str, float]]:
@@ -97,18 +127,22 @@ def supervised_loss(estimates: Tensor, references: Tensor) -> tuple[Tensor, dict
 
 @dataclass(frozen=True)
 class AdaptationSettings:
-    """Hyper-parameters; the defaults are the paper's protocol. Bad values raise :class:`SettingError`."""
+    """Hyper-parameters; the defaults are ugosa's (:data:`PAPER_SETTINGS` are the paper's). Bad values raise
+    :class:`SettingError`."""
 
     strategy: Strategy = DEFAULT_STRATEGY
     epochs: int = 10
-    lr: float = 1e-5
-    window: float = 10.0  # seconds
-    hop: float = 1.0  # seconds
-    gamma: float = 1.0
+    lr: float | None = None  # one learning rate for every tensor; None: ``step`` times each tensor's RMS
+    step: float = DEFAULT_STEP
+    steps: int | None = None  # optimisation steps in all (None: epochs x steps per epoch)
+    window: float = 4.0  # seconds
+    hop: float = None  # type: ignore[assignment]  # seconds; None: the window (windows that do not overlap)
+    gamma: float = 10.0
     guard: float = DEFAULT_GUARD  # seconds on each side of a border where the silence term is off
     anchor: float = DEFAULT_ANCHOR  # weight keeping sources with no labelled silence near the pretrained stems
+    holdout: float = DEFAULT_HOLDOUT  # share of each labelled rest kept out of training to check the result
     batch_size: int = 1
-    optimizer: str = "ranger"
+    optimizer: str = "adam"
     seed: int | None = 0
     amp: bool = False
     max_windows: int | None = None  # train on at most this many windows (the most informative ones)
@@ -118,6 +152,8 @@ class AdaptationSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
             object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
+        if self.hop is None:
+            object.__setattr__(self, "hop", self.window)
         check_settings({setting.name: getattr(self, setting.name) for setting in fields(self)})
 
     def to_dict(self) -> dict[str, object]:
@@ -139,7 +175,11 @@ _WINDOW_LOW, _WINDOW_HIGH = WINDOW_SECONDS
 # Each setting's test and what the error says when it fails.
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": (lambda value: 1 <= value <= MAX_EPOCHS, f"use 1 to {MAX_EPOCHS} (the paper used 10)"),
-    "lr": (lambda value: math.isfinite(value) and value > 0, "must be a positive number"),
+    "lr": (lambda value: value is None or (math.isfinite(value) and value > 0), "must be a positive number"),
+    "step": (lambda value: math.isfinite(value) and 0 < value <= MAX_STEP,
+             f"use a share of each weight's scale above 0 and at most {MAX_STEP:g} (default {DEFAULT_STEP:g})"),
+    "steps": (lambda value: value is None or 1 <= value <= MAX_STEPS, f"use 1 to {MAX_STEPS}"),
+    "holdout": (lambda value: 0 <= value <= MAX_HOLDOUT, f"use 0 to {MAX_HOLDOUT:g} (default {DEFAULT_HOLDOUT:g})"),
     "window": (lambda value: _WINDOW_LOW <= value <= _WINDOW_HIGH,
                f"use {_WINDOW_LOW:g} to {_WINDOW_HIGH:g} seconds (the paper used 10)"),
     "hop": (lambda value: math.isfinite(value) and value > 0, "must be a positive number of seconds"),
@@ -221,12 +261,38 @@ def informative_order(activations: np.ndarray, starts: Sequence[int], window: in
     return [starts[i] for i in order]
 
 
+def silent_runs(row: np.ndarray) -> list[tuple[int, int]]:
+    """The runs [start, stop) where a (frames,) row of activations is below 0.5."""
+    silent = np.concatenate([[0], (np.asarray(row) < 0.5).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(silent))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def holdout_mask(activations: np.ndarray, coverage: np.ndarray, samplerate: int, share: float) -> np.ndarray:
+    """(frames,) bool: the stretches kept out of training to check its result: the middle ``share`` of every
+    labelled rest (of any source) inside ``coverage`` (frames,) bool that lasts at least
+    :data:`HOLDOUT_MIN_REST` seconds. Training leaves them out for every source, so there the model sees no
+    label at all."""
+    held = np.zeros(activations.shape[1], dtype=bool)
+    if share <= 0:
+        return held
+    shortest = int(round(HOLDOUT_MIN_REST * samplerate))
+    for row in activations:
+        for start, stop in silent_runs(np.where(coverage, row, 1.0)):
+            if stop - start >= shortest:
+                width = int(round(share * (stop - start)))
+                first = (start + stop - width) // 2
+                held[first : first + width] = True
+    return held
+
+
 # --- the trainer ----------------------------------------------------------------------------------------
 
 
 @dataclass
 class StepReport:
-    """Progress of one optimisation step."""
+    """Progress of one optimisation step: ``step`` of ``steps`` in pass ``epoch`` of ``epochs`` over the windows,
+    ``done`` of ``total`` in all."""
 
     epoch: int
     epochs: int
@@ -234,43 +300,68 @@ class StepReport:
     steps: int
     loss: float
     terms: dict[str, float]
-
-
-@dataclass
-class SilenceEnergy:
-    """Output energy of one source inside the regions labelled silent, before and after adaptation."""
-
-    source: str
-    seconds: float
-    before_db: float
-    after_db: float
-
-    @property
-    def change_db(self) -> float:
-        return self.after_db - self.before_db
+    done: int = 0
+    total: int = 0
 
 
 @dataclass
 class AdaptationResult:
+    """What an adaptation did: the model (adapted in place, unless the check decided not to train), the steps it
+    made, the held-out check (:class:`~ugosa_cli.decision.Evidence`) and what it says to write."""
+
     model: SeparationModel
     strategy: Strategy
     settings: AdaptationSettings
     windows: int
     steps: int
     seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)  # mean loss terms per epoch
-    silence: list[SilenceEnergy] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)  # mean loss terms per pass over the windows
     notes: list[str] = field(default_factory=list)
+    evidence: Evidence | None = None
+    decision: Decision | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.steps > 0
 
 
-def _make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def relative_rates(parameters: Sequence[Tensor], step: float) -> list[float]:
+    """Each tensor's learning rate under the step-size rule: ``step`` times its RMS, at least ``step`` times
+    :data:`RMS_FLOOR_SHARE` times the RMS of all of them."""
+    squares = [float(p.detach().double().pow(2).sum()) for p in parameters]
+    sizes = [p.numel() for p in parameters]
+    overall = math.sqrt(sum(squares) / max(1, sum(sizes)))
+    floor = RMS_FLOOR_SHARE * overall
+    return [step * max(math.sqrt(square / max(1, size)), floor) for square, size in zip(squares, sizes)]
+
+
+def _make_optimizer(name: str, parameters: list[nn.Parameter], lr: float | None, step: float = DEFAULT_STEP) -> torch.optim.Optimizer:
+    """The optimiser of ``parameters``: one learning rate ``lr``, or with ``lr`` None one per tensor
+    (:func:`relative_rates`)."""
+    groups: list[dict[str, Any]] = (
+        [{"params": parameters}] if lr is not None
+        else [{"params": [p], "lr": rate} for p, rate in zip(parameters, relative_rates(parameters, step))]
+    )
+    default = lr if lr is not None else step
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr)
-    radam = torch.optim.RAdam(parameters, lr=lr, betas=(0.95, 0.999), eps=1e-5)
+        return torch.optim.Adam(groups, lr=default)
+    radam = torch.optim.RAdam(groups, lr=default, betas=(0.95, 0.999), eps=1e-5)
     if name == "radam":
         return radam
     # Ranger = RAdam + Lookahead (k=6, alpha=0.5), as torch_optimizer.Ranger but on torch's own RAdam.
     return torch_optimizer.Lookahead(radam, k=6, alpha=0.5)
+
+
+def activation_memory(reference: int, device: torch.device) -> int:
+    """Bytes the backward pass may keep before trained blocks are recomputed: ``reference``, or on a CPU half of the
+    memory available now when that is more (recomputing gives the same updates, only slower)."""
+    if device.type != "cpu":
+        return reference
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on this system
+        return reference
+    return max(reference, available // 2)
 
 
 def _seconds_up(samples: int, rate: int) -> str:
@@ -320,7 +411,7 @@ class Adapter:
             )
         if settings.seed is not None:
             torch.manual_seed(settings.seed % (1 << 64))  # any integer (torch takes 64 bits; random.Random any)
-        free = ~rests_somewhere(activations)  # the anchor's sources
+        labelled = np.asarray(activations) >= 0.5  # before the guard bands: the labels as given
         activations = guard_borders(activations, int(round(settings.guard * rate)))
         wav = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32))
         ref = wav.mean(0)
@@ -356,10 +447,29 @@ class Adapter:
             )
             starts = sorted(chosen)
         self.starts = starts
+        # The stretches kept out of training, to check its result on (inside the windows, so they cost no
+        # extra forward passes), and the windows that hold them.
+        coverage = np.zeros(frames, dtype=bool)
+        for start in starts:
+            coverage[start : start + self.window] = True
+        checks = self.strategy.loss is Loss.PROPOSED and self.strategy.cut is not None and settings.holdout > 0
+        held = holdout_mask(labelled, coverage, rate, settings.holdout) if checks else np.zeros(frames, dtype=bool)
+        self.held_seconds = float(held.sum()) / rate
+        self.weights = torch.from_numpy((~held).astype(np.float32)).to(self.device) if held.any() else None
+        self._held_rests = torch.from_numpy((~labelled & held).astype(np.float32)).to(self.device)
+        self._playing = torch.from_numpy(labelled.astype(np.float32)).to(self.device)
+        self._held = torch.from_numpy(held.astype(np.float32)).to(self.device)
+        self.check_starts = [start for start in starts if held[start : start + self.window].any()]
+        free = ~rests_somewhere(np.where(held, True, labelled))  # the anchor's sources, from the labels trained on
+        if checks and not held.any():
+            self.notes.append(
+                f"no labelled rest inside the training windows lasts {HOLDOUT_MIN_REST:g} s or more, so none is held "
+                "out: the result cannot be checked"
+            )
         self.split: SplitModel | None = None
         if self.strategy.cut is not None:
             self.split = family_of(model).split(model, self.strategy.cut)
-            if self.activation_estimate() > settings.activation_bytes:
+            if self.activation_estimate() > activation_memory(settings.activation_bytes, self.device):
                 self.split.recompute = True
                 self.notes.append(
                     f"recomputing activations in the backward pass (about {self.activation_estimate() / 2**30:.1f} "
@@ -377,6 +487,13 @@ class Adapter:
                 f"keeping {', '.join(self.anchored)} (no labelled silence) close to the pretrained model's stems "
                 f"(--anchor {settings.anchor:g})"
             )
+
+    @property
+    def plans_recompute(self) -> bool:
+        """Whether the plan counts recomputed activations: with the reference memory of
+        :attr:`AdaptationSettings.activation_bytes`, whatever this machine has, so that plans are the same on every
+        machine (a run with more memory keeps the activations: the same updates, sooner)."""
+        return self.activation_estimate() > self.settings.activation_bytes
 
     @property
     def anchors(self) -> bool:
@@ -414,7 +531,8 @@ class Adapter:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.settings.amp)
 
     def _batch(self, starts: Sequence[int]) -> tuple[PrefixState, Tensor, Tensor, Tensor | None]:
-        """Prefix state, mix, activations and references for a batch of windows (prefix cached per window)."""
+        """Prefix state, mix (b, c, t), activations (b, s, 1, t) and references for a batch of windows (prefix
+        cached per window)."""
         states = [self._prefix(s) for s in starts]
         state = tuple(torch.cat(parts) for parts in zip(*states))
         mix = torch.stack([self.mix[:, s : s + self.window] for s in starts])
@@ -453,9 +571,16 @@ class Adapter:
             for parameter, value in zip(weights, current):
                 parameter.data = value
 
-    def _loss(self, estimates: Tensor, mix: Tensor, acts: Tensor, refs: Tensor | None) -> tuple[Tensor, dict[str, float]]:
+    def _weights(self, starts: Sequence[int]) -> Tensor | None:
+        """(b, t): 1 where a batch of windows is trained on, 0 on the held-out stretches (None: nothing held out)."""
+        if self.weights is None:
+            return None
+        return torch.stack([self.weights[s : s + self.window] for s in starts])
+
+    def _loss(self, estimates: Tensor, mix: Tensor, acts: Tensor, refs: Tensor | None,
+              weights: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         if self.strategy.loss is Loss.PROPOSED:
-            return proposed_loss(estimates, mix, acts, self.settings.gamma)
+            return proposed_loss(estimates, mix, acts, self.settings.gamma, weights)
         if self.strategy.loss is Loss.MIXTURE:
             return mixture_loss(estimates, mix)
         assert refs is not None
@@ -469,66 +594,97 @@ class Adapter:
                 pretrained = self.split.suffix(state, self.window).float()
         with self._autocast():
             estimates = self.split.suffix(state, self.window).float()
-        loss, terms = self._loss(estimates, mix, acts, refs)
+        weights = self._weights(starts)
+        loss, terms = self._loss(estimates, mix, acts, refs, weights)
         if self._pretrained is not None:
-            kept = anchor_loss(estimates, pretrained, self.free)
+            kept = anchor_loss(estimates, pretrained, self.free, weights)
             loss = loss + self.settings.anchor * kept
             terms["anchor"] = kept.item()
         return loss, terms
 
-    def measure(self, steps: int = 2) -> tuple[float, float, float]:
-        """Seconds per optimisation step, per cached prefix and per full forward of one window.
-
-        Timed on the first windows; no update is made.
-        """
+    def measure(self, seconds: float = 1.0, steps: int = 2) -> tuple[float, float]:
+        """Seconds per optimisation step and per frozen prefix of one window, timed on ``seconds`` of the first
+        window (the fastest of ``steps`` steps; no update is made) and scaled to the window's length: the work of
+        both grows with the length, and a plan of big windows is then estimated in seconds."""
         if self.split is None:
-            return 0.0, 0.0, 0.0
+            return 0.0, 0.0
         freeze_for(self.model, self.strategy)
-        sample = self.starts[: self.settings.batch_size]
-        began = time.perf_counter()
-        for start in sample:
-            self._prefix(start)
-        prefix_seconds = (time.perf_counter() - began) / len(sample)
-        timings = []
-        for _ in range(max(1, steps)):
+        rate = self.model.samplerate
+        length = min(self.window, max(self.model.min_length, int(round(seconds * rate))))
+        saved = self.window, self._cache
+        self.window, self._cache = length, {}
+        try:
+            sample = self.starts[: self.settings.batch_size]
             began = time.perf_counter()
-            loss, _ = self._forward_loss(sample)
-            loss.backward()
-            timings.append(time.perf_counter() - began)
-        self.model.zero_grad(set_to_none=True)
-        began = time.perf_counter()
-        with torch.no_grad(), self._autocast():
-            self.model(self.mix[None, :, sample[0] : sample[0] + self.window])
-        forward_seconds = time.perf_counter() - began
-        return min(timings), prefix_seconds, forward_seconds
+            for start in sample:
+                self._prefix(start)
+            prefix_seconds = (time.perf_counter() - began) / len(sample)
+            timings = []
+            for _ in range(max(1, steps)):
+                began = time.perf_counter()
+                loss, _ = self._forward_loss(sample)
+                loss.backward()
+                timings.append(time.perf_counter() - began)
+            self.model.zero_grad(set_to_none=True)
+        finally:
+            self.window, self._cache = saved
+        scale = self.window / length
+        return min(timings) * scale, prefix_seconds * scale
+
+    @property
+    def total_steps(self) -> int:
+        """Optimisation steps in all: ``steps`` when set, else every window of every epoch."""
+        return self.settings.steps or self.steps_per_epoch * self.settings.epochs
 
     def estimate_seconds(self, step_seconds: float, prefix_seconds: float) -> float:
-        """Estimated training time: prefixes once, then every epoch's steps, plus the two silence checks."""
-        epochs = self.settings.epochs
-        return prefix_seconds * len(self.starts) + step_seconds * self.steps_per_epoch * (epochs + 2 / 3)
+        """Estimated training time: prefixes once, then the steps, plus the held-out checks before and after (a
+        forward of the trained part per window that holds a held-out stretch, about a third of a step)."""
+        checks = 2 * len(self.check_starts) * step_seconds / 3
+        return prefix_seconds * len(self.starts) + step_seconds * self.total_steps + checks
 
-    def silence_energy(self) -> list[tuple[str, float, float]]:
-        """Per source with labelled silence in the windows: (source, seconds of silence, energy in dB)."""
+    def leakage(self) -> tuple[dict[str, tuple[float, float]], float | None]:
+        """The model's held-out check with its current weights: per source with a held-out rest, (seconds checked,
+        leakage in dB), the leakage being the power of its stem on its held-out rests relative to its power where
+        it is labelled playing in the same windows; and the residual (dB): the power of what the stems labelled
+        playing leave unexplained of the mixture on the held-out stretches, relative to the mixture's there."""
         assert self.split is not None
         sources = self.model.sources
-        energy = torch.zeros(len(sources), device=self.device, dtype=torch.float64)
-        count = torch.zeros(len(sources), device=self.device, dtype=torch.float64)
+        rest_energy = torch.zeros(len(sources), device=self.device, dtype=torch.float64)
+        rest_count = torch.zeros_like(rest_energy)
+        play_energy = torch.zeros_like(rest_energy)
+        play_count = torch.zeros_like(rest_energy)
+        residual = torch.zeros(2, device=self.device, dtype=torch.float64)  # unexplained, mixture
         with torch.no_grad():
-            for starts in self._chunks(self.starts):
-                state, _, acts, _ = self._batch(starts)
+            for starts in self._chunks(self.check_starts):
+                state, mix, _, _ = self._batch(starts)
                 with self._autocast():
                     estimates = self.split.suffix(state, self.window).float()
-                stems = stems_from_normalised(estimates, self.mean, self.std)
-                silent = 1 - acts  # (b, s, 1, t)
-                energy += (silent * stems.pow(2)).sum(dim=(0, 2, 3)).double() / stems.shape[2]
-                count += silent.sum(dim=(0, 2, 3)).double()
+                power = stems_from_normalised(estimates, self.mean, self.std).pow(2).mean(dim=2).double()  # (b, s, t)
+                rests = torch.stack([self._held_rests[:, s : s + self.window] for s in starts]).double()
+                plays = torch.stack([self._playing[:, s : s + self.window] for s in starts]).double()
+                held = torch.stack([self._held[s : s + self.window] for s in starts]).double()  # (b, t)
+                rest_energy += (rests * power).sum(dim=(0, 2))
+                rest_count += rests.sum(dim=(0, 2))
+                play_energy += (plays * power).sum(dim=(0, 2))
+                play_count += plays.sum(dim=(0, 2))
+                unexplained = (mix - (plays[:, :, None].float() * estimates).sum(dim=1)).pow(2).mean(dim=1).double()
+                residual += torch.stack([(held * unexplained).sum(), (held * mix.pow(2).mean(dim=1).double()).sum()])
         rate = self.model.samplerate
-        rows = []
+        rows = {}
         for index, name in enumerate(sources):
-            if count[index] > 0:
-                power = float(energy[index] / count[index])
-                rows.append((name, float(count[index]) / rate, 10 * math.log10(power + 1e-12)))
-        return rows
+            if rest_count[index] > 0 and play_count[index] > 0:
+                rest = float(rest_energy[index] / rest_count[index])
+                play = float(play_energy[index] / play_count[index])
+                rows[name] = (float(rest_count[index]) / rate, 10 * math.log10((rest + 1e-20) / (play + 1e-20)))
+        left = 10 * math.log10((float(residual[0]) + 1e-20) / (float(residual[1]) + 1e-20)) if residual[1] > 0 else None
+        return rows, left
+
+    def check(self) -> Evidence | None:
+        """The held-out check of the model as it is now (None: nothing held out)."""
+        if self.split is None or not self.check_starts:
+            return None
+        rows, residual = self.leakage()
+        return Evidence(tuple(SourceCheck(name, seconds, db) for name, (seconds, db) in rows.items()), residual)
 
     def _diverged(self, trainable: list[nn.Parameter], initial: list[Tensor], where: str) -> NoReturn:
         """Put the trained weights back as they were before training, and stop: training diverged."""
@@ -537,9 +693,14 @@ class Adapter:
                 parameter.copy_(value)
                 parameter.requires_grad_(False)
         self.model.eval()
+        if self.settings.lr is None:
+            raise SettingError(
+                "step", self.settings.step, f"training diverged at {where} became NaN or infinite, so nothing was "
+                f"saved; use a smaller step (the default is {DEFAULT_STEP:g})"
+            )
         raise SettingError(
             "lr", self.settings.lr, f"training diverged at {where} became NaN or infinite, so nothing was saved; use a "
-            f"smaller learning rate (the paper's is {AdaptationSettings.lr:g})"
+            f"smaller learning rate, or leave --lr out to use the step-size rule (--step)"
         )
 
     def _chunks(self, starts: Sequence[int]) -> Iterator[list[int]]:
@@ -547,56 +708,79 @@ class Adapter:
         for i in range(0, len(starts), size):
             yield list(starts[i : i + size])
 
-    def run(self, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
-        """Train; returns the adapted model (the same object, updated in place) and what happened."""
+    def run(
+        self, progress: Callable[[StepReport], None] | None = None, *, decide_first: bool = False
+    ) -> AdaptationResult:
+        """Train; returns the adapted model (the same object, updated in place), what happened, and what the
+        held-out check says to write (:mod:`ugosa_cli.decision`). With ``decide_first``, nothing is trained when
+        the check says beforehand that adapting would not pay."""
         began = time.perf_counter()
         settings = self.settings
         if self.split is None:
             return AdaptationResult(self.model, self.strategy, settings, len(self.starts), 0, 0.0, notes=self.notes)
         trainable = freeze_for(self.model, self.strategy)
-        before = self.silence_energy() if self.strategy.loss is Loss.PROPOSED else []
-        optimizer = _make_optimizer(settings.optimizer, trainable, settings.lr)
+        evidence = self.check()
+        if decide_first and evidence is not None:
+            decision = before_training(evidence)
+            if decision is not None:
+                self._done()
+                return AdaptationResult(self.model, self.strategy, settings, len(self.starts), 0,
+                                        time.perf_counter() - began, notes=self.notes, evidence=evidence,
+                                        decision=decision)
+        optimizer = _make_optimizer(settings.optimizer, trainable, settings.lr, settings.step)
         rng = random.Random(settings.seed)
         history: list[dict[str, float]] = []
-        steps = self.steps_per_epoch
+        total = self.total_steps
+        per_pass = self.steps_per_epoch
+        passes = math.ceil(total / per_pass)
         initial = [parameter.detach().clone() for parameter in trainable]
-        for epoch in range(settings.epochs):
+        done = 0
+        for epoch in range(passes):
             order = list(self.starts)
             rng.shuffle(order)
+            batches = list(self._chunks(order))[: total - done]
             totals: dict[str, float] = {}
-            for step, starts in enumerate(self._chunks(order)):
+            for step, starts in enumerate(batches):
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = self._forward_loss(starts)
+                where = f"pass {epoch + 1}, step {step + 1} of {len(batches)}"
                 if not math.isfinite(loss.item()):
-                    if epoch == step == 0:  # before any update: the model itself, not the training
+                    if done == 0:  # before any update: the model itself, not the training
                         raise InputError(
                             "the model's output on this song is NaN or infinite before any training: its weights "
                             "are damaged or far out of range; use another model file"
                         )
-                    self._diverged(trainable, initial, f"epoch {epoch + 1}, step {step + 1} of {steps}: the loss")
+                    self._diverged(trainable, initial, f"{where}: the loss")
                 loss.backward()
                 optimizer.step()
+                done += 1
                 if not all_finite(trainable):
-                    self._diverged(trainable, initial, f"epoch {epoch + 1}, step {step + 1} of {steps}: the weights")
+                    self._diverged(trainable, initial, f"{where}: the weights")
                 terms = {"loss": loss.item(), **terms}
                 for key, value in terms.items():
                     totals[key] = totals.get(key, 0.0) + value
                 if progress:
-                    progress(StepReport(epoch + 1, settings.epochs, step + 1, steps, terms["loss"], terms))
-            history.append({key: value / steps for key, value in totals.items()})
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        self.model.eval()
-        after = {name: db for name, _, db in self.silence_energy()} if before else {}
-        silence = [SilenceEnergy(name, seconds, db, after[name]) for name, seconds, db in before]
+                    progress(StepReport(epoch + 1, passes, step + 1, len(batches), terms["loss"], terms, done, total))
+            history.append({key: value / len(batches) for key, value in totals.items()})
+        self._done()
+        if evidence is not None:
+            rows, residual = self.leakage()
+            evidence = evidence.with_after({name: db for name, (_, db) in rows.items()}, residual)
         return AdaptationResult(
             model=self.model,
             strategy=self.strategy,
             settings=settings,
             windows=len(self.starts),
-            steps=steps * settings.epochs,
+            steps=done,
             seconds=time.perf_counter() - began,
             history=history,
-            silence=silence,
             notes=self.notes,
+            evidence=evidence,
+            decision=after_training(evidence or Evidence(())) if self.strategy.loss is Loss.PROPOSED else None,
         )
+
+    def _done(self) -> None:
+        """Training over: every weight frozen again, the model in eval mode."""
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.model.eval()

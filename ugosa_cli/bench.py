@@ -54,7 +54,14 @@ from ugosa_cli.labels import Labels, activation_matrix, format_labels, read_labe
 from ugosa_cli.metrics import FRAME_RULES, check_frames, evaluate_stems
 from ugosa_cli.models.family import SeparationModel
 from ugosa_cli.pipeline import GuidedSeparator, with_strategy
-from ugosa_cli.planning import AdaptationRequest, longest_window, recommendation, resolve_settings, uses_cpu_budget
+from ugosa_cli.planning import (
+    BUDGET_FACTOR,
+    AdaptationRequest,
+    longest_window,
+    recommendation,
+    resolve_settings,
+    uses_cpu_budget,
+)
 from ugosa_cli.separation import SeparationOptions
 from ugosa_cli.stem_activity import detect_activations
 from ugosa_cli.strategy import B0, Loss, Strategy, available, check_available, count_trainable
@@ -493,10 +500,9 @@ class Bench:
 
             def on_step(report: StepReport) -> None:
                 if progress:
-                    done = (report.epoch - 1) * report.steps + report.step
-                    progress(JobProgress(job, "adapting", done, report.epochs * report.steps))
+                    progress(JobProgress(job, "adapting", report.done, report.total))
 
-            outcome = pipeline.adapt(plan, on_step)
+            outcome = pipeline.adapt(plan, on_step, follow_check=False)  # each strategy is scored as trained
             adaptation = {
                 "plan": plan.plan,
                 "settings": outcome.settings.to_dict(),
@@ -504,7 +510,8 @@ class Bench:
                 "steps": outcome.steps,
                 "seconds": round(outcome.seconds, 2),
                 "history": outcome.history,
-                "silence_db": {row.source: [row.before_db, row.after_db] for row in outcome.silence},
+                "check": None if outcome.evidence is None else outcome.evidence.to_dict(),
+                "decision": None if outcome.decision is None else outcome.decision.to_dict(),
                 "notes": outcome.notes,
             }
 
@@ -561,7 +568,6 @@ class Bench:
         mix, acts, refs = self._model_inputs(prepared)
         per_second: dict[str, float] = {}
         budgeted: set[str] = set()
-        forward_s, window_s = 0.0, 0.0
         for strategy in {job.strategy.name: job.strategy for job in jobs}.values():
             if not strategy.trains:
                 continue
@@ -569,16 +575,14 @@ class Bench:
             settings, cpu_budget = self.settings.training(strategy, self.loaded, self.device)
             references = refs if strategy.loss is Loss.SUPERVISED else None
             adapter = Adapter(self.loaded.model, mix, acts, settings, references=references, device=self.device)
-            step_s, prefix_s, forward_s = adapter.measure(steps=1)
-            window_s = adapter.window / self.loaded.model.samplerate
+            step_s, prefix_s = adapter.measure(steps=1)
             per_second[strategy.name] = adapter.estimate_seconds(step_s, prefix_s) / prepared.duration
             if cpu_budget:
                 budgeted.add(strategy.name)
         self.pipeline.reset()
-        if not window_s:
-            forward_s, window_s = self._time_forward(mix)
+        forward_s, window_s = self._time_forward(mix)
         separation = forward_s / window_s * 4 / 3 * max(1, self.settings.shifts)
-        per_second.update(dict.fromkeys(budgeted, 2 * separation))
+        per_second.update(dict.fromkeys(budgeted, BUDGET_FACTOR * separation))
         durations = {job.track.name: track_duration(job.track) for job in jobs}
         return sum((per_second.get(job.strategy.name, 0.0) + separation) * durations[job.track.name] for job in jobs)
 

@@ -132,8 +132,10 @@ REGISTRY: dict[str, ModelEntry] = {
         ),
         ModelEntry("htdemucs_6s", ("5c90dfd2-34c22ccb.th",), "HT-Demucs (demucs v4) with guitar and piano: 6 sources",
                    root=V4_ROOT),
-        ModelEntry("demo", ("demo-2a43f749.th",), "Small ConvTasNet trained on synthetic songs (offline demo)",
+        ModelEntry("demo", ("demo-304fcb45.th",), "Small ConvTasNet trained on synthetic songs (offline demo)",
                    packaged=True),
+        ModelEntry("demo_htdemucs", ("demo_htdemucs-8983508f.th",),
+                   "Small HT-Demucs trained on synthetic songs (offline demo of the HT-Demucs family)", packaged=True),
     )
 }
 

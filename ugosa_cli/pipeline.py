@@ -6,12 +6,10 @@ plans and runs the adaptation from the song's labels, then separates the song, b
 file (:meth:`stem_blocks`) or as one array (:meth:`separate_array`), and applies the labels to the stems:
 
 - ``gate``: each stem silenced outside its labelled regions (:class:`~ugosa_cli.postfilters.Gate`);
-- ``resplit``: a label-constrained Wiener filter (:class:`~ugosa_cli.postfilters.Resplit`). Without
-  adapting it re-splits the mixture among the stems labelled active; after adapting it keeps the adapted
-  stems where they are labelled active and re-splits only what the resting stems hold, trusting each border
-  to within a guard band (the *resplit rule*, :meth:`GuidedSeparator.resplit_rule`), guided by the mean of
-  the pretrained and the adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`). Both
-  were chosen on tuning songs (BENCHMARKS.md).
+- ``resplit``: a label-constrained Wiener filter (:class:`~ugosa_cli.postfilters.Resplit`) that shares what the
+  stems labelled active leave unexplained of the mixture among them (the *resplit rule*, :meth:`GuidedSeparator.resplit_rule`); after
+  adapting it is guided by the mean of the pretrained and the adapted model's stems (the *guide rule*,
+  :meth:`GuidedSeparator.guide`). Both were chosen on tuning songs (BENCHMARKS.md).
 
 With ``filter_few`` (what ``ugosa separate`` does), labels that give rests for too few sources to adapt from
 (:func:`~ugosa_cli.planning.too_few_rests`) are applied to the pretrained stems with ``resplit`` instead,
@@ -60,12 +58,12 @@ from ugosa_cli.strategy import B0, Strategy
 # A pass-through that watches a stream of stem blocks (a meter of the report page) and gives them on unchanged.
 BlockTap = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
 RESPLIT_GUIDES = ("mean", "adapted")  # "adapted": the adapted model's stems alone (an experiment, BENCHMARKS.md)
-# The resplit rule (mode, guard band in seconds), chosen on tuning songs of two generators (BENCHMARKS.md, "Label
-# robustness"): after adapting, the adapted stems are kept where labelled active and only what the resting stems
-# hold is re-split, with borders trusted to within a guard band; re-splitting the whole mixture there cost up to
-# 0.6 dB of what adaptation gained. Without adapting, the pretrained stems leak much more: the mixture is re-split.
-RESPLIT_AFTER_ADAPTING = ("stems", 0.5)
-RESPLIT_PRETRAINED = ("mix", 0.0)
+# The resplit rule (mode, guard band in seconds), before and after adapting (after adapting guided by the mean of
+# both models' stems, the guide rule): each stem labelled active keeps its own sound and gains its share of what
+# they leave unexplained of the mixture, the borders trusted as labelled. Re-splitting the whole mixture ("mix")
+# re-estimated good stems too and cost up to 1.4 dB on songs a model separates well; only what the resting stems
+# hold ("stems") left the stems short of the mixture (BENCHMARKS.md, "Deciding what to write").
+RESPLIT_RULE = ("unexplained", 0.0)
 
 
 @dataclass
@@ -204,10 +202,20 @@ class GuidedSeparator:
             self.song_filter = "resplit"
         return plan
 
-    def adapt(self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None) -> AdaptationResult:
-        """Run a plan made by :meth:`plan`: the model is adapted in place."""
-        self.adapted = plan.strategy.trains
-        return plan.adapter.run(progress)
+    def adapt(
+        self, plan: AdaptationPlan, progress: Callable[[StepReport], None] | None = None, *, follow_check: bool = True
+    ) -> AdaptationResult:
+        """Run a plan made by :meth:`plan`: the model is adapted in place.
+
+        With ``follow_check`` (``separate --labels``) the held-out check decides what the song's stems are made
+        from (:mod:`ugosa_cli.decision`): it may say not to train at all, and when it says that adapting did not
+        help, the pretrained weights come back (and the post-filter applies the labels to the pretrained stems).
+        Without it (``adapt``, which keeps the adapted model) the result only reports the check."""
+        result = plan.adapter.run(progress, decide_first=follow_check)
+        self.adapted = result.trained
+        if follow_check and result.decision is not None and not result.decision.adapted:
+            self.reset()
+        return result
 
     # --- separation ----------------------------------------------------------------------------------
 
@@ -286,9 +294,8 @@ class GuidedSeparator:
         return mean_blocks(adapted, pretrained)
 
     def resplit_rule(self) -> tuple[str, float]:
-        """The resplit's mode and guard band now: :data:`RESPLIT_AFTER_ADAPTING` once the model holds adapted
-        weights, else :data:`RESPLIT_PRETRAINED`, each part unless set on the separator."""
-        mode, guard = RESPLIT_AFTER_ADAPTING if self.adapted else RESPLIT_PRETRAINED
+        """The resplit's mode and guard band: :data:`RESPLIT_RULE`, each part unless set on the separator."""
+        mode, guard = RESPLIT_RULE
         return (mode if self.resplit_mode is None else self.resplit_mode,
                 guard if self.filter_guard is None else self.filter_guard)
 

@@ -2,10 +2,12 @@
 
 One precedence rule for every entry point (``adapt``, ``separate --labels``, ``demo``, ``bench``, the
 benchmarks): a setting the user gave explicitly, else the model file's own recommendation (with
-``protocol="auto"``), else the protocol's default: the paper's settings (with ``auto`` on CUDA, 4 windows
-per step instead of the paper's 1).
-On a CPU, with ``protocol="auto"``, when neither the user nor the model fixed the schedule, the epochs and
-windows are cut to train in about twice the song's separation time (:func:`fit_to_budget`).
+``protocol="auto"``), else the protocol's default: ugosa's (:class:`~ugosa_cli.adaptation.AdaptationSettings`;
+on CUDA 4 windows per step) or, with ``protocol="paper"``, the paper's
+(:data:`~ugosa_cli.adaptation.PAPER_SETTINGS`).
+With ``protocol="auto"``, when neither the user nor the model fixed the schedule, the number of steps and of
+windows come from a budget of work: about one more separation of the song (:func:`fit_to_budget`), counted in
+floating-point operations from the network's shape, so the plan is the same on every machine.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from ugosa_cli.adaptation import (
     ANCHOR_STEP_SHARE,
+    PAPER_SETTINGS,
     AdaptationSettings,
     Adapter,
     check_settings,
@@ -31,6 +34,7 @@ from ugosa_cli.checkpoint import LoadedModel
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import SeparationModel
+from ugosa_cli.separation import DEFAULT_OVERLAP
 from ugosa_cli.strategy import (
     B0,
     DEFAULT_STRATEGY,
@@ -44,7 +48,10 @@ from ugosa_cli.strategy import (
 PROTOCOLS = ("auto", "paper")
 ADAPTATION_DEFAULTS_KEY = "adaptation_defaults"
 # The settings a model file may recommend for itself, and a user may give.
-CHOSEN = ("strategy", "epochs", "lr", "window", "hop", "gamma", "guard", "anchor", "batch_size", "optimizer")
+CHOSEN = ("strategy", "epochs", "steps", "lr", "step", "window", "hop", "gamma", "guard", "anchor", "holdout",
+          "batch_size", "optimizer")
+# The settings that fix the schedule: given by the user or recommended by the model, the CPU plan stays out.
+SCHEDULE = ("epochs", "steps", "hop")
 CUDA_BATCH_SIZE = 4
 # With the proposed loss, a source labelled silent for more of the song than this (though it plays
 # elsewhere) tends to be silenced where it plays as well (BENCHMARKS.md, "How much rest is too much").
@@ -53,6 +60,15 @@ MOSTLY_SILENT = 0.4
 # (one or two of four) applying the labels to the pretrained stems (the resplit filter) gained more on the tuning
 # songs (BENCHMARKS.md, "Rests of few sources"), so ``separate --labels`` does that unless a strategy is given.
 RESTING_SHARE_TO_ADAPT = 0.5
+# The budget of the plan: training does about the work of BUDGET_FACTOR separations of the song (so that
+# ``separate --labels``, which also separates with both models, stays within about three times plain separation),
+# but never less than MIN_BUDGET_FLOP operations (about 15 s on a 2-core CPU), which only small networks reach.
+# At most PREFIX_SHARE of the budget goes to the windows' frozen parts and checks (the most informative windows
+# first), the rest to steps; at most MAX_PASSES passes over the chosen windows (the paper's 10 epochs).
+BUDGET_FACTOR = 1.0
+MIN_BUDGET_FLOP = 3e11
+PREFIX_SHARE = 0.25
+MAX_PASSES = 10
 # A training step, or the frozen part of one window, slower than this on a CPU (seconds) makes adapting a job for
 # a GPU: the paper's protocol is about 2,000 steps over 170 windows for a 3-minute song (10 epochs over 10 s
 # windows with a 1 s hop), days at this pace.
@@ -65,12 +81,15 @@ class AdaptationRequest:
 
     strategy: Strategy | None = None
     epochs: int | None = None
+    steps: int | None = None
     lr: float | None = None
+    step: float | None = None
     window: float | None = None
     hop: float | None = None
     gamma: float | None = None
     guard: float | None = None
     anchor: float | None = None
+    holdout: float | None = None
     batch_size: int | None = None
     optimizer: str | None = None
     seed: int | None = 0
@@ -133,6 +152,8 @@ def resolve_settings(
     default becomes that, an explicit longer window is refused.
     """
     defaults: dict[str, Any] = {"batch_size": CUDA_BATCH_SIZE if cuda and request.protocol == "auto" else 1}
+    if request.protocol == "paper":
+        defaults.update(PAPER_SETTINGS)
     values = {**defaults, **recommended, **request.explicit()}
     values["strategy"] = resolve_strategy(request, recommended)
     settings = AdaptationSettings(**values, seed=request.seed, amp=request.amp)
@@ -154,7 +175,8 @@ def longest_window(model: SeparationModel) -> float | None:
 
 def uses_cpu_budget(request: AdaptationRequest, recommended: Mapping[str, Any], device: torch.device) -> bool:
     """Whether the CPU plan applies: CPU, ``auto``, and neither the user nor the model fixed the schedule."""
-    fixed = request.epochs is not None or request.hop is not None or bool(recommended)
+    fixed = (any(getattr(request, name) is not None for name in SCHEDULE)
+             or any(name in recommended for name in SCHEDULE))
     return device.type == "cpu" and request.protocol == "auto" and not fixed
 
 
@@ -165,33 +187,43 @@ def fit_to_budget(
     samplerate: int,
     step_cost: float,
     prefix_cost: float,
-    budget_factor: float = 2.0,
+    window_flop: float,
+    checks: bool = True,
+    separation_passes: float = 4 / 3,
 ) -> tuple[AdaptationSettings, str]:
-    """Settings that train within about ``budget_factor`` times the song's plain separation time.
+    """The steps and windows that fit the budget of work (see :data:`BUDGET_FACTOR`).
 
-    For CPUs: windows stop overlapping (hop = window) and the epochs (then the windows, most labelled
-    silence first) are cut until prefix caching, training and the silence checks fit the budget. Costs are
-    in units of one inference forward of one window (:meth:`ModelFamily.relative_cost`), so the plan depends
-    on the song and the network only and repeats exactly; separation runs that forward on the song with
-    segments overlapping by a quarter, hence the 4/3.
+    Costs are in forwards of one window (:meth:`ModelFamily.relative_cost`), ``window_flop`` the operations of
+    one; separation runs that forward over the song ``separation_passes`` times (segments overlapping by a
+    quarter: 4/3; an MSST model's ``num_overlap``).
+    Windows stop overlapping (hop = window); the most informative ones (most labelled silence) are kept when not
+    all fit in :data:`PREFIX_SHARE` of the budget, each costing its frozen part and, with ``checks``, the
+    held-out checks before and after training (a forward of the trained part each); the rest of the budget is
+    steps, at most :data:`MAX_PASSES` passes over the windows.
     """
     window = int(round(settings.window * samplerate))
-    windows = max(1, math.ceil(frames / window))
-    separation = max(frames / window, 1.0) * 4 / 3
-    budget = budget_factor * separation
-    per_window = step_cost * (1 + 2 / 3)  # one step per epoch, plus the before/after checks (forward only)
-    epochs = int((budget - windows * (prefix_cost + step_cost * 2 / 3)) // (windows * step_cost))
-    chosen: dict[str, Any] = dict(hop=settings.window, epochs=max(1, min(settings.epochs, epochs)))
-    if epochs < 1:
-        chosen["max_windows"] = max(1, int(budget // (prefix_cost + per_window)))
-    planned = dataclasses.replace(settings, **chosen)
-    used = min(windows, planned.max_windows or windows)
+    available = max(1, math.ceil(frames / window))
+    separation = max(frames / window, 1.0) * separation_passes
+    budget = max(BUDGET_FACTOR * separation, MIN_BUDGET_FLOP / max(window_flop, 1.0))
+    per_window = prefix_cost + (2 * (1 - prefix_cost) if checks else 0.0)
+    windows = min(available, max(1, int(PREFIX_SHARE * budget // per_window)))
+    steps = int((budget - windows * per_window) // step_cost)
+    steps = max(1, min(steps, MAX_PASSES * math.ceil(windows / settings.batch_size)))
+    planned = dataclasses.replace(settings, hop=settings.window, steps=steps,
+                                  max_windows=windows if windows < available else None)
     summary = (
-        f"CPU plan: {planned.epochs} epoch(s) over {used} non-overlapping {settings.window:g} s window(s), "
-        f"about {budget_factor:g}x the separation time; --protocol paper runs the paper's "
-        f"{settings.epochs} epochs with a {settings.hop:g} s hop"
+        f"CPU plan: {steps} steps over {windows} non-overlapping {settings.window:g} s window(s), about the work "
+        f"of {budget / separation:.1f} separation(s) of the song; --protocol paper runs the paper's schedule"
     )
     return planned, summary
+
+
+def separation_passes(model: SeparationModel) -> float:
+    """How many times separation runs the network over each sample with its own overlap (demucs' quarter: 4/3; an
+    MSST model's ``num_overlap``)."""
+    if model.fade_chunking is not None:
+        return float(model.fade_chunking.overlaps)
+    return 1 / (1 - DEFAULT_OVERLAP)
 
 
 def mostly_silent(activations: np.ndarray, sources: Sequence[str], limit: float = MOSTLY_SILENT) -> dict[str, float]:
@@ -255,7 +287,7 @@ def slow_cpu_warning(model: SeparationModel, step_seconds: float, prefix_seconds
     """The plan's warning when a measured training step, or the frozen part of a window, takes over
     :data:`SLOW_CPU_STEP_SECONDS` on the CPU: what this plan and the paper's protocol take here (windows
     prepared once, then the steps), and the GPU adapting such a model takes."""
-    paper = AdaptationSettings()
+    paper = AdaptationSettings(**PAPER_SETTINGS)
     rate = model.samplerate
     windows = len(window_starts(frames, int(round(paper.window * rate)), int(round(paper.hop * rate))))
     paper_steps = paper.epochs * windows
@@ -334,7 +366,8 @@ def plan_adaptation(
     resting = resting_sources(activations, model.sources)
     few_rests = strategy.loss is Loss.PROPOSED and too_few_rests(resting, model.sources)
     resplits = filter_few and few_rests and request.strategy is None
-    note = f"the settings {loaded.name} recommends" if recommended else "the paper's protocol"
+    note = (f"the settings {loaded.name} recommends" if recommended
+            else "the paper's protocol" if request.protocol == "paper" else "ugosa's settings")
     if resplits:
         note = filter_note(resting, model.sources, strategy)
         settings = dataclasses.replace(settings, strategy=B0)
@@ -345,18 +378,22 @@ def plan_adaptation(
     adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     if strategy.cut is not None and uses_cpu_budget(request, recommended, device):
         assert adapter.split is not None
-        prefix_cost, step_cost = family_of(model).relative_cost(model, strategy.cut, recompute=adapter.split.recompute)
+        family = family_of(model)
+        prefix_cost, step_cost = family.relative_cost(model, strategy.cut, recompute=adapter.plans_recompute)
         if adapter.anchors:
             step_cost *= 1 + ANCHOR_STEP_SHARE
         settings, note = fit_to_budget(settings, frames=mix.shape[1], samplerate=model.samplerate,
-                                       step_cost=step_cost, prefix_cost=prefix_cost)
+                                       step_cost=step_cost, prefix_cost=prefix_cost,
+                                       window_flop=family.forward_flops(model, adapter.window),
+                                       checks=settings.holdout > 0 and strategy.loss is Loss.PROPOSED,
+                                       separation_passes=separation_passes(model))
         adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     seconds = None
     if not strategy.trains:
         seconds = 0.0
     warnings = [NO_REST_WARNING] if resplits and not resting else []
     if strategy.trains and estimate:  # timing only informs the estimate (and a warning), never the plan
-        step_s, prefix_s, _ = adapter.measure()
+        step_s, prefix_s = adapter.measure()
         seconds = round(adapter.estimate_seconds(step_s, prefix_s), 1)
         if device.type == "cpu" and max(step_s, prefix_s) > SLOW_CPU_STEP_SECONDS:
             warnings.append(slow_cpu_warning(model, step_s, prefix_s, seconds, mix.shape[1], adapter.memory_estimate()))
@@ -376,7 +413,7 @@ def plan_adaptation(
         trainable_parameters=count_trainable(model, strategy),
         device=str(device),
         windows=len(adapter.starts) if strategy.trains else 0,
-        steps=adapter.steps_per_epoch * settings.epochs if strategy.trains else 0,
+        steps=adapter.total_steps if strategy.trains else 0,
         estimated_seconds=seconds,
         estimated_memory_bytes=adapter.memory_estimate(),
         plan=note,

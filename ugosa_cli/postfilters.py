@@ -1,7 +1,8 @@
 """Post-filters: what the labels do to the separated stems on their way to the files.
 
 :class:`Gate` silences each stem outside its labelled regions (with short fades); :class:`Resplit` is a
-label-constrained Wiener filter that re-splits the mixture among the stems labelled active. Both stream:
+label-constrained Wiener filter that shares what the stems labelled active leave unexplained of the mixture
+among them (or, in its other modes, the whole mixture, or what the resting stems hold). Both stream:
 they take a song's stem blocks (sources, channels, n) in order and give back blocks of the same song,
 equal to filtering the whole song at once.
 """
@@ -52,7 +53,7 @@ class Gate:
             position += block.shape[-1]
 
 
-RESPLIT_MODES = ("mix", "stems")
+RESPLIT_MODES = ("unexplained", "mix", "stems")
 
 
 class Resplit:
@@ -64,8 +65,11 @@ class Resplit:
     there (where no source is labelled active, all of them do), and a source labelled silent gets nothing,
     so it is exactly silent wherever it is labelled silent for more than a window. What is shared:
 
+    - ``mode="unexplained"``: what the stems labelled active leave unexplained of the mixture (what the
+      resting stems hold, and what no stem holds); the stems labelled active keep their own spectrum and gain
+      their share of it. The stems then add up to the mixture, and a stem the model got right stays as it is;
     - ``mode="mix"``: the mixture's spectrum. The stems then add up to the mixture; the guide's power alone
-      decides who gets what;
+      decides who gets what, so good stems are re-estimated as well (a Wiener filter of the mixture);
     - ``mode="stems"``: only what the stems labelled silent hold; the stems labelled active keep their own
       spectrum and gain their share of it. Where no source is labelled silent the stems pass unchanged.
 
@@ -76,7 +80,7 @@ class Resplit:
 
     def __init__(
         self, labels: Labels, samplerate: int, frames: int, mixture: Iterable[np.ndarray], window: float = 0.046,
-        mode: str = "mix",
+        mode: str = "unexplained",
     ) -> None:
         if mode not in RESPLIT_MODES:
             raise ValueError(f"resplit mode {mode!r}: use one of {', '.join(RESPLIT_MODES)}")
@@ -181,8 +185,12 @@ class Resplit:
         if self.mode == "mix":
             split = shares[:, None] * spectra(mix)[None]
         else:
-            resting = np.where(active[:, None, :, None], 0, own).sum(axis=0)  # (channels, count, bins)
-            split = np.where(active[:, None, :, None], own, 0) + shares[:, None] * resting[None]
+            kept = np.where(active[:, None, :, None], own, 0)
+            if self.mode == "stems":
+                shared = np.where(active[:, None, :, None], 0, own).sum(axis=0)  # (channels, count, bins)
+            else:
+                shared = spectra(mix) - kept.sum(axis=0)
+            split = kept + shares[:, None] * shared[None]
         return np.fft.irfft(split, n=self.size, axis=-1).astype(np.float32) * self.window
 
     def _emit(self, added: np.ndarray, origin: int) -> Iterator[np.ndarray]:
@@ -194,7 +202,7 @@ class Resplit:
 
 def resplit_array(
     stems: np.ndarray, mix: np.ndarray, labels: Labels, samplerate: int, *, guide: np.ndarray | None = None,
-    mode: str = "mix",
+    mode: str = "unexplained",
 ) -> np.ndarray:
     """:class:`Resplit` applied to a whole song in memory: stems and guide (sources, channels, frames), mix
     (channels, frames)."""
@@ -213,7 +221,7 @@ POST_FILTERS = ("gate", "resplit")
 
 def label_filter(
     kind: str, labels: Labels, samplerate: int, frames: int, mixture: Callable[[], Iterable[np.ndarray]], *,
-    mode: str = "mix", guard: float = 0.0,
+    mode: str = "unexplained", guard: float = 0.0,
 ) -> StemFilter:
     """The post-filter ``kind`` (:data:`POST_FILTERS`) of a song of ``frames`` samples, its labels' silences
     shortened by ``guard`` seconds at each border (:func:`~ugosa_cli.labels.guard_silences`); ``mixture`` gives

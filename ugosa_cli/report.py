@@ -415,9 +415,10 @@ _PLAN_KEYS = ("strategy", "trains", "trainable_parameters", "device", "windows",
 
 def adaptation_html(adaptation: Mapping[str, Any]) -> str:
     """The page's section on the adaptation, from the ``adaptation`` value of a song's JSON result as ``separate
-    --json`` prints it (``plan``, ``seconds``, ``history``, ``silence``): what was decided and why, the energy in
-    the labelled rests before and after, the loss per epoch and the settings. Keys it does not know are shown as
-    they are, under "More figures", so a newer result is never hidden."""
+    --json`` prints it (``plan``, ``seconds``, ``steps``, ``history``, ``check``, ``decision``): what was trained,
+    which stems were written and why, the leakage into the held-out rests before and after, the loss per pass
+    and the settings. Keys it does not know are shown as they are, under "More figures", so a newer result is
+    never hidden."""
     plan: Mapping[str, Any] = adaptation.get("plan") or {}
     parts = ['<section id="adaptation"><h2>Adaptation</h2>']
     strategy = escape(str(plan.get("strategy", "?")))
@@ -433,30 +434,50 @@ def adaptation_html(adaptation: Mapping[str, Any]) -> str:
     else:
         decision = f"Not adapted (strategy {strategy}): the model as it is."
     parts.append(f'<p class="decision">{decision}</p>')
+    verdict: Mapping[str, Any] = adaptation.get("decision") or {}
+    if verdict:
+        written = "the adapted model's stems" if verdict.get("write") == "adapted" else "the pretrained model's stems"
+        reason = str(verdict.get("reason", ""))
+        parts.append(f'<p class="decision"><b>Written: {written}</b>, because {escape(reason)}.</p>')
+    check: Mapping[str, Any] = adaptation.get("check") or {}
+    checked = [row for row in check.get("sources") or [] if isinstance(row, Mapping)]
+    if checked:
+        parts.append("<h3>The check on labels held out of training</h3>"
+                     "<p>On parts of the labelled rests the model never trained on: each source's level where it is "
+                     "labelled silent, relative to its level where it plays, and what the stems labelled playing "
+                     "leave unexplained of the mix (lower is better). Measured on the song and its labels alone.</p>")
+        rows = [{"source": row.get("source"), "held out": _seconds(row.get("seconds")),
+                 "pretrained": _db(row.get("before_db")), "adapted": _db(row.get("after_db")),
+                 "change": _db(_difference(row.get("after_db"), row.get("before_db")), sign=True)} for row in checked]
+        rows.append({"source": "(unexplained mix)", "held out": _seconds(check.get("seconds")),
+                     "pretrained": _db(check.get("residual_before_db")), "adapted": _db(check.get("residual_after_db")),
+                     "change": _db(_difference(check.get("residual_after_db"), check.get("residual_before_db")),
+                                   sign=True)})
+        parts.append(_table(rows))
     for key, kind in (("warnings", "warning"), ("notes", "note")):
         items = plan.get(key) or []
         if items:
             parts.append(f'<ul class="{kind}s">' + "".join(f"<li>{escape(str(item))}</li>" for item in items) + "</ul>")
-    silence = adaptation.get("silence") or []
-    if silence:
-        parts.append("<h3>Energy in the regions labelled silent</h3>"
-                     "<p>Measured on the song itself, no reference needed: lower is less leakage.</p>")
-        rows = [{"source": row.get("source"), "labelled silent": _seconds(row.get("seconds")),
-                 "before": _db(row.get("before_db")), "after": _db(row.get("after_db")),
-                 "change": _db(row.get("change_db"), sign=True)} for row in silence if isinstance(row, Mapping)]
-        parts.append(_table(rows))
     history = adaptation.get("history") or []
     if history:
-        parts.append("<h3>Loss per epoch</h3>" + _table([{"epoch": i + 1, **row} for i, row in enumerate(history)]))
+        parts.append("<h3>Loss per pass over the windows</h3>"
+                     + _table([{"pass": i + 1, **row} for i, row in enumerate(history)]))
     if plan:
         settings = {key: plan[key] for key in _PLAN_KEYS if key in plan and key not in ("notes", "warnings")}
         parts.append(f"<details><summary>Plan and settings</summary>{_value(settings)}</details>")
-    extra = {key: value for key, value in adaptation.items() if key not in ("plan", "seconds", "history", "silence")}
+    extra = {key: value for key, value in adaptation.items()
+             if key not in ("plan", "seconds", "steps", "history", "check", "decision")}
     extra.update({f"plan.{key}": value for key, value in plan.items() if key not in _PLAN_KEYS})
     if extra:
         parts.append(f"<h3>More figures</h3>{_value(extra)}")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _difference(after: Any, before: Any) -> float | None:
+    """``after - before`` when both are numbers."""
+    numbers = (int, float)
+    return after - before if isinstance(after, numbers) and isinstance(before, numbers) else None
 
 
 def _css() -> str:

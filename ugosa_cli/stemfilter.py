@@ -14,7 +14,7 @@ is not pushed into the stems; the residual is not written.
 
 :class:`MatchedStems` reads the stems as the mixture's (its rate, length and channels) block by block and measures
 how far they are from adding up to it; :func:`filter_stems` applies the resplit by the rule used without adapting
-(:data:`~ugosa_cli.pipeline.RESPLIT_PRETRAINED`), or the gate. Given ugosa's own pretrained stems it gives what
+(:data:`~ugosa_cli.pipeline.RESPLIT_RULE`), or the gate. Given ugosa's own pretrained stems it gives what
 ``ugosa separate --strategy B0 --resplit`` writes.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 from ugosa_cli.audio import BLOCK_FRAMES, BlockReader, StreamResampler, fit_length, match_channels
 from ugosa_cli.errors import InputError
 from ugosa_cli.labels import SYNONYMS, Labels, grouped_labels, name_source
-from ugosa_cli.pipeline import RESPLIT_PRETRAINED, BlockTap
+from ugosa_cli.pipeline import RESPLIT_RULE, BlockTap
 from ugosa_cli.postfilters import POST_FILTERS, label_filter
 from ugosa_cli.separation import AudioBlocks, stem_channel_blocks
 from ugosa_cli.sources import DEFAULT_SOURCES, SOURCE_NAME, SOURCE_NAME_RULE
@@ -258,13 +258,13 @@ def filter_stems(
     matched: MatchedStems, layout: StemLayout, labels: Labels, kind: str = "resplit", *, tap: BlockTap | None = None
 ) -> Iterator[np.ndarray]:
     """The stems of ``layout`` (stems, channels, n) filtered by ``labels`` (read with its vocabulary), at the
-    mixture's rate, block by block: ``kind`` "resplit" (:data:`~ugosa_cli.pipeline.RESPLIT_PRETRAINED`) or
+    mixture's rate, block by block: ``kind`` "resplit" (:data:`~ugosa_cli.pipeline.RESPLIT_RULE`) or
     "gate". ``tap`` sees the stems as they come in, matched to the mixture."""
     if kind not in POST_FILTERS:
         raise InputError(f"--mode {kind}: use one of {', '.join(POST_FILTERS)}")
     residual = kind == "resplit" and bool(layout.unheld)
     mixture = matched.mixture
-    mode, guard = RESPLIT_PRETRAINED if kind == "resplit" else ("mix", 0.0)
+    mode, guard = RESPLIT_RULE if kind == "resplit" else ("mix", 0.0)
     stem_filter = label_filter(kind, layout.stem_labels(labels, residual=residual), mixture.samplerate,
                                mixture.frames, lambda: stem_channel_blocks(mixture, downmix=matched.downmix),
                                mode=mode, guard=guard)

@@ -23,6 +23,7 @@ from ugosa_cli.cli.guidance import (
     Epochs,
     Gamma,
     Guard,
+    Holdout,
     Hop,
     IgnoreUnknown,
     LabelOptions,
@@ -35,6 +36,8 @@ from ugosa_cli.cli.guidance import (
     Protocol,
     References,
     Seed,
+    StepOpt,
+    Steps,
     StrategyOpt,
     Window,
 )
@@ -86,7 +89,10 @@ def adapt(
     model_type: common.ModelType = None,
     strategy: StrategyOpt = None,
     epochs: Epochs = None,
+    steps: Steps = None,
     lr: Lr = None,
+    step: StepOpt = None,
+    holdout: Holdout = None,
     window: Window = None,
     hop: Hop = None,
     gamma: Gamma = None,
@@ -139,7 +145,7 @@ def adapt(
     ensure_writable(folder)
     with guidance.flags_named():
         request = guidance.adaptation_request(
-            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
+            strategy=strategy, epochs=epochs, steps=steps, lr=lr, step=step, holdout=holdout, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
         loaded = common.load_model(model, offline=offline, config=config, model_type=model_type)
@@ -155,7 +161,7 @@ def adapt(
             else:
                 common.emit(f"{plan.strategy}\t{plan.windows} windows\t{plan.steps} steps\t~{plan.estimated_seconds} s")
             return
-        result = guidance.run_adaptation(pipeline, plan)
+        result = guidance.run_adaptation(pipeline, plan, follow_check=False)
     labels_digest = "stdin" if labels == STDIN else sha256_file(Path(labels))
     provenance = {
         "base_model": loaded.name,
@@ -166,7 +172,8 @@ def adapt(
         "strategy": result.strategy.name,
         "settings": result.settings.to_dict(),
         "loss_history": result.history,
-        "silence_db": {r.source: [r.before_db, r.after_db] for r in result.silence},
+        "check": None if result.evidence is None else result.evidence.to_dict(),
+        "decision": None if result.decision is None else result.decision.to_dict(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "ugosa_version": __version__,
     }

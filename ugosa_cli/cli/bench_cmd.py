@@ -162,7 +162,10 @@ def bench(
     model_type: common.ModelType = None,
     device: guidance.DeviceOpt = "auto",
     epochs: guidance.Epochs = None,
+    steps: guidance.Steps = None,
     lr: guidance.Lr = None,
+    step: guidance.StepOpt = None,
+    holdout: guidance.Holdout = None,
     window: guidance.Window = None,
     hop: guidance.Hop = None,
     gamma: guidance.Gamma = None,
@@ -220,7 +223,7 @@ def bench(
         check_frames(eval_win, eval_hop)
     with guidance.flags_named():
         request = guidance.adaptation_request(
-            strategy=None, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
+            strategy=None, epochs=epochs, steps=steps, lr=lr, step=step, holdout=holdout, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
         settings = bench_lib.BenchSettings(

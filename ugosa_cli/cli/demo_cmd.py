@@ -66,12 +66,13 @@ def demo(
     ] = demo_lib.HELD_OUT_RESTS,
     strategy: Annotated[
         Optional[str],
-        typer.Option("--strategy", "-s", help="P-Lk:D or M-Lk:D (default: the one the demo model recommends)."),
+        typer.Option("--strategy", "-s", help="P-Lk:D or M-Lk:D (default: P-L2:D, as ugosa separate --labels)."),
     ] = None,
     resplit: Annotated[
         bool,
-        typer.Option("--resplit", help="Re-split the adapted stems by the labels, as ugosa separate --resplit does."),
-    ] = False,
+        typer.Option("--resplit/--no-resplit", help="Apply the labels to the adapted stems, as ugosa separate --labels "
+                     "does (--no-resplit: score the adapted model's own stems)."),
+    ] = True,
     json_out: common.JsonOut = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
@@ -90,11 +91,9 @@ def demo(
 
         def on_step(report: StepReport) -> None:
             nonlocal task
-            total = report.epochs * report.steps
             if task is None:
-                task = reporter.add("adapting", total)
-            done = (report.epoch - 1) * report.steps + report.step
-            reporter.update(task, done, total, status=f"loss={report.loss:.4f}")
+                task = reporter.add("adapting", report.total)
+            reporter.update(task, report.done, report.total, status=f"loss={report.loss:.4f}")
 
         result = demo_lib.run_demo(loaded, seed=seed, duration=duration, rests=rests, strategy=strategy,
                                    resplit=resplit, on_stage=common.info, on_step=on_step)

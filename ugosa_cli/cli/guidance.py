@@ -11,7 +11,16 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ugosa_cli.adaptation import DEFAULT_ANCHOR, DEFAULT_GUARD, OPTIMIZERS, AdaptationResult, StepReport
+from ugosa_cli.adaptation import (
+    DEFAULT_ANCHOR,
+    DEFAULT_GUARD,
+    DEFAULT_HOLDOUT,
+    DEFAULT_STEP,
+    OPTIMIZERS,
+    AdaptationResult,
+    AdaptationSettings,
+    StepReport,
+)
 from ugosa_cli.audio import Audio, collect_stems
 from ugosa_cli.cli import common
 from ugosa_cli.errors import SettingError
@@ -25,7 +34,10 @@ from ugosa_cli.strategy import DEFAULT_STRATEGY, Strategy
 FLAGS = {
     "strategy": "--strategy",
     "epochs": "--epochs",
+    "steps": "--steps",
     "lr": "--lr",
+    "step": "--step",
+    "holdout": "--holdout",
     "window": "--window",
     "hop": "--hop",
     "gamma": "--gamma",
@@ -82,27 +94,50 @@ StrategyOpt = Annotated[
         f"recommendation, else {DEFAULT_STRATEGY}).",
     ),
 ]
+_DEFAULTS = AdaptationSettings()
 Epochs = Annotated[
-    Optional[int], typer.Option("--epochs", metavar="N", help="Passes over the song's windows, 1 to 1000 (default: the model's recommendation, else the paper's 10).")
+    Optional[int],
+    typer.Option("--epochs", metavar="N", help="Passes over the song's windows, 1 to 1000 (default: the plan's; --steps "
+                 "counts steps instead)."),
+]
+Steps = Annotated[
+    Optional[int],
+    typer.Option("--steps", metavar="N", help="Optimisation steps in all, 1 to 100000 (default: as many as the plan's "
+                 "budget allows)."),
 ]
 Lr = Annotated[
     Optional[float],
-    typer.Option("--lr", metavar="RATE", help="Learning rate (default: the model's recommendation, else 1e-5)."),
+    typer.Option("--lr", metavar="RATE", help="One learning rate for every weight (default: the model's recommendation, "
+                 "else the step-size rule of --step; the paper used 1e-5)."),
+]
+StepOpt = Annotated[
+    Optional[float],
+    typer.Option("--step", metavar="SHARE", help="Step size as a share of each weight tensor's own scale (its RMS), "
+                 f"the same on any network (default {DEFAULT_STEP:g}; --lr sets an absolute rate instead)."),
+]
+Holdout = Annotated[
+    Optional[float],
+    typer.Option("--holdout", metavar="SHARE", help="Share of each labelled rest (2 s or longer) kept out of training "
+                 "to check whether adapting helped, 0 to 0.5 (default "
+                 f"{DEFAULT_HOLDOUT:g}; 0: no check)."),
 ]
 Window = Annotated[
     Optional[float],
     typer.Option(
-        "--window", metavar="SEC", help="Training window in seconds, 0.1 to 60 (default: the model's recommendation, else 10)."
+        "--window", metavar="SEC",
+        help=f"Training window in seconds, 0.1 to 60 (default: the model's recommendation, else {_DEFAULTS.window:g}, "
+        "or the model's segment if shorter).",
     ),
 ]
 Hop = Annotated[
-    Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds, at least the window / 100 (default: the model's recommendation, else the paper's 1).")
+    Optional[float], typer.Option("--hop", metavar="SEC", help="Hop between training windows in seconds, at least the window / 100 (default: the window).")
 ]
 Gamma = Annotated[
     Optional[float],
     typer.Option(
         "--gamma", metavar="WEIGHT",
-        help="Weight of the silence term of the proposed loss (default: the model's recommendation, else 1).",
+        help=f"Weight of the silence term of the proposed loss (default: the model's recommendation, else "
+        f"{_DEFAULTS.gamma:g}; the paper used 1).",
     ),
 ]
 Guard = Annotated[
@@ -128,7 +163,8 @@ BatchSize = Annotated[
 OptimizerOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--optimizer", metavar="NAME", help=f"One of {', '.join(OPTIMIZERS)} (default: the model's, else ranger)."
+        "--optimizer", metavar="NAME",
+        help=f"One of {', '.join(OPTIMIZERS)} (default: the model's, else {_DEFAULTS.optimizer}; the paper used ranger)."
     ),
 ]
 Seed = Annotated[Optional[int], typer.Option("--seed", metavar="N", help="Seed for repeatable runs (window order, init).")]
@@ -137,9 +173,9 @@ Protocol = Annotated[
     typer.Option(
         "--protocol",
         metavar="auto|paper",
-        help="auto: the settings the model file recommends (the demo model has its own), else the paper's on a "
-        "GPU and a plan of about 2x the separation time on a CPU; paper: always the paper's (10 epochs, 10 s "
-        "windows, 1 s hop).",
+        help="auto: the settings the model file recommends, else ugosa's, with steps and windows planned on a CPU "
+        "to do about the work of one more separation of the song; paper: the paper's (Ranger at lr 1e-5, 10 "
+        "epochs of 10 s windows with a 1 s hop, no held-out check).",
     ),
 ]
 Amp = Annotated[bool, typer.Option("--amp", help="Mixed precision (bfloat16) on CUDA.")]
@@ -164,12 +200,15 @@ def adaptation_request(
     amp: bool,
     guard: Optional[float] = None,
     anchor: Optional[float] = None,
+    steps: Optional[int] = None,
+    step: Optional[float] = None,
+    holdout: Optional[float] = None,
 ) -> AdaptationRequest:
     """The user's explicit settings (the strategy parsed here, once)."""
     return AdaptationRequest(
         strategy=Strategy.parse(strategy) if strategy is not None else None,
-        epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
-        optimizer=optimizer, seed=seed, amp=amp, protocol=protocol,
+        epochs=epochs, steps=steps, lr=lr, step=step, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor,
+        holdout=holdout, batch_size=batch_size, optimizer=optimizer, seed=seed, amp=amp, protocol=protocol,
     )
 
 
@@ -218,45 +257,61 @@ def show_plan(plan: AdaptationPlan) -> None:
         common.warn(warning)
 
 
-def run_adaptation(pipeline: GuidedSeparator, plan: AdaptationPlan) -> AdaptationResult:
-    """Train with progress bars (epochs and steps, with the loss terms and ETA) on stderr, then show the
-    silence report."""
+def run_adaptation(pipeline: GuidedSeparator, plan: AdaptationPlan, *, follow_check: bool = True) -> AdaptationResult:
+    """Train with a progress bar (steps, with the loss terms and ETA) on stderr, then show the held-out check and
+    what it decided (``follow_check``: as :meth:`GuidedSeparator.adapt`)."""
     if not plan.strategy.trains:
-        return pipeline.adapt(plan)
+        return pipeline.adapt(plan, follow_check=follow_check)
     with common.Reporter() as reporter:
-        epochs = reporter.add("epochs", plan.settings.epochs)
-        steps = reporter.add("steps", plan.adapter.steps_per_epoch)
+        steps = reporter.add("adapting", plan.steps)
 
         def progress(report: StepReport) -> None:
             terms = " ".join(f"{k}={v:.4f}" for k, v in report.terms.items())
-            reporter.update(steps, report.step, report.steps, status=terms)
-            reporter.update(epochs, report.epoch - 1 + report.step / report.steps, report.epochs)
+            reporter.update(steps, report.done, report.total, status=terms)
 
-        result = pipeline.adapt(plan, progress)
-    show_result(result)
+        result = pipeline.adapt(plan, progress, follow_check=follow_check)
+    show_result(result, follow_check=follow_check)
     return result
 
 
-def show_result(result: AdaptationResult) -> None:
-    if not result.silence or common.STATE.quiet:
+def show_result(result: AdaptationResult, *, follow_check: bool = True) -> None:
+    """The held-out check as a table on stderr, and the decision in one line."""
+    evidence, decision = result.evidence, result.decision
+    if common.STATE.quiet or decision is None:
         return
-    table = Table(title="Energy in the regions labelled silent (no reference needed)", title_justify="left")
-    for column in ("source", "silent s", "before dB", "after dB", "change dB"):
-        table.add_column(column, justify="left" if column == "source" else "right")
-    for row in result.silence:
-        table.add_row(row.source, f"{row.seconds:.1f}", f"{row.before_db:.1f}", f"{row.after_db:.1f}",
-                      f"{row.change_db:+.1f}")
-    common.stderr().print(table)
+    if evidence is not None and evidence.checks:
+        table = Table(title="Held out of training: each source's level where labelled silent, relative to where it "
+                      "plays, and what the playing stems leave unexplained of the mix (dB; lower is better)",
+                      title_justify="left")
+        for column in ("source", "held-out s", "pretrained", "adapted", "change"):
+            table.add_column(column, justify="left" if column == "source" else "right")
+        for row in evidence.checks:
+            table.add_row(row.source, f"{row.seconds:.1f}", *_levels(row.before_db, row.after_db))
+        table.add_row("(unexplained mix)", f"{evidence.seconds:.1f}",
+                      *_levels(evidence.residual_before_db, evidence.residual_after_db))
+        common.stderr().print(table)
+    if decision.adapted:
+        common.info(f"writing the adapted stems: {decision.reason}" if decision.checked else f"note: {decision.reason}")
+    elif follow_check:
+        common.warn(f"writing the pretrained stems with the labels applied: {decision.reason}")
+    else:
+        common.warn(f"the held-out check says adapting did not help ({decision.reason}); the adapted model is "
+                    "saved as asked: `ugosa separate --labels` would write the pretrained stems with the labels "
+                    "applied instead")
+
+
+def _levels(before: float | None, after: float | None) -> tuple[str, str, str]:
+    """A check's cells: pretrained, adapted and the change, ``-`` where unknown."""
+    shown = ("-" if before is None else f"{before:.1f}", "-" if after is None else f"{after:.1f}")
+    return (*shown, "-" if before is None or after is None else f"{after - before:+.1f}")
 
 
 def result_json(result: AdaptationResult, plan: AdaptationPlan) -> dict[str, object]:
     return {
         "plan": plan.to_dict(),
         "seconds": round(result.seconds, 2),
+        "steps": result.steps,
         "history": result.history,
-        "silence": [
-            {"source": r.source, "seconds": r.seconds, "before_db": r.before_db, "after_db": r.after_db,
-             "change_db": r.change_db}
-            for r in result.silence
-        ],
+        "check": None if result.evidence is None else result.evidence.to_dict(),
+        "decision": None if result.decision is None else result.decision.to_dict(),
     }

@@ -219,16 +219,20 @@ def separate(
         bool, typer.Option("--gate", help="Silence each stem outside its labelled regions (with short fades).")
     ] = False,
     resplit: Annotated[
-        bool,
+        Optional[bool],
         typer.Option(
-            "--resplit",
-            help="Apply the labels to the stems, frame by frame: resting stems come out silent (beyond 0.5 s of a "
-            "border after adapting), their sound handed to the playing stems; without adapting the mix itself is "
-            "re-split among the stems labelled active.",
+            "--resplit/--no-resplit",
+            help="Apply the labels to the stems, frame by frame (the default with --labels): the mix is re-split among "
+            "the stems labelled active, so resting stems come out silent and their sound goes to the playing ones. "
+            "--no-resplit writes the model's own stems.",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     epochs: guidance.Epochs = None,
+    steps: guidance.Steps = None,
     lr: guidance.Lr = None,
+    step: guidance.StepOpt = None,
+    holdout: guidance.Holdout = None,
     window: guidance.Window = None,
     hop: guidance.Hop = None,
     gamma: guidance.Gamma = None,
@@ -259,11 +263,16 @@ def separate(
 ) -> None:
     """Separate songs into stems and print the written paths (or one JSON object per track with --json).
 
-    With --labels, the model is first adapted to each song from where its instruments play; labels that give
-    rests for half of the sources or fewer are applied to the pretrained stems instead (as --strategy B0
-    --resplit does), unless --strategy is given.
+    With --labels, the model is first adapted to each song from where its instruments play, and the labels are
+    then applied to its stems (--resplit). Part of each labelled rest is kept out of training to check the
+    result: when adapting did not help there, or when the pretrained stems already leak little into the rests,
+    the pretrained model's stems are written instead (with the labels applied), and the output says so. Labels
+    that give rests for half of the sources or fewer are applied to the pretrained stems without adapting,
+    unless --strategy is given.
     """
     common.configure(quiet=quiet, debug=debug)
+    if resplit is None:
+        resplit = labels is not None and not gate
     if gate and resplit:
         raise InputError("--gate and --resplit exclude each other: --gate drops the sound of resting stems, --resplit moves it")
     if (gate or resplit) and labels is None:
@@ -285,7 +294,7 @@ def separate(
     with guidance.flags_named():
         options = SeparationOptions(segment=segment, overlap=overlap, shifts=shifts, seed=seed)
         request = None if labels is None else guidance.adaptation_request(
-            strategy=strategy, epochs=epochs, lr=lr, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
+            strategy=strategy, epochs=epochs, steps=steps, lr=lr, step=step, holdout=holdout, window=window, hop=hop, gamma=gamma, guard=guard, anchor=anchor, batch_size=batch_size,
             optimizer=optimizer, seed=seed, protocol=protocol, amp=amp,
         )
     label_options = guidance.LabelOptions(labels_format, mapping or [], ignore_unknown, margin)

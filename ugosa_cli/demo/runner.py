@@ -228,8 +228,8 @@ def run_demo(
     stage(f"separating with {loaded.name} as is (B0)")
     untrained = pipeline.separate_array(mix, labels)  # with resplit, also what the filter does without training
     stage(f"adapting with {plan.strategy} from the song's labels")
-    adaptation = pipeline.adapt(plan, on_step)
-    stage("separating with the adapted model" + (" and re-splitting the mix among the stems labelled active"
+    adaptation = pipeline.adapt(plan, on_step, follow_check=False)
+    stage("separating with the adapted model" + (" and applying the labels to its stems"
                                                  if resplit else ""))
     adapted = pipeline.separate_array(mix, labels, pretrained=untrained.model)
     before, after = untrained.model, adapted.written

@@ -171,3 +171,9 @@ class BagFamily:
         """The same shares as one member: a bag's forward costs every member's, and so does its step."""
         bag = cast(ModelBag, model)
         return self._member_family(bag).relative_cost(bag.member(0), cut, recompute=recompute)
+
+    def forward_flops(self, model: SeparationModel, samples: int) -> float:
+        """Every member's forward."""
+        bag = cast(ModelBag, model)
+        family = self._member_family(bag)
+        return sum(family.forward_flops(bag.member(index), samples) for index in range(len(bag.members)))

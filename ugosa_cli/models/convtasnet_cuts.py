@@ -142,12 +142,7 @@ class ConvTasNetFamily:
 
     def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
         """From multiply-accumulates per encoder frame: encoder, bottleneck, R x X blocks, mask conv, decoder."""
-        config = _as_convtasnet(model).config
-        sources = len(config.sources)
-        encoder = config.audio_channels * config.N * config.L + config.N * config.B
-        block = 2 * config.B * config.H + config.H * config.P
-        head = config.B * config.N * sources + sources * config.N * config.audio_channels * config.L
-        blocks = config.R * config.X
+        encoder, block, head, blocks = _macs_per_frame(_as_convtasnet(model))
         total = encoder + blocks * block + head
         split = ConvTasNetSplit(_as_convtasnet(model), cut)
         frozen_blocks = blocks - split.trained_blocks
@@ -155,3 +150,21 @@ class ConvTasNetFamily:
         trained = split.trained_blocks * block + head
         step = BACKWARD_FACTOR * trained + (trained if recompute else 0)
         return prefix / total, step / total
+
+    def forward_flops(self, model: SeparationModel, samples: int) -> float:
+        """Two operations per multiply-accumulate, per encoder frame (hop L / 2)."""
+        net = _as_convtasnet(model)
+        encoder, block, head, blocks = _macs_per_frame(net)
+        frames = samples // (net.config.L // 2) + 1
+        return 2.0 * frames * (encoder + blocks * block + head)
+
+
+def _macs_per_frame(net: ConvTasNet) -> tuple[int, int, int, int]:
+    """Multiply-accumulates per encoder frame: encoder and bottleneck, one block, mask conv and decoder; and the
+    number of blocks."""
+    config = net.config
+    sources = len(config.sources)
+    encoder = config.audio_channels * config.N * config.L + config.N * config.B
+    block = 2 * config.B * config.H + config.H * config.P
+    head = config.B * config.N * sources + sources * config.N * config.audio_channels * config.L
+    return encoder, block, head, config.R * config.X

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode
 
 PrefixState = tuple[Tensor, ...]  # every tensor with the batch first, so windows concatenate along dim 0
 
@@ -116,6 +117,18 @@ def build_loaded(build: Callable[[], NetworkT], state: Mapping[str, Tensor]) -> 
         network = build()
     network.load_state_dict(state, strict=True)
     return network
+
+
+def counted_flops(model: nn.Module, samples: int) -> float:
+    """Floating-point operations of one inference forward of ``model`` on ``samples`` of audio, counted by
+    PyTorch's FLOP counter with the network and the input on the meta device (shapes only: nothing is computed
+    and the count is the same on every machine)."""
+    weights = {name: torch.empty_like(tensor, device="meta")
+               for name, tensor in [*model.named_parameters(), *model.named_buffers()]}
+    mix = torch.empty(1, getattr(model, "audio_channels", 2), samples, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        torch.func.functional_call(model, weights, (mix,))
+    return float(counter.get_total_flops())
 
 
 def all_finite(tensors: Iterable[Tensor]) -> bool:
@@ -247,4 +260,10 @@ class ModelFamily(Protocol):
         """(prefix, step): the work of computing the frozen prefix of one window, and of one training step on
         it, in units of one inference forward of that window; from the network's shape alone, so a plan
         made from it is the same on every run."""
+        ...
+
+    def forward_flops(self, model: SeparationModel, samples: int) -> float:
+        """Floating-point operations of one inference forward on ``samples`` of audio, from the network's shape
+        alone (:func:`counted_flops`, or a formula): the absolute size of the work that :meth:`relative_cost`
+        measures in forwards."""
         ...

@@ -866,6 +866,8 @@ class HTDemucs(SeparationModel):
         pad = hop // 2 * 3
         total = hop * -(-length // hop) + 2 * pad
         *lead, freqs, frames = padded.shape
+        if padded.is_meta:  # shapes only (counting the network's work): torch.istft has no meta kernel
+            return torch.empty(*lead, length, device="meta")
         wave = torch.istft(
             padded.reshape(-1, freqs, frames),
             self.config.nfft,

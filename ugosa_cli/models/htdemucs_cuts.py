@@ -26,7 +26,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ugosa_cli.errors import SettingError
-from ugosa_cli.models.family import PrefixState, SeparationModel
+from ugosa_cli.models.family import PrefixState, SeparationModel, counted_flops
 from ugosa_cli.models.htdemucs import HTDemucs, HTDemucsState
 
 CUTS = (1, 2, 3, 4, 5)
@@ -219,6 +219,13 @@ class HTDemucsFamily:
 
     def split(self, model: SeparationModel, cut: int) -> HTDemucsSplit:
         return HTDemucsSplit(_as_htdemucs(model), cut)
+
+    def forward_flops(self, model: SeparationModel, samples: int) -> float:
+        """Counted on the meta device; the network pads a shorter input to its segment and splits a longer one
+        into segments, so the count is per segment."""
+        net = _as_htdemucs(model)
+        segment = net.segment_length
+        return counted_flops(net, segment) * max(1.0, samples / segment)
 
     def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
         """The costs measured on the released configuration (:data:`STEP_COST_RECOMPUTED`), used for every

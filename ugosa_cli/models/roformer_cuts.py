@@ -192,6 +192,12 @@ class RoformerFamily:
     def split(self, model: SeparationModel, cut: int) -> RoformerSplit:
         return RoformerSplit(_as_roformer(model), cut)
 
+    def forward_flops(self, model: SeparationModel, samples: int) -> float:
+        """Two operations per multiply-accumulate of :func:`stage_macs`."""
+        net = _as_roformer(model)
+        split, layers, head, _ = stage_macs(net, samples)
+        return 2.0 * (split + sum(time + bands for time, bands in layers) + head * len(trained_heads(net)))
+
     def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
         """From multiply-accumulates of one chunk: band split, each layer's parts, the mask estimators used."""
         net = _as_roformer(model)

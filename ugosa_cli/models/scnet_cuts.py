@@ -206,6 +206,11 @@ class SCNetFamily:
     def split(self, model: SeparationModel, cut: int) -> SCNetSplit:
         return SCNetSplit(_as_scnet(model), cut)
 
+    def forward_flops(self, model: SeparationModel, samples: int) -> float:
+        """Two operations per multiply-accumulate of :func:`stage_macs`."""
+        stages = stage_macs(_as_scnet(model).config, samples)
+        return 2.0 * (stages.encoder + sum(macs for _, macs in stages.layers) + sum(macs for _, macs in stages.decoder))
+
     def relative_cost(self, model: SeparationModel, cut: int, *, recompute: bool) -> tuple[float, float]:
         """From multiply-accumulates of one chunk: encoder, each dual-path layer, each decoder block."""
         net = _as_scnet(model)
