@@ -7,9 +7,10 @@ file (:meth:`stem_blocks`) or as one array (:meth:`separate_array`), and applies
 
 - ``gate``: each stem silenced outside its labelled regions (:class:`~ugosa_cli.postfilters.Gate`);
 - ``resplit``: a label-constrained Wiener filter (:class:`~ugosa_cli.postfilters.Resplit`) that shares what the
-  stems labelled active leave unexplained of the mixture among them (the *resplit rule*, :meth:`GuidedSeparator.resplit_rule`); after
-  adapting it is guided by the mean of the pretrained and the adapted model's stems (the *guide rule*,
-  :meth:`GuidedSeparator.guide`). Both were chosen on tuning songs (BENCHMARKS.md).
+  stems labelled active leave unexplained of the mixture among them (the *resplit rule*,
+  :meth:`GuidedSeparator.resplit_rule`); after adapting it is guided by the mean of the pretrained and the
+  adapted model's stems (the *guide rule*, :meth:`GuidedSeparator.guide`). Both were chosen on tuning songs
+  (BENCHMARKS.md).
 
 With ``filter_few`` (what ``ugosa separate`` does), labels that give rests for too few sources to adapt from
 (:func:`~ugosa_cli.planning.too_few_rests`) are applied to the pretrained stems with ``resplit`` instead,
