@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ugosa_cli.decision import Decision, Evidence, SourceCheck, after_training, before_training
 from ugosa_cli.errors import InputError, SettingError
+from ugosa_cli.labels import runs
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import (
     MAX_SEGMENT_SECONDS,
@@ -242,8 +243,7 @@ def guard_borders(activations: np.ndarray, guard: int) -> np.ndarray:
     out = active.copy()
     frames = active.shape[1]
     for row, source in zip(out, active):
-        edges = np.flatnonzero(np.diff(np.concatenate([[1], source.astype(np.int8), [1]])))
-        for start, stop in zip(edges[::2], edges[1::2]):  # silent runs [start, stop)
+        for start, stop in runs(~source):  # silent runs [start, stop)
             width = min(guard, (stop - start) // 4)
             if start > 0:
                 row[start : start + width] = True
@@ -261,13 +261,6 @@ def informative_order(activations: np.ndarray, starts: Sequence[int], window: in
     return [starts[i] for i in order]
 
 
-def silent_runs(row: np.ndarray) -> list[tuple[int, int]]:
-    """The runs [start, stop) where a (frames,) row of activations is below 0.5."""
-    silent = np.concatenate([[0], (np.asarray(row) < 0.5).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(silent))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
 def holdout_mask(activations: np.ndarray, coverage: np.ndarray, samplerate: int, share: float) -> np.ndarray:
     """(frames,) bool: the stretches kept out of training to check its result: the middle ``share`` of every
     labelled rest (of any source) inside ``coverage`` (frames,) bool that lasts at least
@@ -278,7 +271,7 @@ def holdout_mask(activations: np.ndarray, coverage: np.ndarray, samplerate: int,
         return held
     shortest = int(round(HOLDOUT_MIN_REST * samplerate))
     for row in activations:
-        for start, stop in silent_runs(np.where(coverage, row, 1.0)):
+        for start, stop in runs(np.where(coverage, row, 1.0) < 0.5):
             if stop - start >= shortest:
                 width = int(round(share * (stop - start)))
                 first = (start + stop - width) // 2
@@ -456,7 +449,6 @@ class Adapter:
         held = holdout_mask(labelled, coverage, rate, settings.holdout) if checks else np.zeros(frames, dtype=bool)
         self.held_seconds = float(held.sum()) / rate
         self.weights = torch.from_numpy((~held).astype(np.float32)).to(self.device) if held.any() else None
-        self._held_rests = torch.from_numpy((~labelled & held).astype(np.float32)).to(self.device)
         self._playing = torch.from_numpy(labelled.astype(np.float32)).to(self.device)
         self._held = torch.from_numpy(held.astype(np.float32)).to(self.device)
         self.check_starts = [start for start in starts if held[start : start + self.window].any()]
@@ -660,9 +652,9 @@ class Adapter:
                 with self._autocast():
                     estimates = self.split.suffix(state, self.window).float()
                 power = stems_from_normalised(estimates, self.mean, self.std).pow(2).mean(dim=2).double()  # (b, s, t)
-                rests = torch.stack([self._held_rests[:, s : s + self.window] for s in starts]).double()
-                plays = torch.stack([self._playing[:, s : s + self.window] for s in starts]).double()
+                plays = torch.stack([self._playing[:, s : s + self.window] for s in starts]).double()  # (b, s, t)
                 held = torch.stack([self._held[s : s + self.window] for s in starts]).double()  # (b, t)
+                rests = (1 - plays) * held[:, None]  # each source's held-out rests
                 rest_energy += (rests * power).sum(dim=(0, 2))
                 rest_count += rests.sum(dim=(0, 2))
                 play_energy += (plays * power).sum(dim=(0, 2))

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ugosa_cli.errors import InputError, SettingError
-from ugosa_cli.labels import Labels, labels_from_regions
+from ugosa_cli.labels import Labels, labels_from_regions, runs
 from ugosa_cli.stem_activity import tidy_regions
 
 HOP_SECONDS = 0.02  # level frames
@@ -135,11 +135,6 @@ def _hysteresis(margin: np.ndarray, half: float) -> np.ndarray:
     return state
 
 
-def _runs(active: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
-
-
 def draft_regions(
     stem_power: np.ndarray, mix_power: np.ndarray, hop_seconds: float, duration: float,
     settings: DraftSettings = DraftSettings(),
@@ -165,7 +160,7 @@ def draft_regions(
         margin = np.minimum(level - own - settings.own, level - mix_smooth - settings.share)
         margin[~audible] = -np.inf
         active = _hysteresis(margin, settings.hysteresis / 2)
-        spans = [(a * hop_seconds, min(duration, b * hop_seconds)) for a, b in _runs(active)]
+        spans = [(a * hop_seconds, min(duration, b * hop_seconds)) for a, b in runs(active)]
         regions.append(tidy_regions(spans, duration, min_region=settings.min_region, min_gap=settings.min_gap))
     return regions
 

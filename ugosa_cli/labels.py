@@ -871,6 +871,12 @@ def _sample(seconds: float, samplerate: float, frames: int) -> int:
     return frames if math.isinf(seconds) else min(frames, math.floor(seconds * samplerate + 0.5))
 
 
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The runs ``[start, stop)`` of a (frames,) row where ``mask`` is true."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, dtype=bool).astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
 def labels_from_matrix(matrix: np.ndarray, samplerate: float, *, sources: Sequence[str] = DEFAULT_SOURCES) -> Labels:
     """The inverse of :func:`activation_matrix`: every row's runs of values >= 0.5 as regions.
 
@@ -884,10 +890,8 @@ def labels_from_matrix(matrix: np.ndarray, samplerate: float, *, sources: Sequen
     duration = round(frames / samplerate, TIME_DIGITS)
     regions = {}
     for source, row in zip(sources, matrix >= 0.5):
-        edges = np.flatnonzero(np.diff(np.concatenate([[False], row, [False]]).astype(np.int8)))
         regions[source] = tuple(
-            (round(int(a) / samplerate, TIME_DIGITS), round(int(b) / samplerate, TIME_DIGITS))
-            for a, b in zip(edges[::2], edges[1::2])
+            (round(a / samplerate, TIME_DIGITS), round(b / samplerate, TIME_DIGITS)) for a, b in runs(row)
         )
     return Labels(regions=regions, unconstrained=(), duration=duration if frames else None)
 

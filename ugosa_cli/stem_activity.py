@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ugosa_cli.errors import InputError
-from ugosa_cli.labels import Labels, labels_from_regions
+from ugosa_cli.labels import Labels, labels_from_regions, runs
 from ugosa_cli.sources import DEFAULT_SOURCES
 
 REFERENCE_RATE = 44100
@@ -156,11 +156,6 @@ def _sharpen(run: tuple[int, int], above: np.ndarray, reach: int) -> tuple[int, 
         return run
     first, last = start + int(inside[0]), start + int(inside[-1]) + 1
     return (first if first - start <= reach else start, last if end - last <= reach else end)
-def _runs(active: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
-
-
 def tidy_regions(
     regions: list[tuple[float, float]], duration: float, *, min_region: float, min_gap: float
 ) -> list[tuple[float, float]]:
@@ -206,9 +201,9 @@ def detect_activations(
     regions = {}
     for name, source_raw, source_confidence in zip(names, raw, confidence):
         above = (source_raw > theta).any(axis=0)
-        runs = [_sharpen(run, above, reach) for run in _runs((source_confidence > 0.5).any(axis=0))]
+        sharpened = [_sharpen(run, above, reach) for run in runs((source_confidence > 0.5).any(axis=0))]
         spans = [
-            (max(0.0, (a - 0.5) * hop / samplerate), min(duration, (b - 0.5) * hop / samplerate)) for a, b in runs
+            (max(0.0, (a - 0.5) * hop / samplerate), min(duration, (b - 0.5) * hop / samplerate)) for a, b in sharpened
         ]
         regions[name] = tidy_regions(spans, duration, min_region=min_region, min_gap=min_gap)
     return labels_from_regions(regions, sources=sources, duration=duration, origin="stems")
