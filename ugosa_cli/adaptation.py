@@ -445,15 +445,17 @@ class Adapter:
         coverage = np.zeros(frames, dtype=bool)
         for start in starts:
             coverage[start : start + self.window] = True
-        checks = self.strategy.loss is Loss.PROPOSED and self.strategy.cut is not None and settings.holdout > 0
-        held = holdout_mask(labelled, coverage, rate, settings.holdout) if checks else np.zeros(frames, dtype=bool)
+        # Whether the result is checked on held-out rests (the proposed loss, something trained, a share held out).
+        self.checks = self.strategy.loss is Loss.PROPOSED and self.strategy.cut is not None and settings.holdout > 0
+        held = (holdout_mask(labelled, coverage, rate, settings.holdout) if self.checks
+                else np.zeros(frames, dtype=bool))
         self.held_seconds = float(held.sum()) / rate
         self.weights = torch.from_numpy((~held).astype(np.float32)).to(self.device) if held.any() else None
         self._playing = torch.from_numpy(labelled.astype(np.float32)).to(self.device)
         self._held = torch.from_numpy(held.astype(np.float32)).to(self.device)
         self.check_starts = [start for start in starts if held[start : start + self.window].any()]
         free = ~rests_somewhere(np.where(held, True, labelled))  # the anchor's sources, from the labels trained on
-        if checks and not held.any():
+        if self.checks and not held.any():
             self.notes.append(
                 f"no labelled rest inside the training windows lasts {HOLDOUT_MIN_REST:g} s or more, so none is held "
                 "out: the result cannot be checked"

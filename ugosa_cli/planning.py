@@ -385,7 +385,7 @@ def plan_adaptation(
         settings, note = fit_to_budget(settings, frames=mix.shape[1], samplerate=model.samplerate,
                                        step_cost=step_cost, prefix_cost=prefix_cost,
                                        window_flop=family.forward_flops(model, adapter.window),
-                                       checks=settings.holdout > 0 and strategy.loss is Loss.PROPOSED,
+                                       checks=adapter.checks,
                                        separation_passes=separation_passes(model))
         adapter = Adapter(model, mix, activations, settings, references=references, device=device)
     seconds = None
