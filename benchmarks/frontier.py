@@ -3,6 +3,15 @@
     python benchmarks/frontier.py --sets synth:2400000-2400003 --strategies P-L1:D,P-L2:D --step-sizes 3e-3,1e-2 \\
         --steps 8,16,32,64 --json frontier.json
     python benchmarks/frontier.py --sets synth:3000000 --duration 4 --strategies P-L5:D --steps 1,2   # smoke
+    python benchmarks/frontier.py --replay demo.jsonl,ht.jsonl --falls 0,0.005,0.007 --cleans -10,-7.5 --max-steps 40,80
+
+``--replay`` reads such files back instead and replays the decision with early stopping
+(:mod:`ugosa_cli.decision`) on their snapshots: checks at every multiple of
+:data:`~ugosa_cli.decision.CHECK_EVERY` steps among the scored counts, training stopped at the first where the
+held-out error has fallen by less than ``--falls`` dB a step since training began (or at ``--max-steps``), no
+training below ``--cleans`` dB, the pretrained stems when the error rose by more than the decision's
+:data:`~ugosa_cli.decision.MAX_RISE_DB`. Printed per file: the mean gain of what would be written over the labels
+alone, the worst song's, and the mean steps.
 
 Each song of each set (``NAME:FIRST-LAST`` seeds; ``NAME`` one of :data:`SETS`) is separated by the pretrained
 model (B0). For each strategy and step size the model is adapted with the song's exact labels through
@@ -43,7 +52,15 @@ from label_robustness import make_song
 
 from ugosa_cli import hub
 from ugosa_cli.adaptation import AdaptationResult, AdaptationSettings, Adapter, StepReport
-from ugosa_cli.decision import Decision, after_training, before_training
+from ugosa_cli.decision import (
+    CHECK_EVERY,
+    CLEAN_DB,
+    MAX_RISE_DB,
+    MIN_FALL_DB_PER_STEP,
+    Decision,
+    after_training,
+    before_training,
+)
 from ugosa_cli.demo.runner import song_labels
 from ugosa_cli.demo.synth import Song
 from ugosa_cli.labels import Labels, activation_matrix
@@ -71,7 +88,7 @@ VARIANTS = {"stems/mean@0.5": ("stems", "mean", 0.5), "mix/adapted": ("mix", "ad
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="demo", help="registry name or checkpoint file (default: demo)")
-    parser.add_argument("--sets", required=True, help="comma-separated NAME:FIRST-LAST (seeds), NAME in " + ", ".join(SETS))
+    parser.add_argument("--sets", default="", help="comma-separated NAME:FIRST-LAST (seeds), NAME in " + ", ".join(SETS))
     parser.add_argument("--duration", type=float, default=16.0, help="seconds per song")
     parser.add_argument("--strategies", default="P-L1:D", help="comma-separated strategies")
     parser.add_argument("--step-sizes", default="3e-3", help="comma-separated relative step sizes (--step)")
@@ -81,7 +98,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gamma", type=float, default=None, help="silence weight (default: the settings')")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per song to this file")
+    parser.add_argument("--replay", default=None, help="comma-separated JSON files of earlier runs: replay the "
+                        "decision with early stopping on their snapshots instead of running")
+    parser.add_argument("--falls", default=f"{MIN_FALL_DB_PER_STEP:g}", help="with --replay: comma-separated least mean falls (dB a "
+                        "step) of the held-out error to go on training; 'none': never stop early")
+    parser.add_argument("--cleans", default=f"{CLEAN_DB:g}", help="with --replay: comma-separated errors (dB) below which "
+                        "nothing is trained")
+    parser.add_argument("--max-steps", default="80", help="with --replay: comma-separated planned step counts")
     return parser.parse_args(argv)
+
+
+def replay_song(record: dict, fall: float | None, clean: float, planned: int) -> tuple[int, float]:
+    """Steps made and the gain of what would be written over the labels alone (dB) for one song of a frontier file
+    (its first run), with early stopping at ``fall`` dB a step (None: never), no training below ``clean`` dB."""
+    snapshots = next(iter(record["runs"].values()))["snapshots"]
+    counts = sorted(int(k) for k in snapshots if int(k) <= planned)
+    stop = counts[-1]
+    first = snapshots[str(counts[0])]["check"]
+    before = None if first is None else first["error_before_db"]
+    if before is not None:  # without a held-out rest nothing is checked: every step, the adapted stems
+        if before < clean:
+            return 0, 0.0
+        for k in [k for k in counts if k % CHECK_EVERY == 0 and k < planned] if fall is not None else []:
+            if before - snapshots[str(k)]["check"]["error_after_db"] < fall * k:
+                stop = k
+                break
+        if snapshots[str(stop)]["check"]["error_after_db"] > before + MAX_RISE_DB:
+            return stop, 0.0
+    snapshot = snapshots[str(stop)]
+    return stop, float(np.mean(snapshot["adapted_resplit"]) - np.mean(record["b0_resplit"]))
+
+
+def replay(args: argparse.Namespace) -> None:
+    files = [Path(name) for name in args.replay.split(",")]
+    records = {path: [json.loads(line) for line in path.open()] for path in files}
+    print("planned steps, least fall (dB a step), no training below (dB) | per file: mean and worst gain over the "
+          "labels alone (dB), mean steps")
+    for planned in (int(v) for v in args.max_steps.split(",")):
+        for clean in (float(v) for v in args.cleans.split(",")):
+            for fall in (None if v == "none" else float(v) for v in args.falls.split(",")):
+                cells = []
+                for path, rows in records.items():
+                    results = [replay_song(row, fall, clean, planned) for row in rows]
+                    gains = [gain for _, gain in results]
+                    cells.append(f"{path.stem} {np.mean(gains):+.2f} worst {min(gains):+.2f} steps "
+                                 f"{np.mean([steps for steps, _ in results]):.0f}")
+                print(f"{planned:4d} {'none' if fall is None else f'{fall:g}':>6} {clean:6g} | " + " | ".join(cells))
 
 
 def songs(spec: str, duration: float) -> list[tuple[str, Song]]:
@@ -141,12 +203,17 @@ def adapt_with_snapshots(
         }
         cpu[1] = time.process_time()
 
-    result = adapter.run(snapshot)
+    result = adapter.run(snapshot, stop_early=False)  # every count is scored; stopping is replayed (--replay)
     return snapshots, result, None if evidence is None else before_training(evidence)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.replay:
+        replay(args)
+        return
+    if not args.sets:
+        raise SystemExit("give --sets (or --replay with the JSON files of earlier runs)")
     torch.set_num_threads(args.threads)
     began = time.time()
     loaded = hub.resolve_model(args.model, offline=True)

@@ -244,15 +244,18 @@ def test_cpu_plan_fits_the_budget():
     planned, summary = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
                                      window_flop=big)
     # 45 windows; separation 45 x 4/3 = 60 forwards. A quarter of it (15) buys windows at 0.5 + 2 x 0.5 each: 10
-    # windows; the 45 forwards left buy 22 steps of 2.
-    assert planned.hop == planned.window == 4.0 and planned.max_windows == 10 and planned.steps == 22
-    assert "22 steps over 10" in summary and "--protocol paper" in summary
+    # windows; the 45 forwards left buy 18 steps of 2, each carrying a tenth of a check of the 10 windows (0.5).
+    assert planned.hop == planned.window == 4.0 and planned.max_windows == 10 and planned.steps == 18
+    assert "18 steps over 10" in summary and "--protocol paper" in summary
+    unchecked, _ = fit_to_budget(base, frames=180 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
+                                 window_flop=big, checks=False)
+    assert unchecked.steps == 22 and unchecked.max_windows == 30  # no checks: windows at 0.5 each, steps at 2
     short, _ = fit_to_budget(base, frames=20 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
                              window_flop=big)
     assert short.max_windows == 1 and short.steps == 2  # a short song of a big network: little work to spend
     small, _ = fit_to_budget(base, frames=20 * 44100, samplerate=44100, step_cost=2.0, prefix_cost=0.5,
                              window_flop=1e9)
-    # A small network gets the floor of work: every window, and at most ten passes over them.
+    # A small network gets the floor of work: every window, and at most twenty passes over them.
     assert small.max_windows is None and small.steps == MAX_PASSES * 5
 
 

@@ -172,6 +172,8 @@ def test_frontier_scores_each_count_of_steps_of_one_run(tmp_path):
     run = json.loads(out.read_text())["runs"]["P-L1:D@0.003"]
     assert set(run["snapshots"]) == {"1", "2"}
     assert all(len(snapshot["adapted"]) == 4 for snapshot in run["snapshots"].values())
+    replayed = _run_script("frontier.py", "--replay", str(out), "--max-steps", "1,2", "--falls", "none,0.007")
+    assert replayed.count("frontier ") == 4 and "worst" in replayed  # 2 counts x 2 falls, one file
 
 
 def test_resplit_modes_scores_each_mode_of_the_re_split():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,13 +19,17 @@ from ugosa_cli.adaptation import (
     relative_rates,
 )
 from ugosa_cli.decision import (
+    CHECK_EVERY,
     CLEAN_DB,
     MAX_RISE_DB,
+    MIN_FALL_DB_PER_STEP,
     PRETRAINED,
     Evidence,
     SourceCheck,
     after_training,
     before_training,
+    keeps_falling,
+    stop_note,
 )
 from ugosa_cli.models.convtasnet import ConvTasNet
 
@@ -118,6 +123,35 @@ def test_the_adapted_stems_are_written_unless_the_held_out_error_rises():
     assert not worse.adapted and "did not help" in worse.reason
     unchecked = after_training(Evidence(()))
     assert unchecked.adapted and not unchecked.checked
+
+
+def test_training_goes_on_only_while_the_held_out_error_falls_fast_enough():
+    steps = 3 * CHECK_EVERY
+    fast = _evidence(-10.0, -10.0 - 2 * MIN_FALL_DB_PER_STEP * steps)
+    slow = _evidence(-10.0, -10.0 - MIN_FALL_DB_PER_STEP * steps / 2)
+    assert keeps_falling(fast, steps) and not keeps_falling(slow, steps)
+    assert keeps_falling(slow, CHECK_EVERY // 2)  # the same fall in fewer steps is fast enough
+    assert not keeps_falling(_evidence(-10.0, -9.0), steps)  # rising
+    assert keeps_falling(Evidence(()), steps)  # nothing measured: nothing to stop on
+    note = stop_note(slow, steps, 4 * steps)
+    assert note.startswith(f"stopped after {steps} of {4 * steps} steps") and "--holdout 0" in note
+
+
+@pytest.mark.slow  # 30 steps and checks (about 4 s): CI runs it
+def test_training_stops_early_when_the_held_out_error_stops_falling(tiny_model):
+    mix, acts = _song()
+    planned = 3 * CHECK_EVERY
+    # A step so small that the held-out error cannot fall: training stops at the first check.
+    settings = AdaptationSettings(strategy="P-L1:D", steps=planned, step=1e-7, window=6.0, hop=6.0, seed=0)
+    model = _fresh(tiny_model)
+    result = Adapter(model, mix, acts, settings).run()
+    assert result.steps == CHECK_EVERY and result.stopped is not None
+    assert result.stopped.startswith(f"stopped after {CHECK_EVERY} of {planned} steps")
+    assert result.evidence is not None and result.evidence.error_after_db is not None
+    assert not keeps_falling(result.evidence, CHECK_EVERY)
+    # Nothing held out, nothing checked: every planned step is made.
+    unchecked = Adapter(_fresh(tiny_model), mix, acts, dataclasses.replace(settings, holdout=0.0)).run()
+    assert unchecked.steps == planned and unchecked.stopped is None
 
 
 def test_the_check_measures_leakage_where_the_model_never_trained(tiny_model):

@@ -111,6 +111,10 @@ def test_the_adaptation_section_says_what_was_decided():
     kept = adaptation_html({"plan": {"strategy": "P-L2:D", "steps": 4}, "decision": {
         "write": "pretrained", "reason": "adapting did not help: it leaks -9.0 dB against -10.0 dB"}})
     assert "Written: the pretrained model's stems</b>, because adapting did not help" in kept
+    stopped = adaptation_html({"plan": {"strategy": "P-L2:D", "steps": 80}, "steps": 10,
+                               "stopped": "stopped after 10 of 80 steps: the held-out error fell by 0.03 dB"})
+    assert "10 of 80 planned steps" in stopped and "Training stopped after 10 of 80 steps" in stopped
+    assert "More figures" not in stopped  # the stop is shown where it belongs, not as an unknown key
 
 
 def test_relative_links_and_where_the_pages_go(tmp_path):

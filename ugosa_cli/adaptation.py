@@ -25,7 +25,16 @@ import torch
 import torch_optimizer
 from torch import Tensor, nn
 
-from ugosa_cli.decision import Decision, Evidence, SourceCheck, after_training, before_training
+from ugosa_cli.decision import (
+    CHECK_EVERY,
+    Decision,
+    Evidence,
+    SourceCheck,
+    after_training,
+    before_training,
+    keeps_falling,
+    stop_note,
+)
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.labels import runs
 from ugosa_cli.models import family_of
@@ -312,6 +321,7 @@ class AdaptationResult:
     notes: list[str] = field(default_factory=list)
     evidence: Evidence | None = None
     decision: Decision | None = None
+    stopped: str | None = None  # why training stopped before the planned steps (None: it made them all)
 
     @property
     def trained(self) -> bool:
@@ -630,10 +640,17 @@ class Adapter:
         """Optimisation steps in all: ``steps`` when set, else every window of every epoch."""
         return self.settings.steps or self.steps_per_epoch * self.settings.epochs
 
+    @property
+    def checks_during_training(self) -> int:
+        """Held-out checks made between steps (every :data:`~ugosa_cli.decision.CHECK_EVERY` steps, to stop early)
+        when training runs to the end; 0 when the result is not checked."""
+        return (self.total_steps - 1) // CHECK_EVERY if self.checks and self.check_starts else 0
+
     def estimate_seconds(self, step_seconds: float, prefix_seconds: float) -> float:
-        """Estimated training time: prefixes once, then the steps, plus the held-out checks before and after (a
-        forward of the trained part per window that holds a held-out stretch, about a third of a step)."""
-        checks = 2 * len(self.check_starts) * step_seconds / 3
+        """Estimated training time when it runs to the end: prefixes once, then the steps, plus the held-out checks
+        before, during and after (a forward of the trained part per window that holds a held-out stretch, about a
+        third of a step)."""
+        checks = (2 + self.checks_during_training) * len(self.check_starts) * step_seconds / 3
         return prefix_seconds * len(self.starts) + step_seconds * self.total_steps + checks
 
     def leakage(self) -> tuple[dict[str, tuple[float, float]], float | None]:
@@ -703,11 +720,14 @@ class Adapter:
             yield list(starts[i : i + size])
 
     def run(
-        self, progress: Callable[[StepReport], None] | None = None, *, decide_first: bool = False
+        self, progress: Callable[[StepReport], None] | None = None, *, decide_first: bool = False,
+        stop_early: bool = True,
     ) -> AdaptationResult:
         """Train; returns the adapted model (the same object, updated in place), what happened, and what the
         held-out check says to write (:mod:`ugosa_cli.decision`). With ``decide_first``, nothing is trained when
-        the check says beforehand that adapting would not pay."""
+        the check says beforehand that adapting would not pay; with ``stop_early``, training stops once the
+        held-out error stops falling (:func:`~ugosa_cli.decision.keeps_falling`; a benchmark scoring every count
+        of steps turns it off)."""
         began = time.perf_counter()
         settings = self.settings
         if self.split is None:
@@ -729,11 +749,14 @@ class Adapter:
         passes = math.ceil(total / per_pass)
         initial = [parameter.detach().clone() for parameter in trainable]
         done = 0
+        measured: Evidence | None = None  # the check made after the last step, when one was
+        stopped: str | None = None
         for epoch in range(passes):
             order = list(self.starts)
             rng.shuffle(order)
             batches = list(self._chunks(order))[: total - done]
             totals: dict[str, float] = {}
+            made = 0
             for step, starts in enumerate(batches):
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = self._forward_loss(starts)
@@ -753,13 +776,20 @@ class Adapter:
                 terms = {"loss": loss.item(), **terms}
                 for key, value in terms.items():
                     totals[key] = totals.get(key, 0.0) + value
+                made += 1
                 if progress:
                     progress(StepReport(epoch + 1, passes, step + 1, len(batches), terms["loss"], terms, done, total))
-            history.append({key: value / len(batches) for key, value in totals.items()})
+                if stop_early and evidence is not None and done % CHECK_EVERY == 0 and done < total:
+                    measured = self._checked(evidence)
+                    if not keeps_falling(measured, done):
+                        stopped = stop_note(measured, done, total)
+                        break
+            history.append({key: value / made for key, value in totals.items()})
+            if stopped is not None:
+                break
         self._done()
         if evidence is not None:
-            rows, residual = self.leakage()
-            evidence = evidence.with_after({name: db for name, (_, db) in rows.items()}, residual)
+            evidence = measured if stopped is not None and measured is not None else self._checked(evidence)
         return AdaptationResult(
             model=self.model,
             strategy=self.strategy,
@@ -771,7 +801,13 @@ class Adapter:
             notes=self.notes,
             evidence=evidence,
             decision=after_training(evidence or Evidence(())) if self.strategy.loss is Loss.PROPOSED else None,
+            stopped=stopped,
         )
+
+    def _checked(self, evidence: Evidence) -> Evidence:
+        """``evidence`` (the check before training) with the current weights' leakage and residual as "after"."""
+        rows, residual = self.leakage()
+        return evidence.with_after({name: db for name, (_, db) in rows.items()}, residual)
 
     def _done(self) -> None:
         """Training over: every weight frozen again, the model in eval mode."""

@@ -31,6 +31,7 @@ from ugosa_cli.adaptation import (
     window_starts,
 )
 from ugosa_cli.checkpoint import LoadedModel
+from ugosa_cli.decision import CHECK_EVERY
 from ugosa_cli.errors import InputError, SettingError
 from ugosa_cli.models import family_of
 from ugosa_cli.models.family import SeparationModel
@@ -62,13 +63,17 @@ MOSTLY_SILENT = 0.4
 RESTING_SHARE_TO_ADAPT = 0.5
 # The budget of the plan: training does about the work of BUDGET_FACTOR separations of the song (so that
 # ``separate --labels``, which also separates with both models, stays within about three times plain separation),
-# but never less than MIN_BUDGET_FLOP operations (about 15 s on a 2-core CPU), which only small networks reach.
+# but never less than MIN_BUDGET_FLOP operations (about 30 s on a 2-core CPU), which only small networks reach:
+# there training stops early once the held-out error stops falling (:func:`ugosa_cli.decision.keeps_falling`),
+# and the small models kept gaining up to about 80 steps where the labels had more to teach (BENCHMARKS.md).
 # At most PREFIX_SHARE of the budget goes to the windows' frozen parts and checks (the most informative windows
-# first), the rest to steps; at most MAX_PASSES passes over the chosen windows (the paper's 10 epochs).
+# first), the rest to steps and the checks made between them; at most MAX_PASSES passes over the chosen windows
+# (twice the paper's 10 epochs: on a short song the small models still gained from the 10th to the 20th pass where
+# the held-out error kept falling, and stopping early ends the passes that do not pay).
 BUDGET_FACTOR = 1.0
-MIN_BUDGET_FLOP = 3e11
+MIN_BUDGET_FLOP = 6e11
 PREFIX_SHARE = 0.25
-MAX_PASSES = 10
+MAX_PASSES = 20
 # A training step, or the frozen part of one window, slower than this on a CPU (seconds) makes adapting a job for
 # a GPU: the paper's protocol is about 2,000 steps over 170 windows for a 3-minute song (10 epochs over 10 s
 # windows with a 1 s hop), days at this pace.
@@ -199,7 +204,8 @@ def fit_to_budget(
     Windows stop overlapping (hop = window); the most informative ones (most labelled silence) are kept when not
     all fit in :data:`PREFIX_SHARE` of the budget, each costing its frozen part and, with ``checks``, the
     held-out checks before and after training (a forward of the trained part each); the rest of the budget is
-    steps, at most :data:`MAX_PASSES` passes over the windows.
+    steps, at most :data:`MAX_PASSES` passes over the windows, with ``checks`` each carrying its share of the
+    checks made every :data:`~ugosa_cli.decision.CHECK_EVERY` steps.
     """
     window = int(round(settings.window * samplerate))
     available = max(1, math.ceil(frames / window))
@@ -207,7 +213,8 @@ def fit_to_budget(
     budget = max(BUDGET_FACTOR * separation, MIN_BUDGET_FLOP / max(window_flop, 1.0))
     per_window = prefix_cost + (2 * (1 - prefix_cost) if checks else 0.0)
     windows = min(available, max(1, int(PREFIX_SHARE * budget // per_window)))
-    steps = int((budget - windows * per_window) // step_cost)
+    check = (1 - prefix_cost) * windows / CHECK_EVERY if checks else 0.0  # a check's forwards, per step
+    steps = int((budget - windows * per_window) // (step_cost + check))
     steps = max(1, min(steps, MAX_PASSES * math.ceil(windows / settings.batch_size)))
     planned = dataclasses.replace(settings, hop=settings.window, steps=steps,
                                   max_windows=windows if windows < available else None)

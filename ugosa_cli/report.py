@@ -415,7 +415,8 @@ _PLAN_KEYS = ("strategy", "trains", "trainable_parameters", "device", "windows",
 
 def adaptation_html(adaptation: Mapping[str, Any]) -> str:
     """The page's section on the adaptation, from the ``adaptation`` value of a song's JSON result as ``separate
-    --json`` prints it (``plan``, ``seconds``, ``steps``, ``history``, ``check``, ``decision``): what was trained,
+    --json`` prints it (``plan``, ``seconds``, ``steps``, ``stopped``, ``history``, ``check``, ``decision``): what
+    was trained (and why it stopped early),
     which stems were written and why, the leakage into the held-out rests before and after, the loss per pass
     and the settings. Keys it does not know are shown as they are, under "More figures", so a newer result is
     never hidden."""
@@ -428,9 +429,13 @@ def adaptation_html(adaptation: Mapping[str, Any]) -> str:
     elif plan.get("steps"):
         seconds = adaptation.get("seconds")
         took = f" in {_number(seconds)} s" if isinstance(seconds, (int, float)) else ""
+        made, planned = adaptation.get("steps", plan.get("steps")), plan.get("steps")
+        steps = f"{_value(made)} steps" if made == planned else f"{_value(made)} of {_value(planned)} planned steps"
         decision = (f"Adapted with {strategy} ({escape(str(plan.get('trains', '')))}, "
                     f"{_value(plan.get('trainable_parameters'))} trainable parameters): {_value(plan.get('windows'))} "
-                    f"windows, {_value(plan.get('steps'))} steps{took}; settings: {escape(str(plan.get('plan', '')))}.")
+                    f"windows, {steps}{took}; settings: {escape(str(plan.get('plan', '')))}.")
+        if adaptation.get("stopped"):
+            decision += f" Training {escape(str(adaptation['stopped']))}."
     else:
         decision = f"Not adapted (strategy {strategy}): the model as it is."
     parts.append(f'<p class="decision">{decision}</p>')
@@ -466,7 +471,7 @@ def adaptation_html(adaptation: Mapping[str, Any]) -> str:
         settings = {key: plan[key] for key in _PLAN_KEYS if key in plan and key not in ("notes", "warnings")}
         parts.append(f"<details><summary>Plan and settings</summary>{_value(settings)}</details>")
     extra = {key: value for key, value in adaptation.items()
-             if key not in ("plan", "seconds", "steps", "history", "check", "decision")}
+             if key not in ("plan", "seconds", "steps", "stopped", "history", "check", "decision")}
     extra.update({f"plan.{key}": value for key, value in plan.items() if key not in _PLAN_KEYS})
     if extra:
         parts.append(f"<h3>More figures</h3>{_value(extra)}")

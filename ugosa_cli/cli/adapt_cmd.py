@@ -171,6 +171,8 @@ def adapt(
         "labels_sha256": labels_digest,
         "strategy": result.strategy.name,
         "settings": result.settings.to_dict(),
+        "steps": result.steps,
+        "stopped": result.stopped,
         "loss_history": result.history,
         "check": None if result.evidence is None else result.evidence.to_dict(),
         "decision": None if result.decision is None else result.decision.to_dict(),

@@ -118,8 +118,8 @@ StepOpt = Annotated[
 Holdout = Annotated[
     Optional[float],
     typer.Option("--holdout", metavar="SHARE", help="Share of each labelled rest (2 s or longer) kept out of training "
-                 "to check whether adapting helped, 0 to 0.5 (default "
-                 f"{DEFAULT_HOLDOUT:g}; 0: no check)."),
+                 "to check whether adapting helped and to stop once it stops helping, 0 to 0.5 (default "
+                 f"{DEFAULT_HOLDOUT:g}; 0: no check, every planned step)."),
 ]
 Window = Annotated[
     Optional[float],
@@ -270,6 +270,8 @@ def run_adaptation(pipeline: GuidedSeparator, plan: AdaptationPlan, *, follow_ch
             reporter.update(steps, report.done, report.total, status=terms)
 
         result = pipeline.adapt(plan, progress, follow_check=follow_check)
+        if result.stopped is not None:
+            reporter.update(steps, result.steps, result.steps, status="stopped early")
     show_result(result, follow_check=follow_check)
     return result
 
@@ -279,6 +281,8 @@ def show_result(result: AdaptationResult, *, follow_check: bool = True) -> None:
     evidence, decision = result.evidence, result.decision
     if common.STATE.quiet or decision is None:
         return
+    if result.stopped is not None:
+        common.info(f"note: {result.stopped}")
     if evidence is not None and evidence.checks:
         table = Table(title="Held out of training: each source's level where labelled silent, relative to where it "
                       "plays, and what the playing stems leave unexplained of the mix (dB; lower is better)",
@@ -311,6 +315,7 @@ def result_json(result: AdaptationResult, plan: AdaptationPlan) -> dict[str, obj
         "plan": plan.to_dict(),
         "seconds": round(result.seconds, 2),
         "steps": result.steps,
+        "stopped": result.stopped,
         "history": result.history,
         "check": None if result.evidence is None else result.evidence.to_dict(),
         "decision": None if result.decision is None else result.decision.to_dict(),
