@@ -105,6 +105,19 @@ def test_cached_prefix_gives_the_same_updates_as_recomputing_it():
         assert torch.equal(states[0][key], states[1][key]), key
 
 
+@pytest.mark.slow  # about 2 s: CI runs it
+def test_timing_a_short_slice_before_training_on_longer_windows():
+    # The plan times steps on a slice shorter than the window (here 1 s of a 2 s segment); training afterwards
+    # must still run on the whole windows (it once failed: "every window ... must have the same length").
+    model = HTDemucs(HTDemucsConfig(**SMALL_SIZES, segment=Fraction(2))).eval()
+    mix, acts = _song(4.0)
+    adapter = Adapter(model, mix, acts, _settings("P-L2:D", window=2.0, hop=2.0, steps=2))
+    step_seconds, prefix_seconds = adapter.measure(seconds=1.0, steps=1)
+    assert step_seconds > 0 and prefix_seconds > 0
+    result = adapter.run()
+    assert result.steps == 2 and adapter.window == 2 * model.samplerate
+
+
 @pytest.mark.slow  # among the slowest: CI runs it
 def test_recomputing_activations_gives_the_same_updates():
     states = []

@@ -610,13 +610,17 @@ class Adapter:
         """Seconds per optimisation step and per frozen prefix of one window, timed on ``seconds`` of the first
         window (the fastest of ``steps`` steps; no update is made) and scaled to the window's length: the work of
         both grows with the length, and a plan of big windows is then estimated in seconds."""
-        if self.split is None:
+        if self.split is None or self.strategy.cut is None:
             return 0.0, 0.0
         freeze_for(self.model, self.strategy)
         rate = self.model.samplerate
         length = min(self.window, max(self.model.min_length, int(round(seconds * rate))))
-        saved = self.window, self._cache
-        self.window, self._cache = length, {}
+        saved = self.window, self._cache, self.split
+        # A split of its own: a split keeps the layout of the first window it cut (HT-Demucs), and training's
+        # windows are longer than the slice timed here.
+        timing = family_of(self.model).split(self.model, self.strategy.cut)
+        timing.recompute = self.split.recompute
+        self.window, self._cache, self.split = length, {}, timing
         try:
             sample = self.starts[: self.settings.batch_size]
             began = time.perf_counter()
@@ -631,7 +635,7 @@ class Adapter:
                 timings.append(time.perf_counter() - began)
             self.model.zero_grad(set_to_none=True)
         finally:
-            self.window, self._cache = saved
+            self.window, self._cache, self.split = saved
         scale = self.window / length
         return min(timings) * scale, prefix_seconds * scale
 
