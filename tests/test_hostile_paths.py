@@ -177,9 +177,15 @@ def test_ctrl_c_while_the_stems_are_renamed_still_commits_the_whole_set(cli, tmp
 
     monkeypatch.setattr(fsutil.os, "replace", slow_replace)
     original = song.read_bytes()
-    stopped = cli("separate", song, "--model", model_file, "-o", out, "--shifts", "1", "--seed", "3")
+    # Ctrl-C meets Python's own handler, as in a fresh ugosa process, whatever earlier tests left in this one.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stopped = cli("separate", song, "--model", model_file, "-o", out, "--shifts", "1", "--seed", "3")
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert song.read_bytes() == original
-    assert stopped.exit_code == 130 and stopped.stderr.splitlines()[-1] == "ugosa: interrupted"
+    assert stopped.exit_code == 130 and stopped.stderr.splitlines()[-1] == "ugosa: interrupted", (
+        f"SIGINT handler before: {before!r}; renamed {len(renamed)}")
     assert len(renamed) == 4
     (new,) = _marks(stems)  # all four from the second run
     assert new != old and new.startswith("ugosa stem set ")
