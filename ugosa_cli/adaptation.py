@@ -608,8 +608,9 @@ class Adapter:
 
     def measure(self, seconds: float = 1.0, steps: int = 2) -> tuple[float, float]:
         """Seconds per optimisation step and per frozen prefix of one window, timed on ``seconds`` of the first
-        window (the fastest of ``steps`` steps; no update is made) and scaled to the window's length: the work of
-        both grows with the length, and a plan of big windows is then estimated in seconds."""
+        window (the fastest of ``steps`` steps; no update is made) and scaled to the window by the network's
+        operations (:meth:`~ugosa_cli.models.family.ModelFamily.forward_flops`), so a plan of big windows is
+        estimated in seconds."""
         if self.split is None or self.strategy.cut is None:
             return 0.0, 0.0
         freeze_for(self.model, self.strategy)
@@ -636,7 +637,10 @@ class Adapter:
             self.model.zero_grad(set_to_none=True)
         finally:
             self.window, self._cache, self.split = saved
-        scale = self.window / length
+        # As the operations grow from the slice to the window: in proportion for most networks, not at all for an
+        # HT-Demucs, which pads any window shorter than its segment to the segment.
+        family = family_of(self.model)
+        scale = family.forward_flops(self.model, self.window) / max(family.forward_flops(self.model, length), 1.0)
         return min(timings) * scale, prefix_seconds * scale
 
     @property
