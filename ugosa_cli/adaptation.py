@@ -616,10 +616,11 @@ class Adapter:
         freeze_for(self.model, self.strategy)
         rate = self.model.samplerate
         length = min(self.window, max(self.model.min_length, int(round(seconds * rate))))
+        family = family_of(self.model)
         saved = self.window, self._cache, self.split
         # A split of its own: a split keeps the layout of the first window it cut (HT-Demucs), and training's
         # windows are longer than the slice timed here.
-        timing = family_of(self.model).split(self.model, self.strategy.cut)
+        timing = family.split(self.model, self.strategy.cut)
         timing.recompute = self.split.recompute
         self.window, self._cache, self.split = length, {}, timing
         try:
@@ -639,7 +640,6 @@ class Adapter:
             self.window, self._cache, self.split = saved
         # As the operations grow from the slice to the window: in proportion for most networks, not at all for an
         # HT-Demucs, which pads any window shorter than its segment to the segment.
-        family = family_of(self.model)
         scale = family.forward_flops(self.model, self.window) / max(family.forward_flops(self.model, length), 1.0)
         return min(timings) * scale, prefix_seconds * scale
 
@@ -797,7 +797,7 @@ class Adapter:
                 break
         self._done()
         if evidence is not None:
-            evidence = measured if stopped is not None and measured is not None else self._checked(evidence)
+            evidence = measured if stopped is not None else self._checked(evidence)  # a stop comes with its check
         return AdaptationResult(
             model=self.model,
             strategy=self.strategy,
