@@ -271,7 +271,11 @@ def _interrupt(args: list[object], cwd: Path, ready: str) -> subprocess.Complete
         if ready in line:
             process.send_signal(signal.SIGINT)
             break
-    stdout, rest = process.communicate(timeout=60)
+    # The rest through the same reader: readline may already hold the next lines in its buffer, which
+    # communicate() (reading the pipe itself) would skip. stdout is a line or two, so it cannot fill its pipe.
+    rest = process.stderr.read()
+    stdout = process.stdout.read()
+    process.wait(timeout=60)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, "".join(stderr) + rest)
 
 
